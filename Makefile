@@ -1,0 +1,98 @@
+# scsurvey: `make help` lists the targets. Every target that needs the environment
+# depends on it, so a fresh clone needs no separate setup step.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODEL ?= full
+MODELS := $(basename $(notdir $(wildcard models/*.toml)))
+PYTEST_ARGS ?=
+# Tests and Make share PyTensor's compile cache inside the project, not in $HOME.
+export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
+
+TWIN := data/codebook/scs2020.twin.toml
+DATA := data/synthetic/scs2020.csv
+DATA_CODE := $(addprefix scsurvey/,codebook.py load.py simulate.py likelihood.py model.py spec.py priors.py)
+MODEL_CODE := $(addprefix scsurvey/,codebook.py load.py likelihood.py priors.py spec.py model.py fit.py)
+REPORT_CODE := $(wildcard scsurvey/checks.py scsurvey/summaries.py scsurvey/report.py scsurvey/templates/*)
+
+.PHONY: help setup data fit report run ppc sbc test test-sbc test-slow bench lint clean clean-all
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
+		awk -F'\t' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@echo "  variables: MODEL=$(MODEL) (one of: $(MODELS)), PYTEST_ARGS, SBC_ARGS, BENCH_ARGS"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,dev,numpyro,notebooks]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(STAMP) ## create .venv and install the package with its extras
+
+$(DATA): $(TWIN) data/codebook/scs2020.toml models/full.toml $(DATA_CODE) | $(STAMP)
+	$(PY) -m scsurvey data --twin $(TWIN) --out $(dir $@)
+
+data: $(DATA) ## simulate the calibrated synthetic twin and print its calibration table
+
+# Each posterior depends on its spec, the model code, and the codebook and data file the spec
+# names (read from the spec into models/.deps/<name>.mk).
+models/.deps/%.mk: models/%.toml
+	@mkdir -p $(dir $@)
+	@$(PYTHON) -m scsurvey deps $* > $@
+-include $(patsubst %,models/.deps/%.mk,$(MODELS))
+
+models/%/posterior.nc: models/%.toml $(MODEL_CODE) | $(STAMP)
+	$(PY) -m scsurvey fit $*
+
+fit: ## fit MODEL (default full), or every spec with MODEL=all; refits only what changed
+ifeq ($(MODEL),all)
+	$(MAKE) $(patsubst %,models/%/posterior.nc,$(MODELS))
+else
+	$(MAKE) models/$(MODEL)/posterior.nc
+endif
+
+reports/%/index.html: models/%/posterior.nc $(REPORT_CODE) | $(STAMP)
+	$(PY) -m scsurvey report $*
+
+report: ## write reports/MODEL/index.html from the stored posterior (fits first if needed)
+	$(MAKE) reports/$(MODEL)/index.html
+
+ppc: report ## posterior-predictive checks (part of the report)
+
+run: ## the main job: data -> fit -> checks -> report for MODEL on the synthetic twin
+	$(MAKE) data
+	$(MAKE) fit MODEL=$(MODEL)
+	$(MAKE) report MODEL=$(MODEL)
+	@echo "open reports/$(MODEL)/index.html"
+
+SBC_ARGS ?=
+sbc: $(DATA) | $(STAMP) ## full simulation-based calibration of MODEL (S=200, 300 respondents)
+	$(PY) -m scsurvey sbc $(MODEL) $(SBC_ARGS)
+
+BENCH_ARGS ?=
+bench: $(DATA) | $(STAMP) ## benchmark MODEL against a naive baseline; JSON to reports/bench/
+	$(PY) -m scsurvey bench $(BENCH_ARGS)
+
+test: $(STAMP) ## the fast test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-sbc: $(STAMP) ## the small SBC study (pytest -m sbc)
+	$(PY) -m pytest -m sbc $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## full-size fits and parameter recovery (pytest -m slow)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+clean: ## remove generated data, posteriors and reports (keeps .venv)
+	rm -rf data/synthetic models/*/ models/.deps reports/*/ .pytensor
+
+clean-all: clean ## also remove .venv
+	rm -rf $(VENV)

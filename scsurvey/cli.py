@@ -1,0 +1,150 @@
+"""Command line: ``python -m scsurvey {data,fit,report,sbc,bench,deps}``; Make calls these."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+BANNER = "!" * 78
+
+
+def _progress_default() -> bool:
+    return sys.stderr.isatty()
+
+
+def cmd_data(args) -> int:
+    from .simulate import make_twin, write_twin
+
+    twin_path = Path(args.twin)
+    twin = make_twin(twin_path, root=args.root)
+    stem = twin_path.name.removesuffix(".twin.toml")
+    out = Path(args.out)
+    write_twin(twin, out / f"{stem}.csv", out / f"{stem}.truth.json")
+    table = twin.calibration.copy()
+    table["pop - published"] = table["twin_population"] - table["published"]
+    table["sample - published"] = table["twin_sample"] - table["published"]
+    print(f"Synthetic twin of {stem}: {len(twin.frame)} respondents -> {out / (stem + '.csv')}")
+    print("Support (top-two box) share per item: published, twin population "
+          f"(n = {twin.config['twin']['population']:,}), twin sample")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:7.3f}"))
+    worst = table["pop - published"].abs().max()
+    print(f"max |population - published| = {100 * worst:.2f} pp (target <= 2 pp)")
+    for battery, v in twin.config["_calibration"]["index_mean"].items():
+        print(f"{battery} index mean: population {v['population']:.3f}, sample {v['sample']:.3f}")
+    print("The twin is synthetic: calibrated to published margins, it is not the survey's data.")
+    return 0 if worst <= 0.02 else 1
+
+
+def cmd_fit(args) -> int:
+    from .fit import fit
+
+    overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed") if getattr(args, k)}
+    _, run = fit(args.model, root=args.root, sampler=args.sampler, progress=args.progress,
+                 overrides=overrides)
+    d = run["diagnostics"]
+    print(f"{args.model}: {run['n_respondents']} respondents x {run['n_items']} items, "
+          f"sampler {run['sampler']['name']}, wall time {run['wall_time_s']:.1f} s "
+          f"(compile {run['timing_s']['compile_s']:.1f} s, sample {run['timing_s']['sample_s']:.1f} s)")
+    print(f"  max R-hat {d['max_rhat']:.4f} ({d['max_rhat_var']}), min bulk ESS "
+          f"{d['min_ess_bulk']:.0f} ({d['min_ess_bulk_var']}), min tail ESS {d['min_ess_tail']:.0f}, "
+          f"divergences {d['divergences']}, min BFMI {d['min_bfmi']:.2f}, "
+          f"ESS/s {run['ess_per_second']:.1f}")
+    print(f"  -> models/{args.model}/posterior.nc, models/{args.model}/run.json")
+    if not run["diagnostics_ok"]:
+        print(BANNER, file=sys.stderr)
+        print(f"DIAGNOSTICS FAILED for {args.model}: " + "; ".join(d["failures"]), file=sys.stderr)
+        print("The posterior is stored but flagged; do not trust it before fixing this.",
+              file=sys.stderr)
+        print(BANNER, file=sys.stderr)
+        return 3 if args.strict else 0
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.model, root=args.root)
+    print(f"report: {path.resolve()}")
+    return 0
+
+
+def cmd_sbc(args) -> int:
+    from .sbc import run_study
+
+    summary = run_study(
+        args.model, root=args.root, n_sims=args.sims, n_respondents=args.respondents,
+        scheduler=args.scheduler, workers=args.workers, draws=args.draws, tune=args.tune,
+        thin_to=args.ranks, progress=args.progress,
+    )
+    print(summary.to_string())
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    run_bench(root=args.root, sizes=args.sizes, samplers=args.samplers, quick=args.quick)
+    return 0
+
+
+def cmd_deps(args) -> int:
+    """Print the Make prerequisites of a model's posterior: its codebook and data file."""
+    import tomllib
+
+    spec = tomllib.loads((Path(args.root) / "models" / f"{args.model}.toml").read_text())
+    print(f"models/{args.model}/posterior.nc: {spec['codebook']} {spec['data']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m scsurvey`` and the ``scsurvey`` script."""
+    parser = argparse.ArgumentParser(prog="scsurvey", description=__doc__)
+    parser.add_argument("--root", default=".", help="project root (default: .)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="simulate the calibrated synthetic twin")
+    p.add_argument("--twin", default="data/codebook/scs2020.twin.toml")
+    p.add_argument("--out", default="data/synthetic")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("fit", help="fit a model spec and store its posterior")
+    p.add_argument("model")
+    p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"))
+    for k in ("draws", "tune", "chains", "seed"):
+        p.add_argument(f"--{k}", type=int)
+    p.add_argument("--strict", action="store_true", help="exit 3 if diagnostics fail")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("report", help="write reports/<model>/index.html")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sbc", help="simulation-based calibration study")
+    p.add_argument("model")
+    p.add_argument("--sims", type=int, default=200)
+    p.add_argument("--respondents", type=int, default=300)
+    p.add_argument("--scheduler", default=os.environ.get("SCSURVEY_DASK_SCHEDULER"),
+                   help="address of an existing Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--tune", type=int, default=500)
+    p.add_argument("--ranks", type=int, default=100, help="thinned draws per rank (L)")
+    p.set_defaults(func=cmd_sbc)
+
+    p = sub.add_parser("bench", help="benchmark the model against a naive baseline")
+    p.add_argument("--sizes", type=int, nargs="*", default=[300, 1173, 5000, 20000])
+    p.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
+    p.add_argument("--quick", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("deps", help="print a model's Make prerequisites")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_deps)
+
+    for p in sub.choices.values():
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=_progress_default())
+
+    args = parser.parse_args(argv)
+    return args.func(args)

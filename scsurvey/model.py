@@ -1,0 +1,227 @@
+"""The PyMC graded-response model with explanatory and multilevel parts (DESIGN.md).
+
+Respondent i, item j in battery b(j), answer y_ij in 0..K-1 (missing allowed)::
+
+    theta_ib = x_i' beta_b + sum_g u^g_{g[i], b} + zeta_ib,   zeta_i ~ MVN(0, R)
+    eta_ij   = lambda_j theta_{i, b(j)} + x_i' delta_j
+    P(y_ij <= k) = F(c_jk - eta_ij)
+
+Parameterisation (why, measured in DESIGN.md): item-level parameters (alpha, g, a, delta)
+are informed by every respondent and written centred; respondent- and group-level effects
+are informed by few answers each and written non-centred. Group effects are zero-sum over
+levels and covariates centred, so the thresholds alone carry the location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from . import dims
+from .likelihood import ordinal_logp, ordinal_random
+from .load import SurveyData
+from .spec import ModelSpec, check_against_codebook
+
+OBSERVED = "y"  # name of the observed answers, in the model and in InferenceData
+OBSERVED_DATA = "y_obs"  # the pm.Data container holding them (swapped by SBC)
+PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
+
+
+@dataclass
+class BuiltModel:
+    """A PyMC model plus handles on tensors that are too large to store per draw."""
+
+    model: pm.Model
+    eta: pt.TensorVariable  # (respondent, item) linear predictor
+    cuts: pt.TensorVariable  # (item, threshold)
+    covariate_columns: list[str]
+
+
+def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
+    """Columns of ``data.X`` that the spec's covariate component uses."""
+    chosen = spec.components.covariates
+    if chosen is False:
+        return []
+    if chosen is True:
+        return list(range(len(data.covariate_names)))
+    return [
+        k
+        for k, name in enumerate(data.covariate_names)
+        if name in chosen or name.split("[")[0] in chosen
+    ]
+
+
+def _thresholds(priors, battery_of_item, n_thresholds):
+    p = priors
+    mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
+    sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
+    alpha = pm.Normal(
+        "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], dims=dims.ITEM
+    )
+    if n_thresholds == 1:
+        cuts = alpha[:, None]
+    else:
+        # Ordered by construction: c_1 = alpha, c_k = c_{k-1} + exp(g_k). A hierarchical
+        # prior placed directly on ordered cutpoints would not be normalised (see DESIGN.md).
+        gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
+        sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
+        g = pm.Normal(
+            "g", gbar[battery_of_item], sigma_g[battery_of_item][:, None], dims=(dims.ITEM, dims.GAP)
+        )
+        cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
+    return pm.Deterministic("cuts", cuts, dims=(dims.ITEM, dims.THRESHOLD))
+
+
+def lkj_partial_alphas(n: int, eta: float) -> np.ndarray:
+    """Beta parameters of the C-vine partial correlations whose matrix is LKJ(eta).
+
+    Pair (i, j), j < i, conditions on variables 0..j-1; its partial correlation is
+    2 Beta(b_j, b_j) - 1 with b_j = eta + (n - 2 - j) / 2 (Lewandowski, Kurowicka and Joe
+    2009). Listed row by row of the lower triangle.
+    """
+    return np.array([eta + (n - 2 - j) / 2 for i in range(1, n) for j in range(i)])
+
+
+def cholesky_from_partials(partial, n: int):
+    """Cholesky factor of a correlation matrix from its C-vine partial correlations."""
+    rows, k = [], 0
+    for i in range(n):
+        row, ssq = [], 0.0
+        for j in range(i):
+            value = partial[k] if j == 0 else partial[k] * pt.sqrt(1.0 - ssq)
+            row.append(value)
+            ssq = ssq + value**2
+            k += 1
+        row.append(pt.sqrt(1.0 - ssq) if i else pt.constant(1.0))
+        row += [pt.constant(0.0)] * (n - i - 1)
+        rows.append(pt.stack(row))
+    return pt.stack(rows)
+
+
+def _residual(priors, n_batteries, correlated):
+    z = pm.Normal("z_respondent", 0.0, 1.0, dims=(dims.RESPONDENT, dims.BATTERY))
+    if not correlated or n_batteries < 2:
+        return z
+    # LKJ through its C-vine: exact, and with no positive-definiteness check or Cholesky
+    # decomposition in the gradient (pm.LKJCorr's check drops Numba into object mode).
+    b = lkj_partial_alphas(n_batteries, priors["corr"]["eta"])
+    u = pm.Beta(PARTIAL_CORR, alpha=b, beta=b, shape=len(b))
+    chol = cholesky_from_partials(2.0 * u - 1.0, n_batteries)
+    pm.Deterministic("corr_matrix", chol @ chol.T, dims=(dims.BATTERY, dims.BATTERY_OTHER))
+    return z @ chol.T
+
+
+def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
+    """Item-specific covariate deviations, zero-sum within each battery (centred)."""
+    names = [data.covariate_names[k] for k in cols]
+    dev_cols = [k for k, name in zip(cols, names) if name.split("[")[0] in item_cov_ids]
+    dev_names = [data.covariate_names[k] for k in dev_cols]
+    model.add_coord(dims.ITEM_COVARIATE, dev_names)
+    tau = pm.HalfNormal(
+        "tau_item", priors["tau_item"]["sigma"], dims=(dims.BATTERY, dims.ITEM_COVARIATE)
+    )
+    blocks = []
+    for b, battery in enumerate(codebook.battery_ids):
+        items = [i.id for i in codebook.items if i.battery == battery]
+        if len(items) < 2:  # a zero-sum deviation of a lone item is zero
+            blocks.append(pt.zeros((len(dev_cols), 1)))
+            continue
+        dim = f"{dims.ITEM}_{battery}"
+        model.add_coord(dim, items)
+        blocks.append(
+            pm.ZeroSumNormal(
+                f"delta_{battery}", sigma=tau[b][:, None], dims=(dims.ITEM_COVARIATE, dim)
+            )
+        )
+    delta = pm.Deterministic("delta", pt.concatenate(blocks, axis=1), dims=(dims.ITEM_COVARIATE, dims.ITEM))
+    X_dev = pm.Data("X_item", data.X[:, dev_cols], dims=(dims.RESPONDENT, dims.ITEM_COVARIATE))
+    return X_dev @ delta
+
+
+def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
+    """Build the model of ``spec`` on ``data``, keeping handles on eta and the thresholds.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    data : SurveyData
+
+    Returns
+    -------
+    BuiltModel
+    """
+    cb = data.codebook
+    check_against_codebook(spec, cb)
+    comp = spec.components
+    priors = spec.priors
+    battery_of_item = np.array(cb.item_battery_index)
+    n_batteries = len(cb.batteries)
+    n_thresholds = cb.scale.n_categories - 1
+    coords = {
+        k: v
+        for k, v in data.coords().items()
+        if k not in (dims.COVARIATE, *(g.id for g in cb.groups), dims.GAP)
+    }
+    if n_thresholds > 1:
+        coords[dims.GAP] = data.coords()[dims.GAP]
+    cols = covariate_columns(spec, data)
+    with pm.Model(coords=coords) as model:
+        y_obs = pm.Data(OBSERVED_DATA, data.responses.astype(np.int64), dims=(dims.RESPONDENT, dims.ITEM))
+        cuts = _thresholds(priors, battery_of_item, n_thresholds)
+        a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
+        lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
+
+        theta = _residual(priors, n_batteries, comp.correlated)
+        if cols:
+            model.add_coord(dims.COVARIATE, [data.covariate_names[k] for k in cols])
+            X = pm.Data("X", data.X[:, cols], dims=(dims.RESPONDENT, dims.COVARIATE))
+            beta = pm.Normal("beta", 0.0, priors["beta"]["sigma"], dims=(dims.BATTERY, dims.COVARIATE))
+            theta = theta + X @ beta.T
+        for gid in comp.groups:
+            group = cb.group(gid)
+            model.add_coord(gid, list(group.levels))
+            sigma = pm.HalfNormal(f"sigma_{gid}", priors["sigma_group"]["sigma"], dims=dims.BATTERY)
+            z = pm.ZeroSumNormal(f"z_{gid}", dims=(dims.BATTERY, gid))
+            u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
+            index = pm.Data(f"index_{gid}", data.groups[gid], dims=dims.RESPONDENT)
+            theta = theta + u[:, index].T
+        theta = pm.Deterministic("theta", theta, dims=(dims.RESPONDENT, dims.BATTERY))
+
+        eta = lam * theta[:, battery_of_item]
+        if comp.item_covariates:
+            eta = eta + _item_deviations(model, priors, data, cols, comp.item_covariates, cb)
+
+        pm.CustomDist(
+            OBSERVED,
+            eta,
+            cuts,
+            logp=partial(ordinal_logp, link=spec.link),
+            random=partial(ordinal_random, link=spec.link),
+            signature="(),(k)->()",
+            dtype="int64",
+            observed=y_obs,
+            dims=(dims.RESPONDENT, dims.ITEM),
+        )
+    return BuiltModel(model=model, eta=eta, cuts=cuts, covariate_columns=[data.covariate_names[k] for k in cols])
+
+
+def build_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
+    """Build the PyMC model of ``spec`` on ``data``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Which components are on, the link and the priors.
+    data : SurveyData
+        Validated answers, covariates and group indices.
+
+    Returns
+    -------
+    pymc.Model
+        Observed variable ``y`` with dims (respondent, item); missing cells contribute 0.
+    """
+    return build(spec, data).model

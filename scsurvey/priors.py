@@ -1,0 +1,60 @@
+"""Default priors, as data: one entry per model parameter, merged as defaults | overrides.
+
+All scales refer to the latent support scale, whose respondent residual has unit variance
+(logit link: on the logistic latent scale), and to standardised covariates.
+"""
+
+from __future__ import annotations
+
+import copy
+
+DEFAULT_PRIORS: dict[str, dict[str, float]] = {
+    # first threshold of each item: alpha_j ~ Normal(mu_alpha[b], sigma_alpha[b])
+    "mu_alpha": {"mu": -2.0, "sigma": 1.5},
+    "sigma_alpha": {"sigma": 1.0},
+    # log threshold increments: g_jk ~ Normal(gbar[b, k], sigma_g[b])
+    "gbar": {"mu": 0.0, "sigma": 0.75},
+    "sigma_g": {"sigma": 0.5},
+    # log discrimination: a_j ~ Normal(0, sigma)
+    "a": {"sigma": 0.5},
+    # covariate effects per battery and covariate: Normal(0, sigma)
+    "beta": {"sigma": 0.5},
+    # sd of each grouping factor's zero-sum intercepts, per battery: HalfNormal(sigma)
+    "sigma_group": {"sigma": 0.5},
+    # correlation of the latent traits across batteries: LKJ(eta)
+    "corr": {"eta": 2.0},
+    # sd of item-specific covariate deviations within a battery: HalfNormal(sigma)
+    "tau_item": {"sigma": 0.25},
+}
+
+
+def merge_priors(overrides: dict | None, source: str = "<spec>") -> dict[str, dict[str, float]]:
+    """Defaults updated by ``overrides``; unknown parameters or fields are an error.
+
+    Parameters
+    ----------
+    overrides : dict or None
+        ``{parameter: {field: value}}``.
+    source : str
+        Where the overrides come from, for error messages.
+
+    Returns
+    -------
+    dict
+    """
+    merged = copy.deepcopy(DEFAULT_PRIORS)
+    for name, fields in (overrides or {}).items():
+        if name not in merged:
+            raise KeyError(f"{source}: [priors].{name}: unknown parameter (known: {sorted(merged)})")
+        if not isinstance(fields, dict):
+            raise KeyError(f"{source}: [priors].{name}: expected a table of fields")
+        for key, value in fields.items():
+            if key not in merged[name]:
+                raise KeyError(
+                    f"{source}: [priors].{name}.{key}: unknown field "
+                    f"(known: {sorted(merged[name])})"
+                )
+            if not isinstance(value, int | float) or (key != "mu" and value <= 0):
+                raise KeyError(f"{source}: [priors].{name}.{key}: bad value {value!r}")
+            merged[name][key] = float(value)
+    return merged

@@ -1,0 +1,201 @@
+"""The generated report: ``reports/<name>/index.html`` with its figures beside it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import arviz as az
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from . import checks, dims, summaries
+from .codebook import load_codebook
+from .fit import ESS_MIN, RHAT_MAX, StalePosteriorError, load_posterior, model_paths
+from .spec import load_spec
+
+SCALARS = ("mu_alpha", "sigma_alpha", "sigma_g", "sigma_region", "sigma_province",
+           "sigma_occupation", "sigma_age_cohort", "corr_matrix")
+
+
+def _html(frame: pd.DataFrame, digits: int = 3, classes: dict | None = None) -> str:
+    if frame is None or frame.empty:
+        return ""
+    html = frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0,
+                         escape=True)
+    for word in ("agrees", "contradicts", "uncertain"):
+        html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
+    return html
+
+
+def _save(fig, folder: Path, name: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / name, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f"figures/{name}"
+
+
+def _slowest(idata, n: int = 6) -> list[str]:
+    ess = az.ess(idata.posterior, method="bulk")
+    scores = {}
+    for name, da in ess.data_vars.items():
+        if name.startswith(("z_", "theta")):
+            continue
+        vals = da.values[np.isfinite(da.values)]
+        if vals.size:
+            scores[name] = float(vals.min())
+    return sorted(scores, key=scores.get)[:n]
+
+
+def _support_figure(table: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    x = np.arange(len(table))
+    ax.errorbar(x, table["model"], yerr=[table["model"] - table["model_low"],
+                                         table["model_high"] - table["model"]],
+                fmt="o", color="#b2182b", label="model (90%)")
+    ax.scatter(x, table["observed"], marker="x", color="black", label="observed", zorder=3)
+    ax.scatter(x, table["published"], marker="s", facecolor="none", edgecolor="#1f78b4",
+               label="published", zorder=3)
+    ax.set_xticks(x, table.index, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("support share (top two)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _shrinkage_figure(frame: pd.DataFrame, group: str):
+    batteries = list(pd.unique(frame["battery"]))
+    fig, axes = plt.subplots(1, len(batteries), figsize=(5.2 * len(batteries), 3.8), squeeze=False)
+    for ax, b in zip(axes.flat, batteries):
+        f = frame[frame["battery"] == b]
+        ax.errorbar(f["raw"], f["pooled"], yerr=[f["pooled"] - f["low"], f["high"] - f["pooled"]],
+                    fmt="none", ecolor="#bbb", zorder=1)
+        sc = ax.scatter(f["raw"], f["pooled"], s=10 + 2 * np.sqrt(f["n"]) * 3, c=np.log1p(f["n"]),
+                        cmap="viridis", zorder=2)
+        ax.axhline(0, color="#999", lw=0.8)
+        ax.axvline(0, color="#999", lw=0.8)
+        ax.set_xlabel("raw index deviation (answer scale)")
+        ax.set_ylabel("pooled effect u (latent scale)")
+        ax.set_title(f"{group}: {b}", fontsize=9)
+    fig.colorbar(sc, ax=axes.ravel().tolist(), label="log(1 + n)")
+    return fig
+
+
+def current_posteriors(root: Path) -> dict[str, az.InferenceData]:
+    """Every fitted model whose posterior still matches its spec and data."""
+    out = {}
+    for spec_path in sorted((root / "models").glob("*.toml")):
+        try:
+            out[spec_path.stem] = load_posterior(spec_path.stem, root)
+        except (FileNotFoundError, StalePosteriorError):
+            continue
+    return out
+
+
+def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None) -> Path:
+    """Render ``reports/<name>/index.html`` from the stored posterior.
+
+    Parameters
+    ----------
+    name : str
+        Model name; its posterior must be fitted and current.
+    root : Path or str
+        Project root.
+    out_dir : Path, optional
+        Where to write (default ``reports/<name>``).
+
+    Returns
+    -------
+    Path
+        The HTML file.
+    """
+    root = Path(root)
+    idata = load_posterior(name, root)
+    spec = load_spec(model_paths(name, root)["spec"])
+    codebook = load_codebook(root / spec.codebook)
+    run_path = model_paths(name, root)["run"]
+    run = json.loads(run_path.read_text()) if run_path.exists() else {}
+    out_dir = Path(out_dir) if out_dir else root / "reports" / name
+    fig_dir = out_dir / "figures"
+    attrs = idata.posterior.attrs
+    diag = json.loads(attrs["diagnostics"])
+
+    figures = {}
+    slow = _slowest(idata)
+    axes = az.plot_rank(idata, var_names=slow[:4], kind="vlines")
+    figures["rank"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "rank.png")
+
+    support = summaries.support_table(idata, codebook)
+    figures["support"] = _save(_support_figure(support), fig_dir, "support.png")
+    freq = checks.category_frequencies(idata)
+    figures["categories"] = _save(checks.plot_category_frequencies(freq), fig_dir, "categories.png")
+    index = checks.battery_index(idata)
+    figures["index"] = _save(checks.plot_battery_index(index), fig_dir, "index.png")
+    pit = checks.randomized_pit(idata)
+    figures["pit"] = _save(checks.plot_pit(pit), fig_dir, "pit.png")
+    loo, pareto = checks.loo_respondents(idata)
+    figures["pareto"] = _save(checks.plot_pareto_k(loo), fig_dir, "pareto_k.png")
+
+    who = contrasts = pd.DataFrame()
+    if "beta" in idata.posterior:
+        who = summaries.who_supports(idata, codebook)
+        contrasts = summaries.profile_contrasts(idata, codebook)
+        axes = az.plot_forest(idata, var_names=["beta"], combined=True, hdi_prob=checks.INTERVAL,
+                              figsize=(7, 0.22 * idata.posterior["beta"].size + 1.5))
+        figures["forest"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")
+
+    groups = []
+    for group, frame in summaries.group_shrinkage(idata).items():
+        fig = _shrinkage_figure(frame, group)
+        gs = checks.group_support(idata, group)
+        groups.append({
+            "name": group,
+            "figure": _save(fig, fig_dir, f"shrinkage_{group}.png"),
+            "ppc_figure": _save(checks.plot_group_support(gs, group), fig_dir, f"ppc_{group}.png"),
+        })
+
+    others = {k: v for k, v in current_posteriors(root).items()}
+    comparison = summaries.compare_models(others) if len(others) > 1 else pd.DataFrame()
+
+    diag_rows = pd.DataFrame(
+        {"value": [diag["max_rhat"], diag["min_ess_bulk"], diag["min_ess_tail"], diag["divergences"],
+                   diag["min_bfmi"], diag.get("mean_tree_depth"), diag.get("mean_step_size")],
+         "where": [diag["max_rhat_var"], diag["min_ess_bulk_var"], diag["min_ess_tail_var"],
+                   "", "", "", ""]},
+        index=["max R-hat", "min bulk ESS", "min tail ESS", "divergences", "min BFMI",
+               "mean tree depth", "mean step size"])
+    obs = idata.observed_data["y"].values
+    env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
+    html = env.get_template("report.html.j2").render(
+        model=name, description=spec.description, created_at=attrs.get("created_at"),
+        sampler=attrs.get("sampler"), seed=attrs.get("seed"), spec_hash=attrs.get("spec_hash", ""),
+        data_hash=attrs.get("data_hash", ""),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        synthetic="synthetic" in spec.data, twin_file="data/codebook/scs2020.twin.toml",
+        n_respondents=obs.shape[0], n_items=obs.shape[1], n_batteries=len(codebook.batteries),
+        missing_share=float((obs < 0).mean()), data_file=spec.data, codebook=spec.codebook,
+        diagnostics_ok=bool(attrs.get("diagnostics_ok")), failures=diag["failures"],
+        rhat_max=RHAT_MAX, ess_min=ESS_MIN, diagnostics_table=_html(diag_rows, 3),
+        wall_time=run.get("wall_time_s", float("nan")), ess_per_second=run.get("ess_per_second", float("nan")),
+        figures=figures, interval=int(100 * checks.INTERVAL),
+        support_labels=", ".join(lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask) if s),
+        support_table=_html(support.drop(columns=["label"])),
+        who_table=_html(who), contrast_table=_html(contrasts), groups=groups,
+        pit_table=_html(pit[["n", "p_uniform"]]), loo_elpd=loo.elpd_loo, loo_se=loo.se, loo_p=loo.p_loo,
+        pareto_table=_html(pareto), comparison_table=_html(comparison.drop(columns=["loo_i"], errors="ignore")),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "index.html"
+    tmp = target.with_name(".index.html.tmp")
+    tmp.write_text(html)
+    tmp.replace(target)
+    return target
+
+
+__all__ = ["current_posteriors", "dims", "write_report"]

@@ -1,0 +1,93 @@
+"""Shared fixtures: the project codebook, small generic codebooks, and small surveys."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CODEBOOK = ROOT / "data" / "codebook" / "scs2020.toml"
+TWIN = ROOT / "data" / "codebook" / "scs2020.twin.toml"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def codebook_raw() -> dict:
+    return tomllib.loads(CODEBOOK.read_text())
+
+
+@pytest.fixture
+def raw(codebook_raw) -> dict:
+    """A fresh, mutable copy of the scs2020 codebook content."""
+    return copy.deepcopy(codebook_raw)
+
+
+@pytest.fixture(scope="session")
+def codebook():
+    from scsurvey.codebook import load_codebook
+
+    return load_codebook(CODEBOOK)
+
+
+def generic_codebook(n_categories=5, batteries=(("a", 4), ("b", 3)), reverse=(), groups=True):
+    """A small codebook of any shape, as a dict (TOML content)."""
+    levels = list(range(1, n_categories + 1))
+    raw = {
+        "survey": {"name": "generic", "respondent_id": "id"},
+        "scale": {
+            "levels": levels,
+            "labels": [f"L{v}" for v in levels],
+            "support": levels[-(n_categories // 2):],
+            "missing": [98, 99],
+        },
+        "batteries": [{"id": b} for b, _ in batteries],
+        "items": [
+            {"id": f"{b}{j}", "battery": b, "column": f"q_{b}{j}", "reverse": f"{b}{j}" in reverse}
+            for b, n in batteries
+            for j in range(n)
+        ],
+        "covariates": [
+            {"id": "x1", "column": "x1", "type": "continuous"},
+            {"id": "sex", "column": "sex", "type": "binary", "levels": [0, 1], "standardize": "center"},
+        ],
+        "groups": [{"id": "site", "column": "site", "levels": ["s1", "s2", "s3"]}] if groups else [],
+    }
+    return raw
+
+
+def generic_frame(raw: dict, n=60, seed=0, missing=0.05) -> pd.DataFrame:
+    """Random answers and covariates matching a generic codebook."""
+    rng = np.random.default_rng(seed)
+    levels = raw["scale"]["levels"]
+    frame = {"id": np.arange(1, n + 1), "x1": rng.normal(size=n), "sex": rng.integers(0, 2, n)}
+    if raw["groups"]:
+        frame["site"] = rng.choice(["s1", "s2", "s3"], n)
+    for item in raw["items"]:
+        col = rng.choice(levels, n).astype(float)
+        col[rng.random(n) < missing] = np.nan
+        frame[item["column"]] = col
+    out = pd.DataFrame(frame)
+    first = raw["items"][0]["column"]
+    out.loc[out[[i["column"] for i in raw["items"]]].isna().all(axis=1), first] = levels[0]
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_twin(tmp_path_factory, root):
+    """A small calibrated twin (n = 240, population 20,000) written to a temp folder."""
+    from scsurvey.simulate import make_twin, write_twin
+
+    out = tmp_path_factory.mktemp("twin")
+    twin = make_twin(TWIN, root=root, overrides={"n": 240, "population": 20000})
+    write_twin(twin, out / "scs2020.csv", out / "scs2020.truth.json")
+    return twin, out / "scs2020.csv", out / "scs2020.truth.json"

@@ -1,0 +1,133 @@
+"""Fitting and storage: wiring with a mocked sampler, a tiny real fit, stale and
+interrupted writes."""
+
+import json
+import shutil
+
+import arviz as az
+import numpy as np
+import pytest
+from pymc.testing import mock_sample_setup_and_teardown
+
+from scsurvey import dims
+from scsurvey.fit import StalePosteriorError, fit, load_posterior, model_paths
+
+mock_pymc_sample = pytest.fixture(scope="function")(mock_sample_setup_and_teardown)
+
+TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2}
+GROUPS = {
+    "posterior", "posterior_predictive", "log_likelihood", "sample_stats",
+    "observed_data", "constant_data", "prior", "prior_predictive",
+}
+
+
+def make_project(tmp_path, root, csv, name="full", sampler="nutpie"):
+    """A throwaway project root holding one spec that points at ``csv``."""
+    (tmp_path / "models").mkdir(exist_ok=True)
+    spec = (root / "models" / "full.toml").read_text()
+    spec = spec.replace('data = "data/synthetic/scs2020.csv"', f'data = "{csv}"')
+    spec = spec.replace('codebook = "data/codebook/scs2020.toml"',
+                        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"')
+    spec = spec.replace('name = "nutpie"', f'name = "{sampler}"')
+    (tmp_path / "models" / f"{name}.toml").write_text(spec)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny_fit(tmp_path_factory, root, small_twin):
+    """One real nutpie fit of `full` on the 240-respondent twin, shared by this module."""
+    _, csv, _ = small_twin
+    project = make_project(tmp_path_factory.mktemp("project"), root, csv)
+    idata, run = fit("full", root=project, progress=False, overrides=TINY_SAMPLER)
+    return project, idata, run
+
+
+def test_fit_stores_every_group_with_dims(tiny_fit):
+    project, idata, run = tiny_fit
+    stored = az.from_netcdf(model_paths("full", project)["posterior"])
+    assert GROUPS <= set(stored.groups())
+    assert stored.posterior.sizes["chain"] == 2 and stored.posterior.sizes["draw"] == 100
+    assert stored.posterior["beta"].dims == ("chain", "draw", dims.BATTERY, dims.COVARIATE)
+    assert stored.posterior_predictive["y"].dims == ("chain", "draw", dims.RESPONDENT, dims.ITEM)
+    ll = stored.log_likelihood["y"]
+    assert ll.dims == ("chain", "draw", dims.RESPONDENT) and np.all(np.isfinite(ll.values))
+    assert (ll.values < 0).all()
+    observed = stored.observed_data["y"].values
+    assert observed.shape == (240, 13) and (observed == -1).any()
+    # the per-respondent log-likelihood is usable for leave-one-respondent-out LOO
+    loo = az.loo(stored)
+    assert np.isfinite(loo.elpd_loo) and loo.pareto_k.shape == (240,)
+
+
+def test_fit_is_stamped(tiny_fit):
+    project, idata, run = tiny_fit
+    attrs = az.from_netcdf(model_paths("full", project)["posterior"]).posterior.attrs
+    for key in ("model_name", "spec_hash", "data_hash", "code_hash", "versions", "sampler",
+                "seed", "created_at", "diagnostics"):
+        assert key in attrs, key
+    assert attrs["model_name"] == "full" and attrs["sampler"] == "nutpie"
+    assert json.loads(attrs["versions"])["pymc"]
+
+
+def test_run_json_records_sampler_time_and_diagnostics(tiny_fit):
+    project, _, run = tiny_fit
+    stored = json.loads(model_paths("full", project)["run"].read_text())
+    assert stored["sampler"]["draws"] == 100 and stored["sampler"]["chains"] == 2
+    assert stored["wall_time_s"] > 0
+    d = stored["diagnostics"]
+    for key in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "min_bfmi"):
+        assert key in d
+    # 2 x 100 draws cannot reach bulk ESS 400: the fit must be flagged, not passed
+    assert stored["diagnostics_ok"] is False
+    assert any("bulk ESS" in f for f in d["failures"])
+
+
+def test_load_refuses_a_stale_posterior(tiny_fit, tmp_path):
+    project, _, _ = tiny_fit
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    assert load_posterior("full", copy).posterior.attrs["model_name"] == "full"
+
+    spec_path = copy / "models" / "full.toml"
+    spec_path.write_text(spec_path.read_text().replace("seed = 1103", "seed = 9"))
+    with pytest.raises(StalePosteriorError, match=r"spec .*full.toml changed"):
+        load_posterior("full", copy)
+    spec_path.write_text(spec_path.read_text().replace("seed = 9", "seed = 1103"))
+
+    data_copy = copy / "survey.csv"
+    src = (project / "models" / "full.toml").read_text().split('data = "')[1].split('"')[0]
+    lines = open(src).read().splitlines()
+    lines[1] = lines[1].replace(",5,", ",4,", 1) if ",5," in lines[1] else lines[1].replace(",4,", ",5,", 1)
+    data_copy.write_text("\n".join(lines) + "\n")
+    spec_path.write_text(spec_path.read_text().replace(src, str(data_copy)))
+    with pytest.raises(StalePosteriorError, match=r"data .*survey.csv or codebook .* changed"):
+        load_posterior("full", copy)
+
+
+def test_interrupted_write_keeps_the_previous_posterior(tiny_fit, tmp_path, monkeypatch):
+    project, _, _ = tiny_fit
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    target = model_paths("full", copy)["posterior"]
+    before = target.read_bytes()
+
+    def broken(self, filename, *args, **kwargs):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(az.InferenceData, "to_netcdf", broken)
+    with pytest.raises(KeyboardInterrupt):
+        fit("full", root=copy, progress=False, overrides={**TINY_SAMPLER, "draws": 20, "tune": 20})
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_pymc_sampler_wiring_with_a_mocked_sampler(mock_pymc_sample, small_twin, root, tmp_path):
+    _, csv, _ = small_twin
+    project = make_project(tmp_path, root, csv, sampler="pymc")
+    idata, run = fit("full", root=project, progress=False, overrides={"draws": 30, "chains": 1})
+    assert run["sampler"]["name"] == "pymc"
+    assert GROUPS <= set(idata.groups())
+    assert idata.posterior_predictive["y"].shape[-2:] == (240, 13)
+    assert load_posterior("full", project).posterior.attrs["sampler"] == "pymc"
