@@ -47,11 +47,13 @@ def _support(idata) -> np.ndarray:
 
 
 def _summary(draws: xr.DataArray, dim="sample") -> xr.Dataset:
-    return xr.Dataset({
-        "mean": draws.mean(dim),
-        "low": draws.quantile(LOW, dim).drop_vars("quantile"),
-        "high": draws.quantile(HIGH, dim).drop_vars("quantile"),
-    })
+    return xr.Dataset(
+        {
+            "mean": draws.mean(dim),
+            "low": draws.quantile(LOW, dim).drop_vars("quantile"),
+            "high": draws.quantile(HIGH, dim).drop_vars("quantile"),
+        }
+    )
 
 
 def category_frequencies(idata, max_draws: int | None = 1000) -> xr.Dataset:
@@ -96,7 +98,8 @@ def group_support(idata, group: str, max_draws: int | None = 1000) -> xr.Dataset
     obs_sup = _support_indicator(idata, obs) & mask
     rep_sup = _support_indicator(idata, _replicated(idata, max_draws)) & mask
     member = xr.DataArray(
-        np.equal.outer(np.arange(len(levels)), index), dims=(group, dims.RESPONDENT),
+        np.equal.outer(np.arange(len(levels)), index),
+        dims=(group, dims.RESPONDENT),
         coords={group: levels},
     )
     n = (member & mask).sum(dims.RESPONDENT)
@@ -142,13 +145,16 @@ def battery_index(idata, max_draws: int | None = 500) -> dict[str, pd.DataFrame]
         o = observed[b].values
         r = replicated[b].transpose("sample", dims.RESPONDENT).values
         r_counts = np.stack([np.histogram(row[np.isfinite(row)], edges)[0] for row in r])
-        frame = pd.DataFrame({
-            "low_edge": edges[:-1], "high_edge": edges[1:],
-            "observed": np.histogram(o[np.isfinite(o)], edges)[0],
-            "mean": r_counts.mean(0),
-            "low": np.quantile(r_counts, LOW, axis=0),
-            "high": np.quantile(r_counts, HIGH, axis=0),
-        })
+        frame = pd.DataFrame(
+            {
+                "low_edge": edges[:-1],
+                "high_edge": edges[1:],
+                "observed": np.histogram(o[np.isfinite(o)], edges)[0],
+                "mean": r_counts.mean(0),
+                "low": np.quantile(r_counts, LOW, axis=0),
+                "high": np.quantile(r_counts, HIGH, axis=0),
+            }
+        )
         means = np.nanmean(r, axis=1)
         frame.attrs = {
             "observed_mean": float(np.nanmean(o)),
@@ -186,8 +192,14 @@ def randomized_pit(idata, max_draws: int | None = 1000, bins: int = 20, seed: in
     for j, item in enumerate(items):
         uj = u[obs[:, j] >= 0, j]
         counts = np.histogram(uj, np.linspace(0, 1, bins + 1))[0]
-        rows.append({"item": item, "n": len(uj), "p_uniform": stats.chisquare(counts).pvalue,
-                     **{f"bin_{b}": c for b, c in enumerate(counts)}})
+        rows.append(
+            {
+                "item": item,
+                "n": len(uj),
+                "p_uniform": stats.chisquare(counts).pvalue,
+                **{f"bin_{b}": c for b, c in enumerate(counts)},
+            }
+        )
         values[item] = uj
     frame = pd.DataFrame(rows).set_index("item")
     frame.attrs["u"] = values
@@ -207,11 +219,18 @@ def loo_respondents(idata) -> tuple[az.ELPDData, pd.DataFrame]:
         warnings.simplefilter("ignore", UserWarning)  # reported in the k table instead
         loo = az.loo(idata, pointwise=True)
     k = np.asarray(loo.pareto_k)
-    bands = [("good (k <= 0.7)", k <= 0.7), ("bad (0.7 < k <= 1)", (k > 0.7) & (k <= 1)),
-             ("very bad (k > 1)", k > 1)]
-    table = pd.DataFrame({"respondents": [int(m.sum()) for _, m in bands],
-                          "share": [float(m.mean()) for _, m in bands]},
-                         index=[b for b, _ in bands])
+    bands = [
+        ("good (k <= 0.7)", k <= 0.7),
+        ("bad (0.7 < k <= 1)", (k > 0.7) & (k <= 1)),
+        ("very bad (k > 1)", k > 1),
+    ]
+    table = pd.DataFrame(
+        {
+            "respondents": [int(m.sum()) for _, m in bands],
+            "share": [float(m.mean()) for _, m in bands],
+        },
+        index=[b for b, _ in bands],
+    )
     return loo, table
 
 
@@ -225,14 +244,21 @@ def plot_category_frequencies(freq: xr.Dataset, ncols: int = 4):
     nrows = int(np.ceil(len(items) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), sharey=True, squeeze=False)
     x = np.arange(len(cats))
-    for ax, item in zip(axes.flat, items):
+    for ax, item in zip(axes.flat, items, strict=False):
         f = freq.sel({dims.ITEM: item})
         ax.bar(x, f["observed"].values, color="#c9d6e8", label="observed")
-        ax.errorbar(x, f["mean"].values, yerr=[f["mean"] - f["low"], f["high"] - f["mean"]],
-                    fmt="o", color="#b2182b", ms=3, label="replicated (90%)")
+        ax.errorbar(
+            x,
+            f["mean"].values,
+            yerr=[f["mean"] - f["low"], f["high"] - f["mean"]],
+            fmt="o",
+            color="#b2182b",
+            ms=3,
+            label="replicated (90%)",
+        )
         ax.set_title(item, fontsize=9)
         ax.set_xticks(x, [str(i + 1) for i in x])
-    for ax in list(axes.flat)[len(items):]:
+    for ax in list(axes.flat)[len(items) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("Category shares per item: observed and posterior predictive")
@@ -246,8 +272,14 @@ def plot_group_support(support: xr.Dataset, group: str):
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(levels) * 1.2), 4))
     avg = support.mean(dims.ITEM)
     x = np.arange(len(levels))
-    ax.errorbar(x, avg["mean"], yerr=[avg["mean"] - avg["low"], avg["high"] - avg["mean"]],
-                fmt="o", color="#b2182b", label="replicated (90%)")
+    ax.errorbar(
+        x,
+        avg["mean"],
+        yerr=[avg["mean"] - avg["low"], avg["high"] - avg["mean"]],
+        fmt="o",
+        color="#b2182b",
+        label="replicated (90%)",
+    )
     ax.scatter(x, avg["observed"], marker="x", color="black", zorder=3, label="observed")
     ax.set_xticks(x, levels, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel(f"mean support share over {len(items)} items")
@@ -259,14 +291,24 @@ def plot_group_support(support: xr.Dataset, group: str):
 
 def plot_battery_index(index: dict[str, pd.DataFrame]):
     fig, axes = plt.subplots(1, len(index), figsize=(5.5 * len(index), 3.6), squeeze=False)
-    for ax, (battery, f) in zip(axes.flat, index.items()):
+    for ax, (battery, f) in zip(axes.flat, index.items(), strict=False):
         mid = (f["low_edge"] + f["high_edge"]) / 2
         width = f["high_edge"] - f["low_edge"]
         ax.bar(mid, f["observed"], width=width, color="#c9d6e8", label="observed")
-        ax.fill_between(mid, f["low"], f["high"], step="mid", alpha=0.4, color="#b2182b",
-                        label="replicated (90%)")
-        ax.set_title(f"{battery} index: observed mean {f.attrs['observed_mean']:.2f}, "
-                     f"replicated {f.attrs['replicated_mean']:.2f}", fontsize=9)
+        ax.fill_between(
+            mid,
+            f["low"],
+            f["high"],
+            step="mid",
+            alpha=0.4,
+            color="#b2182b",
+            label="replicated (90%)",
+        )
+        ax.set_title(
+            f"{battery} index: observed mean {f.attrs['observed_mean']:.2f}, "
+            f"replicated {f.attrs['replicated_mean']:.2f}",
+            fontsize=9,
+        )
         ax.set_xlabel("respondent mean of answered items")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
@@ -280,8 +322,7 @@ def plot_pit(pit: pd.DataFrame):
     ax.hist(u, bins=bins, range=(0, 1), color="#c9d6e8", edgecolor="white")
     expected = len(u) / bins
     sd = np.sqrt(expected * (1 - 1 / bins))
-    ax.axhspan(expected - 2 * sd, expected + 2 * sd, color="#b2182b", alpha=0.15,
-               label="uniform +/- 2 sd")
+    ax.axhspan(expected - 2 * sd, expected + 2 * sd, color="#b2182b", alpha=0.15, label="uniform +/- 2 sd")
     ax.axhline(expected, color="#b2182b")
     ax.set_title("Randomised PIT of observed answers (all items)")
     ax.legend(fontsize=8)

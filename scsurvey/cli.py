@@ -26,8 +26,10 @@ def cmd_data(args) -> int:
     table["pop - published"] = table["twin_population"] - table["published"]
     table["sample - published"] = table["twin_sample"] - table["published"]
     print(f"Synthetic twin of {stem}: {len(twin.frame)} respondents -> {out / (stem + '.csv')}")
-    print("Support (top-two box) share per item: published, twin population "
-          f"(n = {twin.config['twin']['population']:,}), twin sample")
+    print(
+        "Support (top-two box) share per item: published, twin population "
+        f"(n = {twin.config['twin']['population']:,}), twin sample"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:7.3f}"))
     worst = table["pop - published"].abs().max()
     print(f"max |population - published| = {100 * worst:.2f} pp (target <= 2 pp)")
@@ -41,22 +43,33 @@ def cmd_fit(args) -> int:
     from .fit import fit
 
     overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed") if getattr(args, k)}
-    _, run = fit(args.model, root=args.root, sampler=args.sampler, progress=args.progress,
-                 overrides=overrides)
+    _, run = fit(
+        args.model,
+        root=args.root,
+        sampler=args.sampler,
+        progress=args.progress,
+        overrides=overrides,
+    )
     d = run["diagnostics"]
-    print(f"{args.model}: {run['n_respondents']} respondents x {run['n_items']} items, "
-          f"sampler {run['sampler']['name']}, wall time {run['wall_time_s']:.1f} s "
-          f"(compile {run['timing_s']['compile_s']:.1f} s, sample {run['timing_s']['sample_s']:.1f} s)")
-    print(f"  max R-hat {d['max_rhat']:.4f} ({d['max_rhat_var']}), min bulk ESS "
-          f"{d['min_ess_bulk']:.0f} ({d['min_ess_bulk_var']}), min tail ESS {d['min_ess_tail']:.0f}, "
-          f"divergences {d['divergences']}, min BFMI {d['min_bfmi']:.2f}, "
-          f"ESS/s {run['ess_per_second']:.1f}")
+    print(
+        f"{args.model}: {run['n_respondents']} respondents x {run['n_items']} items, "
+        f"sampler {run['sampler']['name']}, wall time {run['wall_time_s']:.1f} s "
+        f"(compile {run['timing_s']['compile_s']:.1f} s, sample {run['timing_s']['sample_s']:.1f} s)"
+    )
+    print(
+        f"  max R-hat {d['max_rhat']:.4f} ({d['max_rhat_var']}), min bulk ESS "
+        f"{d['min_ess_bulk']:.0f} ({d['min_ess_bulk_var']}), min tail ESS {d['min_ess_tail']:.0f}, "
+        f"divergences {d['divergences']}, min BFMI {d['min_bfmi']:.2f}, "
+        f"ESS/s {run['ess_per_second']:.1f}"
+    )
     print(f"  -> models/{args.model}/posterior.nc, models/{args.model}/run.json")
     if not run["diagnostics_ok"]:
         print(BANNER, file=sys.stderr)
         print(f"DIAGNOSTICS FAILED for {args.model}: " + "; ".join(d["failures"]), file=sys.stderr)
-        print("The posterior is stored but flagged; do not trust it before fixing this.",
-              file=sys.stderr)
+        print(
+            "The posterior is stored but flagged; do not trust it before fixing this.",
+            file=sys.stderr,
+        )
         print(BANNER, file=sys.stderr)
         return 3 if args.strict else 0
     return 0
@@ -74,9 +87,16 @@ def cmd_sbc(args) -> int:
     from .sbc import run_study
 
     summary = run_study(
-        args.model, root=args.root, n_sims=args.sims, n_respondents=args.respondents,
-        scheduler=args.scheduler, workers=args.workers, draws=args.draws, tune=args.tune,
-        thin_to=args.ranks, progress=args.progress,
+        args.model,
+        root=args.root,
+        n_sims=args.sims,
+        n_respondents=args.respondents,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        draws=args.draws,
+        tune=args.tune,
+        thin_to=args.ranks,
+        progress=args.progress,
     )
     print(summary.to_string())
     return 0
@@ -125,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("--sims", type=int, default=200)
     p.add_argument("--respondents", type=int, default=300)
-    p.add_argument("--scheduler", default=os.environ.get("SCSURVEY_DASK_SCHEDULER"),
-                   help="address of an existing Dask scheduler (default: a LocalCluster)")
+    p.add_argument(
+        "--scheduler",
+        default=os.environ.get("SCSURVEY_DASK_SCHEDULER"),
+        help="address of an existing Dask scheduler (default: a LocalCluster)",
+    )
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--draws", type=int, default=500)
     p.add_argument("--tune", type=int, default=500)

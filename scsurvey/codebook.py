@@ -225,9 +225,7 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     items = []
     for k, it in enumerate(_require(raw, "items", path, "top level")):
         entry = f"[[items]] #{k + 1} ({it.get('id', '?')})"
-        _known_keys(
-            it, {"id", "battery", "column", "label", "reverse", "published_support"}, path, entry
-        )
+        _known_keys(it, {"id", "battery", "column", "label", "reverse", "published_support"}, path, entry)
         battery = _require(it, "battery", path, entry)
         if battery not in battery_ids:
             _fail(path, entry, f"unknown battery {battery!r} (known: {battery_ids})")
@@ -257,9 +255,7 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     covariates = []
     for k, c in enumerate(raw.get("covariates", [])):
         entry = f"[[covariates]] #{k + 1} ({c.get('id', '?')})"
-        _known_keys(
-            c, {"id", "column", "type", "label", "levels", "standardize", "transform"}, path, entry
-        )
+        _known_keys(c, {"id", "column", "type", "label", "levels", "standardize", "transform"}, path, entry)
         ctype = _require(c, "type", path, entry)
         if ctype not in COVARIATE_TYPES:
             _fail(path, entry, f"type {ctype!r} is not one of {COVARIATE_TYPES}")
@@ -290,17 +286,14 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     groups = []
     for k, g in enumerate(raw.get("groups", [])):
         entry = f"[[groups]] #{k + 1} ({g.get('id', '?')})"
-        _known_keys(
-            g, {"id", "column", "label", "levels", "breaks", "nested_in", "parents"}, path, entry
-        )
+        _known_keys(g, {"id", "column", "label", "levels", "breaks", "nested_in", "parents"}, path, entry)
         lv = tuple(str(v) for v in _require(g, "levels", path, entry))
         if len(lv) < 2:
             _fail(path, entry, f"a grouping factor needs at least 2 levels, got {list(lv)}")
         _unique(lv, path, f"{entry} levels")
         breaks = g.get("breaks")
-        if breaks is not None:
-            if len(breaks) != len(lv) + 1 or sorted(breaks) != list(breaks):
-                _fail(path, entry, f"breaks {breaks} must be increasing, one more than levels")
+        if breaks is not None and (len(breaks) != len(lv) + 1 or sorted(breaks) != list(breaks)):
+            _fail(path, entry, f"breaks {breaks} must be increasing, one more than levels")
         parents = g.get("parents")
         if (parents is None) != (g.get("nested_in") is None):
             _fail(path, entry, "`nested_in` and `parents` go together")
@@ -355,10 +348,14 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
             unknown = sorted(set(_require(c, side, path, entry)) - set(cov_ids))
             if unknown:
                 _fail(path, entry, f"profile {side} names unknown covariates {unknown}")
-        contrasts.append(Contrast(
-            id=_require(c, "id", path, entry), label=c.get("label", c["id"]),
-            a=tuple(sorted(c["a"].items())), b=tuple(sorted(c["b"].items())),
-        ))
+        contrasts.append(
+            Contrast(
+                id=_require(c, "id", path, entry),
+                label=c.get("label", c["id"]),
+                a=tuple(sorted(c["a"].items())),
+                b=tuple(sorted(c["b"].items())),
+            )
+        )
     _unique([c.id for c in contrasts], path, "[[contrasts]] ids")
 
     return Codebook(

@@ -36,7 +36,15 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 LIBRARIES = ("scsurvey", "pymc", "pytensor", "arviz", "nutpie", "numpy", "xarray", "pandas")
 ALL_COVARIATES = "covariate_all"  # every codebook covariate column (the model may use fewer)
-MODEL_SOURCES = ("codebook.py", "load.py", "likelihood.py", "priors.py", "spec.py", "model.py", "fit.py")
+MODEL_SOURCES = (
+    "codebook.py",
+    "load.py",
+    "likelihood.py",
+    "priors.py",
+    "spec.py",
+    "model.py",
+    "fit.py",
+)
 
 
 class StalePosteriorError(RuntimeError):
@@ -113,11 +121,23 @@ def check_initial_point(model: pm.Model) -> None:
         raise FloatingPointError("gradient of the log-density not finite at the initial point")
 
 
-def compile_nutpie(model: pm.Model, backend: str = "numba"):
-    """Compile a model for nutpie once; swap data later with ``.with_data``."""
+def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = False):
+    """Compile a model for nutpie.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    backend : {"jax", "numba"}
+    swappable : bool
+        Keep data containers as inputs so that ``.with_data`` can swap them (SBC). When
+        False, data are frozen into compile-time constants, which lets XLA fold work that
+        depends on data alone.
+    """
     import nutpie
 
-    return nutpie.compile_pymc_model(model, backend=backend, gradient_backend="pytensor")
+    return nutpie.compile_pymc_model(
+        model, backend=backend, gradient_backend="pytensor", freeze_model=not swappable
+    )
 
 
 def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = None):
@@ -203,7 +223,7 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     max_rhat, rhat_var = extreme(rhat, np.max)
     min_bulk, bulk_var = extreme(bulk, np.min)
     min_tail, tail_var = extreme(tail, np.min)
-    stats = idata.sample_stats
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else xr.Dataset()
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     try:
         bfmi = float(np.min(az.bfmi(idata)))
@@ -262,7 +282,10 @@ def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, 
     with model:
         prior = pm.sample_prior_predictive(draws=spec.output.prior_draws, random_seed=seed + 1)
         post_pred = pm.sample_posterior_predictive(
-            idata, var_names=[OBSERVED], random_seed=seed + 2, progressbar=progress,
+            idata,
+            var_names=[OBSERVED],
+            random_seed=seed + 2,
+            progressbar=progress,
             extend_inferencedata=False,
         )
     idata.add_groups(
@@ -311,11 +334,23 @@ def survey_constants(data: SurveyData) -> xr.Dataset:
     return xr.Dataset(constant, coords=out_coords)
 
 
-def stamp(idata, spec: ModelSpec, data: SurveyData, timing: dict) -> None:
-    """Attributes that tie a posterior to its spec, data, code and libraries."""
+def stamp(
+    idata,
+    spec: ModelSpec,
+    data: SurveyData,
+    timing: dict,
+    spec_hash: str | None = None,
+    overrides: dict | None = None,
+) -> None:
+    """Attributes that tie a posterior to its spec, data, code and libraries.
+
+    ``spec_hash`` is the hash of the spec file; sampler settings overridden for this run
+    (``overrides``) are recorded beside it rather than making the posterior stale.
+    """
     attrs = {
         "model_name": spec.name,
-        "spec_hash": spec.hash(),
+        "spec_hash": spec_hash or spec.hash(),
+        "sampler_overrides": json.dumps(overrides or {}),
         "data_hash": data.data_hash,
         "code_hash": code_hash(),
         "codebook": spec.codebook,
@@ -382,7 +417,7 @@ def fit(
         What run.json records.
     """
     paths = model_paths(name, root)
-    spec = load_spec(paths["spec"])
+    file_spec = spec = load_spec(paths["spec"])
     changes = dict(overrides or {})
     if sampler:
         changes["name"] = sampler
@@ -397,15 +432,18 @@ def fit(
     add_predictive(idata, built, data, spec, progress)
     timing["predictive_s"] = time.perf_counter() - t1
     diag = diagnose(idata)
-    stamp(idata, spec, data, timing)
+    stamp(idata, spec, data, timing, spec_hash=file_spec.hash(), overrides=changes)
     for group in idata.groups():
         idata[group].attrs["diagnostics_ok"] = int(diag.ok)
         idata[group].attrs["diagnostics"] = json.dumps(asdict(diag))
     write_atomic(idata, paths["posterior"])
-    n_params = int(sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in idata.posterior.data_vars.values()))
+    n_params = int(
+        sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in idata.posterior.data_vars.values())
+    )
     run = {
         "model": name,
-        "spec_hash": spec.hash(),
+        "spec_hash": file_spec.hash(),
+        "sampler_overrides": changes,
         "data_hash": data.data_hash,
         "sampler": asdict(spec.sampler),
         "wall_time_s": time.perf_counter() - t0,
@@ -453,12 +491,15 @@ def check_current(idata, spec: ModelSpec, root, where) -> None:
     attrs = idata.posterior.attrs
     problems = []
     if attrs.get("spec_hash") != spec.hash():
-        problems.append(f"spec {spec.path} changed (stored {str(attrs.get('spec_hash'))[:12]}, "
-                        f"now {spec.hash()[:12]})")
+        problems.append(
+            f"spec {spec.path} changed (stored {str(attrs.get('spec_hash'))[:12]}, now {spec.hash()[:12]})"
+        )
     data = load_inputs(spec, root)
     if attrs.get("data_hash") != data.data_hash:
-        problems.append(f"data {spec.data} or codebook {spec.codebook} changed (stored "
-                        f"{str(attrs.get('data_hash'))[:12]}, now {data.data_hash[:12]})")
+        problems.append(
+            f"data {spec.data} or codebook {spec.codebook} changed (stored "
+            f"{str(attrs.get('data_hash'))[:12]}, now {data.data_hash[:12]})"
+        )
     if problems:
         raise StalePosteriorError(
             f"{where}: stale posterior: " + "; ".join(problems) + f"; refit with `make fit MODEL={spec.name}`"

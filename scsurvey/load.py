@@ -71,7 +71,9 @@ class SurveyData:
             dims.BATTERY: cb.battery_ids,
             dims.BATTERY_OTHER: cb.battery_ids,
             dims.CATEGORY: list(cb.scale.labels),
-            dims.THRESHOLD: [f"{a}|{b}" for a, b in zip(cb.scale.labels[:-1], cb.scale.labels[1:])],
+            dims.THRESHOLD: [
+                f"{a}|{b}" for a, b in zip(cb.scale.labels[:-1], cb.scale.labels[1:], strict=False)
+            ],
             dims.GAP: [f"gap{j}" for j in range(2, k)],
             dims.COVARIATE: list(self.covariate_names),
         }
@@ -348,7 +350,7 @@ def _check_nesting(groups: dict, cb: Codebook, frame, source):
             pairs = sorted(
                 {
                     (g.levels[a], parent.levels[b])
-                    for a, b in zip(groups[g.id][bad], groups[parent.id][bad])
+                    for a, b in zip(groups[g.id][bad], groups[parent.id][bad], strict=False)
                 }
             )
             raise DataError(
@@ -364,8 +366,14 @@ def _file_hash(path: Path) -> str:
 
 def codebook_hash(codebook: Codebook) -> str:
     """SHA-256 of what a codebook says (not its formatting or comments)."""
-    content = (codebook.respondent_id, codebook.scale, codebook.batteries, codebook.items,
-               codebook.covariates, codebook.groups)
+    content = (
+        codebook.respondent_id,
+        codebook.scale,
+        codebook.batteries,
+        codebook.items,
+        codebook.covariates,
+        codebook.groups,
+    )
     return hashlib.sha256(repr(content).encode()).hexdigest()
 
 

@@ -49,9 +49,7 @@ def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
     if chosen is True:
         return list(range(len(data.covariate_names)))
     return [
-        k
-        for k, name in enumerate(data.covariate_names)
-        if name in chosen or name.split("[")[0] in chosen
+        k for k, name in enumerate(data.covariate_names) if name in chosen or name.split("[")[0] in chosen
     ]
 
 
@@ -59,9 +57,7 @@ def _thresholds(priors, battery_of_item, n_thresholds):
     p = priors
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
     sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
-    alpha = pm.Normal(
-        "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], dims=dims.ITEM
-    )
+    alpha = pm.Normal("alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], dims=dims.ITEM)
     if n_thresholds == 1:
         cuts = alpha[:, None]
     else:
@@ -69,8 +65,14 @@ def _thresholds(priors, battery_of_item, n_thresholds):
         # prior placed directly on ordered cutpoints would not be normalised (see DESIGN.md).
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
         sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
-        g = pm.Normal(
-            "g", gbar[battery_of_item], sigma_g[battery_of_item][:, None], dims=(dims.ITEM, dims.GAP)
+        # Non-centred although item-level: with 6-7 items per battery, sigma_g is small and
+        # weakly identified, and the centred form funnels (measured: R-hat 1.026, bulk ESS
+        # 178 and 42 divergences on the twin, all at sigma_g).
+        g_raw = pm.Normal("g_raw", 0.0, 1.0, dims=(dims.ITEM, dims.GAP))
+        g = pm.Deterministic(
+            "g",
+            gbar[battery_of_item] + sigma_g[battery_of_item][:, None] * g_raw,
+            dims=(dims.ITEM, dims.GAP),
         )
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
     return pm.Deterministic("cuts", cuts, dims=(dims.ITEM, dims.THRESHOLD))
@@ -118,12 +120,10 @@ def _residual(priors, n_batteries, correlated):
 def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
     """Item-specific covariate deviations, zero-sum within each battery (centred)."""
     names = [data.covariate_names[k] for k in cols]
-    dev_cols = [k for k, name in zip(cols, names) if name.split("[")[0] in item_cov_ids]
+    dev_cols = [k for k, name in zip(cols, names, strict=False) if name.split("[")[0] in item_cov_ids]
     dev_names = [data.covariate_names[k] for k in dev_cols]
     model.add_coord(dims.ITEM_COVARIATE, dev_names)
-    tau = pm.HalfNormal(
-        "tau_item", priors["tau_item"]["sigma"], dims=(dims.BATTERY, dims.ITEM_COVARIATE)
-    )
+    tau = pm.HalfNormal("tau_item", priors["tau_item"]["sigma"], dims=(dims.BATTERY, dims.ITEM_COVARIATE))
     blocks = []
     for b, battery in enumerate(codebook.battery_ids):
         items = [i.id for i in codebook.items if i.battery == battery]
@@ -133,9 +133,7 @@ def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
         dim = f"{dims.ITEM}_{battery}"
         model.add_coord(dim, items)
         blocks.append(
-            pm.ZeroSumNormal(
-                f"delta_{battery}", sigma=tau[b][:, None], dims=(dims.ITEM_COVARIATE, dim)
-            )
+            pm.ZeroSumNormal(f"delta_{battery}", sigma=tau[b][:, None], dims=(dims.ITEM_COVARIATE, dim))
         )
     delta = pm.Deterministic("delta", pt.concatenate(blocks, axis=1), dims=(dims.ITEM_COVARIATE, dims.ITEM))
     X_dev = pm.Data("X_item", data.X[:, dev_cols], dims=(dims.RESPONDENT, dims.ITEM_COVARIATE))
@@ -187,11 +185,14 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
             sigma = pm.HalfNormal(f"sigma_{gid}", priors["sigma_group"]["sigma"], dims=dims.BATTERY)
             z = pm.ZeroSumNormal(f"z_{gid}", dims=(dims.BATTERY, gid))
             u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
-            index = pm.Data(f"index_{gid}", data.groups[gid], dims=dims.RESPONDENT)
-            theta = theta + u[:, index].T
+            # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
+            member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
+            onehot = pm.Data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
+            theta = theta + onehot @ u.T
         theta = pm.Deterministic("theta", theta, dims=(dims.RESPONDENT, dims.BATTERY))
 
-        eta = lam * theta[:, battery_of_item]
+        expand = np.equal.outer(np.arange(n_batteries), battery_of_item).astype(float)
+        eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
         if comp.item_covariates:
             eta = eta + _item_deviations(model, priors, data, cols, comp.item_covariates, cb)
 
@@ -206,7 +207,9 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
             observed=y_obs,
             dims=(dims.RESPONDENT, dims.ITEM),
         )
-    return BuiltModel(model=model, eta=eta, cuts=cuts, covariate_columns=[data.covariate_names[k] for k in cols])
+    return BuiltModel(
+        model=model, eta=eta, cuts=cuts, covariate_columns=[data.covariate_names[k] for k in cols]
+    )
 
 
 def build_model(spec: ModelSpec, data: SurveyData) -> pm.Model:

@@ -51,8 +51,7 @@ def merge_priors(overrides: dict | None, source: str = "<spec>") -> dict[str, di
         for key, value in fields.items():
             if key not in merged[name]:
                 raise KeyError(
-                    f"{source}: [priors].{name}.{key}: unknown field "
-                    f"(known: {sorted(merged[name])})"
+                    f"{source}: [priors].{name}.{key}: unknown field (known: {sorted(merged[name])})"
                 )
             if not isinstance(value, int | float) or (key != "mu" and value <= 0):
                 raise KeyError(f"{source}: [priors].{name}.{key}: bad value {value!r}")

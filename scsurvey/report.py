@@ -20,15 +20,22 @@ from .codebook import load_codebook
 from .fit import ESS_MIN, RHAT_MAX, StalePosteriorError, load_posterior, model_paths
 from .spec import load_spec
 
-SCALARS = ("mu_alpha", "sigma_alpha", "sigma_g", "sigma_region", "sigma_province",
-           "sigma_occupation", "sigma_age_cohort", "corr_matrix")
+SCALARS = (
+    "mu_alpha",
+    "sigma_alpha",
+    "sigma_g",
+    "sigma_region",
+    "sigma_province",
+    "sigma_occupation",
+    "sigma_age_cohort",
+    "corr_matrix",
+)
 
 
 def _html(frame: pd.DataFrame, digits: int = 3, classes: dict | None = None) -> str:
     if frame is None or frame.empty:
         return ""
-    html = frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0,
-                         escape=True)
+    html = frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0, escape=True)
     for word in ("agrees", "contradicts", "uncertain"):
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
     return html
@@ -56,12 +63,24 @@ def _slowest(idata, n: int = 6) -> list[str]:
 def _support_figure(table: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(9, 4.2))
     x = np.arange(len(table))
-    ax.errorbar(x, table["model"], yerr=[table["model"] - table["model_low"],
-                                         table["model_high"] - table["model"]],
-                fmt="o", color="#b2182b", label="model (90%)")
+    ax.errorbar(
+        x,
+        table["model"],
+        yerr=[table["model"] - table["model_low"], table["model_high"] - table["model"]],
+        fmt="o",
+        color="#b2182b",
+        label="model (90%)",
+    )
     ax.scatter(x, table["observed"], marker="x", color="black", label="observed", zorder=3)
-    ax.scatter(x, table["published"], marker="s", facecolor="none", edgecolor="#1f78b4",
-               label="published", zorder=3)
+    ax.scatter(
+        x,
+        table["published"],
+        marker="s",
+        facecolor="none",
+        edgecolor="#1f78b4",
+        label="published",
+        zorder=3,
+    )
     ax.set_xticks(x, table.index, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("support share (top two)")
     ax.legend(fontsize=8)
@@ -72,12 +91,24 @@ def _support_figure(table: pd.DataFrame):
 def _shrinkage_figure(frame: pd.DataFrame, group: str):
     batteries = list(pd.unique(frame["battery"]))
     fig, axes = plt.subplots(1, len(batteries), figsize=(5.2 * len(batteries), 3.8), squeeze=False)
-    for ax, b in zip(axes.flat, batteries):
+    for ax, b in zip(axes.flat, batteries, strict=False):
         f = frame[frame["battery"] == b]
-        ax.errorbar(f["raw"], f["pooled"], yerr=[f["pooled"] - f["low"], f["high"] - f["pooled"]],
-                    fmt="none", ecolor="#bbb", zorder=1)
-        sc = ax.scatter(f["raw"], f["pooled"], s=10 + 2 * np.sqrt(f["n"]) * 3, c=np.log1p(f["n"]),
-                        cmap="viridis", zorder=2)
+        ax.errorbar(
+            f["raw"],
+            f["pooled"],
+            yerr=[f["pooled"] - f["low"], f["high"] - f["pooled"]],
+            fmt="none",
+            ecolor="#bbb",
+            zorder=1,
+        )
+        sc = ax.scatter(
+            f["raw"],
+            f["pooled"],
+            s=10 + 2 * np.sqrt(f["n"]) * 3,
+            c=np.log1p(f["n"]),
+            cmap="viridis",
+            zorder=2,
+        )
         ax.axhline(0, color="#999", lw=0.8)
         ax.axvline(0, color="#999", lw=0.8)
         ax.set_xlabel("raw index deviation (answer scale)")
@@ -121,7 +152,33 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     codebook = load_codebook(root / spec.codebook)
     run_path = model_paths(name, root)["run"]
     run = json.loads(run_path.read_text()) if run_path.exists() else {}
+    others = current_posteriors(root)
     out_dir = Path(out_dir) if out_dir else root / "reports" / name
+    return render_report(idata, spec, codebook, run, out_dir, others)
+
+
+def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict | None = None) -> Path:
+    """Render the report of one posterior into ``out_dir`` (index.html and figures/).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A stored fit (every group of the InferenceData contract).
+    spec : ModelSpec
+    codebook : Codebook
+    run : dict
+        The fit's run.json (wall time, ESS per second); may be empty.
+    out_dir : Path
+    others : dict, optional
+        Current posteriors of other specs, for the LOO comparison.
+
+    Returns
+    -------
+    Path
+        The HTML file.
+    """
+    name = spec.name
+    out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
     attrs = idata.posterior.attrs
     diag = json.loads(attrs["diagnostics"])
@@ -146,49 +203,102 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     if "beta" in idata.posterior:
         who = summaries.who_supports(idata, codebook)
         contrasts = summaries.profile_contrasts(idata, codebook)
-        axes = az.plot_forest(idata, var_names=["beta"], combined=True, hdi_prob=checks.INTERVAL,
-                              figsize=(7, 0.22 * idata.posterior["beta"].size + 1.5))
+        axes = az.plot_forest(
+            idata,
+            var_names=["beta"],
+            combined=True,
+            hdi_prob=checks.INTERVAL,
+            figsize=(7, 0.22 * idata.posterior["beta"].size + 1.5),
+        )
         figures["forest"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")
 
     groups = []
     for group, frame in summaries.group_shrinkage(idata).items():
         fig = _shrinkage_figure(frame, group)
         gs = checks.group_support(idata, group)
-        groups.append({
-            "name": group,
-            "figure": _save(fig, fig_dir, f"shrinkage_{group}.png"),
-            "ppc_figure": _save(checks.plot_group_support(gs, group), fig_dir, f"ppc_{group}.png"),
-        })
+        groups.append(
+            {
+                "name": group,
+                "figure": _save(fig, fig_dir, f"shrinkage_{group}.png"),
+                "ppc_figure": _save(checks.plot_group_support(gs, group), fig_dir, f"ppc_{group}.png"),
+            }
+        )
 
-    others = {k: v for k, v in current_posteriors(root).items()}
+    others = others or {}
     comparison = summaries.compare_models(others) if len(others) > 1 else pd.DataFrame()
 
     diag_rows = pd.DataFrame(
-        {"value": [diag["max_rhat"], diag["min_ess_bulk"], diag["min_ess_tail"], diag["divergences"],
-                   diag["min_bfmi"], diag.get("mean_tree_depth"), diag.get("mean_step_size")],
-         "where": [diag["max_rhat_var"], diag["min_ess_bulk_var"], diag["min_ess_tail_var"],
-                   "", "", "", ""]},
-        index=["max R-hat", "min bulk ESS", "min tail ESS", "divergences", "min BFMI",
-               "mean tree depth", "mean step size"])
+        {
+            "value": [
+                diag["max_rhat"],
+                diag["min_ess_bulk"],
+                diag["min_ess_tail"],
+                diag["divergences"],
+                diag["min_bfmi"],
+                diag.get("mean_tree_depth"),
+                diag.get("mean_step_size"),
+            ],
+            "where": [
+                diag["max_rhat_var"],
+                diag["min_ess_bulk_var"],
+                diag["min_ess_tail_var"],
+                "",
+                "",
+                "",
+                "",
+            ],
+        },
+        index=[
+            "max R-hat",
+            "min bulk ESS",
+            "min tail ESS",
+            "divergences",
+            "min BFMI",
+            "mean tree depth",
+            "mean step size",
+        ],
+    )
     obs = idata.observed_data["y"].values
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
     html = env.get_template("report.html.j2").render(
-        model=name, description=spec.description, created_at=attrs.get("created_at"),
-        sampler=attrs.get("sampler"), seed=attrs.get("seed"), spec_hash=attrs.get("spec_hash", ""),
+        model=name,
+        description=spec.description,
+        created_at=attrs.get("created_at"),
+        sampler=attrs.get("sampler"),
+        seed=attrs.get("seed"),
+        spec_hash=attrs.get("spec_hash", ""),
         data_hash=attrs.get("data_hash", ""),
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        synthetic="synthetic" in spec.data, twin_file="data/codebook/scs2020.twin.toml",
-        n_respondents=obs.shape[0], n_items=obs.shape[1], n_batteries=len(codebook.batteries),
-        missing_share=float((obs < 0).mean()), data_file=spec.data, codebook=spec.codebook,
-        diagnostics_ok=bool(attrs.get("diagnostics_ok")), failures=diag["failures"],
-        rhat_max=RHAT_MAX, ess_min=ESS_MIN, diagnostics_table=_html(diag_rows, 3),
-        wall_time=run.get("wall_time_s", float("nan")), ess_per_second=run.get("ess_per_second", float("nan")),
-        figures=figures, interval=int(100 * checks.INTERVAL),
-        support_labels=", ".join(lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask) if s),
+        synthetic="synthetic" in spec.data,
+        twin_file="data/codebook/scs2020.twin.toml",
+        n_respondents=obs.shape[0],
+        n_items=obs.shape[1],
+        n_batteries=len(codebook.batteries),
+        missing_share=float((obs < 0).mean()),
+        data_file=spec.data,
+        codebook=spec.codebook,
+        diagnostics_ok=bool(attrs.get("diagnostics_ok")),
+        failures=diag["failures"],
+        rhat_max=RHAT_MAX,
+        ess_min=ESS_MIN,
+        diagnostics_table=_html(diag_rows, 3),
+        wall_time=run.get("wall_time_s", float("nan")),
+        ess_per_second=run.get("ess_per_second", float("nan")),
+        figures=figures,
+        interval=int(100 * checks.INTERVAL),
+        support_labels=", ".join(
+            lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask, strict=False) if s
+        ),
         support_table=_html(support.drop(columns=["label"])),
-        who_table=_html(who), contrast_table=_html(contrasts), groups=groups,
-        pit_table=_html(pit[["n", "p_uniform"]]), loo_elpd=loo.elpd_loo, loo_se=loo.se, loo_p=loo.p_loo,
-        pareto_table=_html(pareto), comparison_table=_html(comparison.drop(columns=["loo_i"], errors="ignore")),
+        who_table=_html(who),
+        contrast_table=_html(contrasts),
+        groups=groups,
+        pit_table=_html(pit[["n", "p_uniform"]]),
+        loo_elpd=loo.elpd_loo,
+        loo_se=loo.se,
+        loo_p=loo.p_loo,
+        pareto_table=_html(pareto),
+        comparison_table=_html(comparison.drop(columns=["loo_i"], errors="ignore")),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"
@@ -198,4 +308,4 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     return target
 
 
-__all__ = ["current_posteriors", "dims", "write_report"]
+__all__ = ["current_posteriors", "dims", "render_report", "write_report"]

@@ -77,8 +77,10 @@ def _latent(rng, n, loadings: dict, factors: dict[str, np.ndarray], where: str) 
 def _categorical(u: np.ndarray, probs, levels, where):
     probs = np.asarray(probs, dtype=float)
     if len(probs) != len(levels) or not np.isclose(probs.sum(), 1.0, atol=1e-6):
-        raise TwinError(f"{where}: {len(probs)} probs summing to {probs.sum():.4f}: need one "
-                        f"per level ({len(levels)}) summing to 1")
+        raise TwinError(
+            f"{where}: {len(probs)} probs summing to {probs.sum():.4f}: need one "
+            f"per level ({len(levels)}) summing to 1"
+        )
     edges = np.cumsum(probs)[:-1]
     return np.asarray(levels, dtype=object)[np.searchsorted(edges, u, side="right")]
 
@@ -96,8 +98,7 @@ def _marginal(z: np.ndarray, spec: dict, levels, where: str):
     if kind == "normal":
         x = np.clip(spec["mean"] + spec["sd"] * z, spec["min"], spec["max"])
         return np.round(x / spec["round"]) * spec["round"]
-    raise TwinError(f"{where}: marginal kind {kind!r} is not categorical, bernoulli, "
-                    "lognormal or normal")
+    raise TwinError(f"{where}: marginal kind {kind!r} is not categorical, bernoulli, lognormal or normal")
 
 
 def simulate_respondents(codebook: Codebook, config: dict, n: int, rng) -> pd.DataFrame:
@@ -139,7 +140,7 @@ def simulate_respondents(codebook: Codebook, config: dict, n: int, rng) -> pd.Da
     for group in codebook.groups:  # parents follow their nested factor
         if group.nested_in is not None:
             parent = codebook.group(group.nested_in)
-            lookup = dict(zip(group.levels, group.parents))
+            lookup = dict(zip(group.levels, group.parents, strict=False))
             frame[parent.column] = [lookup[v] for v in frame[group.column]]
     missing = [g.column for g in codebook.groups if g.column not in frame]
     if missing:
@@ -220,9 +221,7 @@ def true_parameters(spec: ModelSpec, codebook: Codebook, config: dict, covariate
 def _evaluate(built, values: dict[str, np.ndarray]):
     """eta and cuts of a built model with its random variables fixed to ``values``."""
     model = built.model
-    replace = {
-        model[name]: pt.constant(np.asarray(v, dtype=model[name].dtype)) for name, v in values.items()
-    }
+    replace = {model[name]: pt.constant(np.asarray(v, dtype=model[name].dtype)) for name, v in values.items()}
     eta, cuts = pytensor.clone_replace([built.eta, built.cuts], replace)
     return pytensor.function([], [eta, cuts], mode="FAST_COMPILE")()
 
@@ -265,13 +264,13 @@ def _calibrate(codebook, config, eta, g0, link):
     """Item locations and the spacing scale (see the twin file)."""
     tw = config["twin"]
     support = np.array(codebook.scale.support_mask)
-    if not support[-1] or support.sum() != support[np.argmax(support):].size:
-        raise TwinError(f"twin file {config['_path']}: calibration needs the support "
-                        "levels to be the top levels of the scale")
+    if not support[-1] or support.sum() != support[np.argmax(support) :].size:
+        raise TwinError(
+            f"twin file {config['_path']}: calibration needs the support "
+            "levels to be the top levels of the scale"
+        )
     items = codebook.items
-    targets = np.array([
-        i.published_support if i.published_support is not None else 0.5 for i in items
-    ])
+    targets = np.array([i.published_support if i.published_support is not None else 0.5 for i in items])
     target_battery = tw.get("calibrate_spacing")
     in_battery = np.array([i.battery == target_battery for i in items])
 
@@ -285,8 +284,9 @@ def _calibrate(codebook, config, eta, g0, link):
 
     def index_gap(log_scale):
         alpha, g = solve(log_scale)
-        means = _expected_mean(eta[:, in_battery], _thresholds(alpha, g)[in_battery],
-                               codebook.scale.levels, link)
+        means = _expected_mean(
+            eta[:, in_battery], _thresholds(alpha, g)[in_battery], codebook.scale.levels, link
+        )
         return means.mean() - tw["surveillance_index_mean"]
 
     # The index mean is not monotone in the spacing scale: bracket the first crossing.
@@ -309,11 +309,20 @@ def _threshold_hyper(codebook, alpha, g) -> dict[str, np.ndarray]:
     b_of = np.array(codebook.item_battery_index)
     out = {"alpha": alpha, "g": g}
     out["mu_alpha"] = np.array([alpha[b_of == b].mean() for b in range(len(codebook.batteries))])
-    out["sigma_alpha"] = np.array([alpha[b_of == b].std(ddof=1) if (b_of == b).sum() > 1 else 0.5
-                                   for b in range(len(codebook.batteries))])
+    out["sigma_alpha"] = np.array(
+        [
+            alpha[b_of == b].std(ddof=1) if (b_of == b).sum() > 1 else 0.5
+            for b in range(len(codebook.batteries))
+        ]
+    )
     out["gbar"] = np.array([g[b_of == b].mean(axis=0) for b in range(len(codebook.batteries))])
-    out["sigma_g"] = np.array([(g[b_of == b] - out["gbar"][b]).std(ddof=1) if (b_of == b).sum() > 1
-                               else 0.2 for b in range(len(codebook.batteries))])
+    out["sigma_g"] = np.array(
+        [
+            (g[b_of == b] - out["gbar"][b]).std(ddof=1) if (b_of == b).sum() > 1 else 0.2
+            for b in range(len(codebook.batteries))
+        ]
+    )
+    out["g_raw"] = (g - out["gbar"][b_of]) / out["sigma_g"][b_of][:, None]
     return out
 
 
@@ -374,7 +383,10 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     truth = true_parameters(spec, codebook, config, pop.covariate_names, rng_par)
     g0 = _gaps(codebook, config, rng_par)
 
-    pop_values = {**truth, "z_respondent": rng_pop.standard_normal((pop.n_respondents, len(codebook.batteries)))}
+    pop_values = {
+        **truth,
+        "z_respondent": rng_pop.standard_normal((pop.n_respondents, len(codebook.batteries))),
+    }
     pop_eta, _ = _evaluate(build(spec, pop), _placeholder_thresholds(pop_values, g0, codebook))
     alpha, g, log_scale = _calibrate(codebook, config, pop_eta, g0, spec.link)
     truth.update(_threshold_hyper(codebook, alpha, g))
@@ -395,19 +407,28 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     answered = np.where(np.isin(codes, codebook.scale.missing), MISSING, answered)
     ok = answered != MISSING
     sample_share = (support[np.clip(answered, 0, None)] & ok).sum(0) / ok.sum(0)
-    calibration = pd.DataFrame({
-        "item": codebook.item_ids,
-        "battery": [i.battery for i in codebook.items],
-        "published": [i.published_support for i in codebook.items],
-        "twin_population": pop_share,
-        "twin_sample": sample_share,
-    })
+    calibration = pd.DataFrame(
+        {
+            "item": codebook.item_ids,
+            "battery": [i.battery for i in codebook.items],
+            "published": [i.published_support for i in codebook.items],
+            "twin_population": pop_share,
+            "twin_sample": sample_share,
+        }
+    )
     index = {}
     for battery in codebook.battery_ids:
         cols = [j for j, i in enumerate(codebook.items) if i.battery == battery]
         pop_mean = _expected_mean(pop_eta[:, cols], pop_cuts[cols], codebook.scale.levels, spec.link).mean()
-        sub = np.where(ok[:, cols], np.asarray(codebook.scale.levels)[np.clip(answered[:, cols], 0, None)], np.nan)
-        index[battery] = {"population": float(pop_mean), "sample": float(np.nanmean(np.nanmean(sub, axis=1)))}
+        sub = np.where(
+            ok[:, cols],
+            np.asarray(codebook.scale.levels)[np.clip(answered[:, cols], 0, None)],
+            np.nan,
+        )
+        index[battery] = {
+            "population": float(pop_mean),
+            "sample": float(np.nanmean(np.nanmean(sub, axis=1))),
+        }
     truth_out = {k: np.asarray(v) for k, v in truth.items()}
     config["_calibration"] = {"log_spacing_scale": float(log_scale), "index_mean": index}
     return Twin(frame=frame, truth=truth_out, calibration=calibration, config=config)

@@ -39,7 +39,7 @@ class Sampler:
     tune: int = 1000
     seed: int = 20200101
     target_accept: float = 0.8
-    nutpie_backend: str = "numba"
+    nutpie_backend: str = "jax"
     low_rank: bool = False
     cores: int = 2
 
@@ -87,8 +87,9 @@ def _check_keys(table: dict, cls, source: str, prefix: str):
     allowed = set(cls.__dataclass_fields__)
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise SpecError(f"{source}: unknown keys {[prefix + k for k in unknown]} "
-                        f"(allowed: {sorted(allowed)})")
+        raise SpecError(
+            f"{source}: unknown keys {[prefix + k for k in unknown]} (allowed: {sorted(allowed)})"
+        )
 
 
 def _typed(value, kind, source, key):
@@ -151,8 +152,10 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>") -> ModelSpec:
     if sampler.name not in SAMPLERS:
         raise SpecError(f"{source}: sampler.name = {sampler.name!r}: expected one of {SAMPLERS}")
     if sampler.nutpie_backend not in NUTPIE_BACKENDS:
-        raise SpecError(f"{source}: sampler.nutpie_backend = {sampler.nutpie_backend!r}: "
-                        f"expected one of {NUTPIE_BACKENDS}")
+        raise SpecError(
+            f"{source}: sampler.nutpie_backend = {sampler.nutpie_backend!r}: "
+            f"expected one of {NUTPIE_BACKENDS}"
+        )
     for key in ("chains", "draws", "tune", "seed", "cores"):
         if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
             raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
@@ -203,10 +206,10 @@ def check_against_codebook(spec: ModelSpec, codebook) -> None:
     ):
         bad = [n for n in names if n not in known]
         if bad:
-            raise SpecError(f"{spec.path}: {key}: {bad} not in codebook {codebook.path} "
-                            f"(known: {known})")
+            raise SpecError(f"{spec.path}: {key}: {bad} not in codebook {codebook.path} (known: {known})")
     if isinstance(comp.covariates, tuple):
         outside = [c for c in comp.item_covariates if c not in comp.covariates]
         if outside:
-            raise SpecError(f"{spec.path}: components.item_covariates {outside} are not in "
-                            "components.covariates")
+            raise SpecError(
+                f"{spec.path}: components.item_covariates {outside} are not in components.covariates"
+            )

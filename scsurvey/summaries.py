@@ -41,13 +41,16 @@ def support_table(idata, codebook: Codebook | None = None, max_draws: int | None
     observed = (_support_indicator(idata, obs) & mask).sum(dims.RESPONDENT) / n
     rep = (_support_indicator(idata, _replicated(idata, max_draws)) & mask).sum(dims.RESPONDENT) / n
     items = list(obs[dims.ITEM].values)
-    frame = pd.DataFrame({
-        "battery": idata.constant_data["battery_of_item"].values,
-        "observed": observed.values,
-        "model": rep.mean("sample").values,
-        "model_low": rep.quantile(LOW, "sample").values,
-        "model_high": rep.quantile(HIGH, "sample").values,
-    }, index=pd.Index(items, name="item"))
+    frame = pd.DataFrame(
+        {
+            "battery": idata.constant_data["battery_of_item"].values,
+            "observed": observed.values,
+            "model": rep.mean("sample").values,
+            "model_low": rep.quantile(LOW, "sample").values,
+            "model_high": rep.quantile(HIGH, "sample").values,
+        },
+        index=pd.Index(items, name="item"),
+    )
     published = {i.id: i.published_support for i in codebook.items} if codebook else {}
     frame["published"] = [published.get(i, np.nan) for i in items]
     frame["model - observed"] = frame["model"] - frame["observed"]
@@ -68,9 +71,17 @@ def covariate_effects(idata) -> pd.DataFrame:
         for c in beta[dims.COVARIATE].values:
             x = beta.sel({dims.BATTERY: b, dims.COVARIATE: c}).values
             p_pos = float((x > 0).mean())
-            rows.append({"battery": b, "covariate": c, "mean": x.mean(),
-                         "low": np.quantile(x, LOW), "high": np.quantile(x, HIGH),
-                         "p_positive": p_pos, "p_direction": max(p_pos, 1 - p_pos)})
+            rows.append(
+                {
+                    "battery": b,
+                    "covariate": c,
+                    "mean": x.mean(),
+                    "low": np.quantile(x, LOW),
+                    "high": np.quantile(x, HIGH),
+                    "p_positive": p_pos,
+                    "p_direction": max(p_pos, 1 - p_pos),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -87,18 +98,33 @@ def who_supports(idata, codebook: Codebook) -> pd.DataFrame:
         for b in batteries:
             hit = effects[(effects["battery"] == b) & (effects["covariate"] == f.covariate)]
             if hit.empty:
-                rows.append({"finding": f.text, "covariate": f.covariate, "battery": b,
-                             "published": f.direction, "verdict": "not in model"})
+                rows.append(
+                    {
+                        "finding": f.text,
+                        "covariate": f.covariate,
+                        "battery": b,
+                        "published": f.direction,
+                        "verdict": "not in model",
+                    }
+                )
                 continue
             e = hit.iloc[0]
             sign = 1 if f.direction == "+" else -1
             found = 1 if e["low"] > 0 else -1 if e["high"] < 0 else 0
             verdict = "uncertain" if found == 0 else "agrees" if found == sign else "contradicts"
-            rows.append({"finding": f.text, "covariate": f.covariate, "battery": b,
-                         "published": f.direction, "mean": e["mean"], "low": e["low"],
-                         "high": e["high"],
-                         "p_published_direction": e["p_positive"] if sign > 0 else 1 - e["p_positive"],
-                         "verdict": verdict})
+            rows.append(
+                {
+                    "finding": f.text,
+                    "covariate": f.covariate,
+                    "battery": b,
+                    "published": f.direction,
+                    "mean": e["mean"],
+                    "low": e["low"],
+                    "high": e["high"],
+                    "p_published_direction": e["p_positive"] if sign > 0 else 1 - e["p_positive"],
+                    "verdict": verdict,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -126,10 +152,17 @@ def group_shrinkage(idata) -> dict[str, pd.DataFrame]:
             for k, level in enumerate(levels):
                 sel = member == k
                 draws = u.sel({dims.BATTERY: b, group: level}).values
-                rows.append({"battery": b, "level": level, "n": int(sel.sum()),
-                             "raw": np.nanmean(values[sel]) - overall if sel.any() else np.nan,
-                             "pooled": draws.mean(), "low": np.quantile(draws, LOW),
-                             "high": np.quantile(draws, HIGH)})
+                rows.append(
+                    {
+                        "battery": b,
+                        "level": level,
+                        "n": int(sel.sum()),
+                        "raw": np.nanmean(values[sel]) - overall if sel.any() else np.nan,
+                        "pooled": draws.mean(),
+                        "low": np.quantile(draws, LOW),
+                        "high": np.quantile(draws, HIGH),
+                    }
+                )
         out[group] = pd.DataFrame(rows)
     return out
 
@@ -217,13 +250,21 @@ def profile_contrasts(idata, codebook: Codebook, max_draws: int = 1000) -> pd.Da
         a, b = dict(c.a), dict(c.b)
         if not set(a) | set(b) <= covariates:
             continue
-        diff = (support_probability(idata, _standardised(codebook, idata, a), max_draws)
-                - support_probability(idata, _standardised(codebook, idata, b), max_draws))
+        diff = support_probability(idata, _standardised(codebook, idata, a), max_draws) - support_probability(
+            idata, _standardised(codebook, idata, b), max_draws
+        )
         for item in diff[dims.ITEM].values:
             d = diff.sel({dims.ITEM: item}).values
-            rows.append({"contrast": c.label, "item": item, "difference": d.mean(),
-                         "low": np.quantile(d, LOW), "high": np.quantile(d, HIGH),
-                         "p_positive": float((d > 0).mean())})
+            rows.append(
+                {
+                    "contrast": c.label,
+                    "item": item,
+                    "difference": d.mean(),
+                    "low": np.quantile(d, LOW),
+                    "high": np.quantile(d, HIGH),
+                    "p_positive": float((d > 0).mean()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -237,6 +278,13 @@ def compare_models(posteriors: dict[str, az.InferenceData]) -> pd.DataFrame:
 
 
 __all__ = [
-    "INTERVAL", "compare_models", "covariate_effects", "group_shrinkage", "linear_predictor",
-    "profile_contrasts", "support_probability", "support_table", "who_supports",
+    "INTERVAL",
+    "compare_models",
+    "covariate_effects",
+    "group_shrinkage",
+    "linear_predictor",
+    "profile_contrasts",
+    "support_probability",
+    "support_table",
+    "who_supports",
 ]

@@ -47,7 +47,7 @@ def generic_codebook(n_categories=5, batteries=(("a", 4), ("b", 3)), reverse=(),
         "scale": {
             "levels": levels,
             "labels": [f"L{v}" for v in levels],
-            "support": levels[-(n_categories // 2):],
+            "support": levels[-(n_categories // 2) :],
             "missing": [98, 99],
         },
         "batteries": [{"id": b} for b, _ in batteries],
@@ -58,7 +58,13 @@ def generic_codebook(n_categories=5, batteries=(("a", 4), ("b", 3)), reverse=(),
         ],
         "covariates": [
             {"id": "x1", "column": "x1", "type": "continuous"},
-            {"id": "sex", "column": "sex", "type": "binary", "levels": [0, 1], "standardize": "center"},
+            {
+                "id": "sex",
+                "column": "sex",
+                "type": "binary",
+                "levels": [0, 1],
+                "standardize": "center",
+            },
         ],
         "groups": [{"id": "site", "column": "site", "levels": ["s1", "s2", "s3"]}] if groups else [],
     }

@@ -3,6 +3,7 @@ interrupted writes."""
 
 import json
 import shutil
+from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -16,8 +17,14 @@ mock_pymc_sample = pytest.fixture(scope="function")(mock_sample_setup_and_teardo
 
 TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2}
 GROUPS = {
-    "posterior", "posterior_predictive", "log_likelihood", "sample_stats",
-    "observed_data", "constant_data", "prior", "prior_predictive",
+    "posterior",
+    "posterior_predictive",
+    "log_likelihood",
+    "sample_stats",
+    "observed_data",
+    "constant_data",
+    "prior",
+    "prior_predictive",
 }
 
 
@@ -26,8 +33,10 @@ def make_project(tmp_path, root, csv, name="full", sampler="nutpie"):
     (tmp_path / "models").mkdir(exist_ok=True)
     spec = (root / "models" / "full.toml").read_text()
     spec = spec.replace('data = "data/synthetic/scs2020.csv"', f'data = "{csv}"')
-    spec = spec.replace('codebook = "data/codebook/scs2020.toml"',
-                        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"')
+    spec = spec.replace(
+        'codebook = "data/codebook/scs2020.toml"',
+        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"',
+    )
     spec = spec.replace('name = "nutpie"', f'name = "{sampler}"')
     (tmp_path / "models" / f"{name}.toml").write_text(spec)
     return tmp_path
@@ -43,9 +52,9 @@ def tiny_fit(tmp_path_factory, root, small_twin):
 
 
 def test_fit_stores_every_group_with_dims(tiny_fit):
-    project, idata, run = tiny_fit
+    project, _idata, _run = tiny_fit
     stored = az.from_netcdf(model_paths("full", project)["posterior"])
-    assert GROUPS <= set(stored.groups())
+    assert set(stored.groups()) >= GROUPS
     assert stored.posterior.sizes["chain"] == 2 and stored.posterior.sizes["draw"] == 100
     assert stored.posterior["beta"].dims == ("chain", "draw", dims.BATTERY, dims.COVARIATE)
     assert stored.posterior_predictive["y"].dims == ("chain", "draw", dims.RESPONDENT, dims.ITEM)
@@ -60,17 +69,26 @@ def test_fit_stores_every_group_with_dims(tiny_fit):
 
 
 def test_fit_is_stamped(tiny_fit):
-    project, idata, run = tiny_fit
+    project, _idata, _run = tiny_fit
     attrs = az.from_netcdf(model_paths("full", project)["posterior"]).posterior.attrs
-    for key in ("model_name", "spec_hash", "data_hash", "code_hash", "versions", "sampler",
-                "seed", "created_at", "diagnostics"):
+    for key in (
+        "model_name",
+        "spec_hash",
+        "data_hash",
+        "code_hash",
+        "versions",
+        "sampler",
+        "seed",
+        "created_at",
+        "diagnostics",
+    ):
         assert key in attrs, key
     assert attrs["model_name"] == "full" and attrs["sampler"] == "nutpie"
     assert json.loads(attrs["versions"])["pymc"]
 
 
 def test_run_json_records_sampler_time_and_diagnostics(tiny_fit):
-    project, _, run = tiny_fit
+    project, _, _run = tiny_fit
     stored = json.loads(model_paths("full", project)["run"].read_text())
     assert stored["sampler"]["draws"] == 100 and stored["sampler"]["chains"] == 2
     assert stored["wall_time_s"] > 0
@@ -96,7 +114,7 @@ def test_load_refuses_a_stale_posterior(tiny_fit, tmp_path):
 
     data_copy = copy / "survey.csv"
     src = (project / "models" / "full.toml").read_text().split('data = "')[1].split('"')[0]
-    lines = open(src).read().splitlines()
+    lines = Path(src).read_text().splitlines()
     lines[1] = lines[1].replace(",5,", ",4,", 1) if ",5," in lines[1] else lines[1].replace(",4,", ",5,", 1)
     data_copy.write_text("\n".join(lines) + "\n")
     spec_path.write_text(spec_path.read_text().replace(src, str(data_copy)))
@@ -128,6 +146,6 @@ def test_pymc_sampler_wiring_with_a_mocked_sampler(mock_pymc_sample, small_twin,
     project = make_project(tmp_path, root, csv, sampler="pymc")
     idata, run = fit("full", root=project, progress=False, overrides={"draws": 30, "chains": 1})
     assert run["sampler"]["name"] == "pymc"
-    assert GROUPS <= set(idata.groups())
+    assert set(idata.groups()) >= GROUPS - {"sample_stats"}  # the mock records no sampler stats
     assert idata.posterior_predictive["y"].shape[-2:] == (240, 13)
     assert load_posterior("full", project).posterior.attrs["sampler"] == "pymc"

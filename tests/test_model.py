@@ -29,7 +29,12 @@ def generic_data(k=5, batteries=(("a", 4), ("b", 3)), n=60, seed=0):
 
 @pytest.mark.parametrize(
     ("k", "batteries"),
-    [(5, (("a", 4), ("b", 3))), (4, (("a", 3), ("b", 3), ("c", 2))), (7, (("only", 5),)), (2, (("a", 3),))],
+    [
+        (5, (("a", 4), ("b", 3))),
+        (4, (("a", 3), ("b", 3), ("c", 2))),
+        (7, (("only", 5),)),
+        (2, (("a", 3),)),
+    ],
 )
 @pytest.mark.parametrize("link", ["logit", "probit"])
 def test_builds_and_is_finite_at_the_initial_point(k, batteries, link):
@@ -51,8 +56,10 @@ def test_dims_and_coords_follow_the_codebook(codebook, small_twin):
 
     data = load_survey(csv, codebook)
     spec = make_spec(
-        covariates=True, groups=["region", "province", "occupation", "age_cohort"],
-        item_covariates=["media_foreign"], correlated=True,
+        covariates=True,
+        groups=["region", "province", "occupation", "age_cohort"],
+        item_covariates=["media_foreign"],
+        correlated=True,
     )
     model = build_model(spec, data)
     d = model.named_vars_to_dims
@@ -102,8 +109,14 @@ def test_bad_spec_names_the_key():
 
 def test_prior_overrides_reach_the_model():
     spec = parse_spec(
-        {"codebook": "c", "data": "d", "components": {"covariates": True},
-         "priors": {"beta": {"sigma": 0.123}}}, "x")
+        {
+            "codebook": "c",
+            "data": "d",
+            "components": {"covariates": True},
+            "priors": {"beta": {"sigma": 0.123}},
+        },
+        "x",
+    )
     model = build_model(spec, generic_data())
     sigma = model["beta"].owner.inputs[-1].eval()
     assert np.allclose(sigma, 0.123)

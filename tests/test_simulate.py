@@ -29,7 +29,7 @@ def test_same_seed_same_twin_other_seed_other_twin(root):
 
 
 def test_calibration_table_holds(small_twin, codebook):
-    twin, csv, _ = small_twin
+    twin, _csv, _ = small_twin
     table = twin.calibration
     # Root finding on a 20,000-respondent population: population shares equal the published
     # ones to numerical precision; the 240-respondent sample is within sampling noise
@@ -41,10 +41,10 @@ def test_calibration_table_holds(small_twin, codebook):
 
 
 def test_truth_directions_follow_published_findings(small_twin, codebook):
-    twin, _, truth_path = small_twin
+    _twin, _, truth_path = small_twin
     truth = read_truth(truth_path)
     names = [c.id for c in codebook.covariates]
-    beta = dict(zip(names, truth["beta"].T))
+    beta = dict(zip(names, truth["beta"].T, strict=False))
     for positive in ("trust_central", "trust_system", "income", "education", "urban_hukou"):
         assert (beta[positive] > 0).all(), positive
     for negative in ("ccp_member", "relative_gov", "credit_commercial"):

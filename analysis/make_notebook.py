@@ -1,0 +1,76 @@
+"""Write inspect_posterior.ipynb (kept as code so that its cells stay reviewable)."""
+
+from pathlib import Path
+
+import nbformat as nbf
+
+cells = [
+    nbf.v4.new_markdown_cell(
+        "# Inspecting a stored posterior\n\n"
+        "Loads `models/<name>/posterior.nc` (refusing a stale one), then walks through the "
+        "summary, trace and rank plots, forest plots, posterior-predictive checks and the "
+        "who-supports table. Everything here calls `scsurvey` functions: the report uses "
+        "the same ones.\n\n"
+        "Set `SCSURVEY_POSTERIOR` to a file to inspect it without the staleness check "
+        "(the test suite runs this notebook on a small fixture that way).\n\n"
+        "**The default data are a synthetic twin, not the survey.**"
+    ),
+    nbf.v4.new_code_cell(
+        "import os\n"
+        "from pathlib import Path\n\n"
+        "import arviz as az\n"
+        "import matplotlib.pyplot as plt\n\n"
+        "from scsurvey import checks, summaries\n"
+        "from scsurvey.codebook import load_codebook\n"
+        "from scsurvey.fit import load_posterior\n\n"
+        "ROOT = Path(os.environ.get('SCSURVEY_ROOT', '..')).resolve()\n"
+        "MODEL = os.environ.get('SCSURVEY_MODEL', 'full')\n"
+        "path = os.environ.get('SCSURVEY_POSTERIOR')\n"
+        "idata = az.from_netcdf(path) if path else load_posterior(MODEL, root=ROOT)\n"
+        "codebook = load_codebook(ROOT / 'data' / 'codebook' / 'scs2020.toml')\n"
+        "idata"
+    ),
+    nbf.v4.new_markdown_cell("## Diagnostics and summary"),
+    nbf.v4.new_code_cell(
+        "import json\n"
+        "diag = json.loads(idata.posterior.attrs['diagnostics'])\n"
+        "print('diagnostics ok:', bool(idata.posterior.attrs['diagnostics_ok']), diag['failures'])\n"
+        "az.summary(idata, var_names=['mu_alpha', 'sigma_alpha', 'sigma_g', 'lambda'], round_to=3)"
+    ),
+    nbf.v4.new_code_cell(
+        "hyper = [v for v in ('mu_alpha', 'sigma_alpha', 'sigma_g', 'sigma_region', 'sigma_occupation')\n"
+        "         if v in idata.posterior]\n"
+        "az.plot_trace(idata, var_names=hyper[:3], compact=True)\n"
+        "plt.tight_layout()"
+    ),
+    nbf.v4.new_code_cell("az.plot_rank(idata, var_names=hyper[:3], kind='vlines');"),
+    nbf.v4.new_markdown_cell("## Covariate effects per battery"),
+    nbf.v4.new_code_cell(
+        "if 'beta' in idata.posterior:\n"
+        "    az.plot_forest(idata, var_names=['beta'], combined=True, hdi_prob=0.9, figsize=(7, 9))\n"
+        "summaries.covariate_effects(idata).round(3).head(10)"
+    ),
+    nbf.v4.new_markdown_cell("## Who supports: published findings against the model"),
+    nbf.v4.new_code_cell("summaries.who_supports(idata, codebook).round(3)"),
+    nbf.v4.new_markdown_cell("## Support per item: observed, model and published"),
+    nbf.v4.new_code_cell("summaries.support_table(idata, codebook).round(3)"),
+    nbf.v4.new_markdown_cell("## Posterior-predictive checks"),
+    nbf.v4.new_code_cell(
+        "freq = checks.category_frequencies(idata)\nchecks.plot_category_frequencies(freq);"
+    ),
+    nbf.v4.new_code_cell("checks.plot_battery_index(checks.battery_index(idata));"),
+    nbf.v4.new_code_cell(
+        "pit = checks.randomized_pit(idata)\nchecks.plot_pit(pit)\npit[['n', 'p_uniform']].round(3)"
+    ),
+    nbf.v4.new_code_cell("loo, k_table = checks.loo_respondents(idata)\nprint(loo)\nk_table"),
+]
+
+nb = nbf.v4.new_notebook(
+    cells=cells,
+    metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    },
+)
+out = Path(__file__).parent / "inspect_posterior.ipynb"
+nbf.write(nb, out)
+print(f"wrote {out}")

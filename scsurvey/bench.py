@@ -1,0 +1,248 @@
+"""`make bench`: the model against a naive baseline, and fit time against survey size.
+
+The baseline is the same model written the straightforward way: long format (one row per
+observed answer), index gathers, ``pm.OrderedLogistic``, all item parameters centred, and
+PyMC's own NUTS. Numbers go to the terminal and to ``reports/bench/bench.json``; nothing
+here asserts a time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from . import dims
+from .fit import compile_nutpie, diagnose, load_inputs, sample_nutpie, write_json_atomic
+from .load import SurveyData
+from .model import build, covariate_columns
+from .spec import ModelSpec, load_spec
+
+
+def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
+    """The `full` model in long format with gathers and pm.OrderedLogistic (the baseline)."""
+    cb = data.codebook
+    p = spec.priors
+    b_of = np.array(cb.item_battery_index)
+    resp, item = np.nonzero(data.mask)
+    y = data.responses[resp, item].astype(int)
+    cols = covariate_columns(spec, data)
+    coords = {
+        k: v for k, v in data.coords().items() if k in (dims.ITEM, dims.BATTERY, dims.GAP, dims.RESPONDENT)
+    }
+    with pm.Model(coords=coords) as model:
+        mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
+        sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
+        alpha = pm.Normal("alpha", mu_alpha[b_of], sigma_alpha[b_of], dims=dims.ITEM)
+        gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
+        sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
+        g = pm.Normal("g", gbar[b_of], sigma_g[b_of][:, None], dims=(dims.ITEM, dims.GAP))
+        cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
+        lam = pt.exp(pm.Normal("a", 0.0, p["a"]["sigma"], dims=dims.ITEM))
+        z = pm.Normal("z_respondent", 0.0, 1.0, dims=(dims.RESPONDENT, dims.BATTERY))
+        theta = z
+        if spec.components.correlated and len(cb.batteries) > 1:
+            chol, _, _ = pm.LKJCholeskyCov(
+                "chol",
+                n=len(cb.batteries),
+                eta=p["corr"]["eta"],
+                sd_dist=pm.Exponential.dist(100.0),
+                compute_corr=True,
+            )
+            theta = z @ chol.T
+        if cols:
+            beta = pm.Normal("beta", 0.0, p["beta"]["sigma"], shape=(len(cb.batteries), len(cols)))
+            theta = theta + data.X[:, cols] @ beta.T
+        for gid in spec.components.groups:
+            n_levels = len(cb.group(gid).levels)
+            sigma = pm.HalfNormal(f"sigma_{gid}", p["sigma_group"]["sigma"], dims=dims.BATTERY)
+            u = pm.Normal(f"u_{gid}", 0.0, sigma[:, None], shape=(len(cb.batteries), n_levels))
+            theta = theta + u[:, data.groups[gid]].T
+        eta = lam[item] * theta[resp, b_of[item]]
+        if spec.components.item_covariates:
+            dev = [
+                k for k in cols if data.covariate_names[k].split("[")[0] in spec.components.item_covariates
+            ]
+            tau = pm.HalfNormal("tau_item", p["tau_item"]["sigma"], shape=(len(cb.batteries), len(dev)))
+            delta = pm.Normal("delta", 0.0, tau[b_of].T, shape=(len(dev), len(cb.items)))
+            eta = eta + (data.X[resp][:, dev] * delta[:, item].T).sum(axis=1)
+        pm.OrderedLogistic("y", eta=eta, cutpoints=cuts[item], observed=y)
+    return model
+
+
+def gradient_time(model: pm.Model, mode: str | None, evals: int = 200) -> tuple[float, float]:
+    """(compile seconds, microseconds per logp+gradient evaluation), best of 5 batches."""
+    t0 = time.perf_counter()
+    fn = model.logp_dlogp_function(ravel_inputs=True, mode=mode)
+    fn.set_extra_values({})
+    point = model.initial_point()
+    x = np.concatenate([np.ravel(point[v.name]) for v in model.value_vars]) + 0.05
+    fn(x)
+    compile_s = time.perf_counter() - t0
+    batch = max(1, evals // 5)
+    best = np.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(batch):
+            fn(x)
+        best = min(best, (time.perf_counter() - t) / batch)
+    return compile_s, best * 1e6
+
+
+def _fit_stats(idata, compile_s: float, sample_s: float) -> dict:
+    d = diagnose(idata)
+    ess = az.ess(idata.posterior, method="bulk")
+    worst = sorted(
+        ((float(np.nanmin(v.values)), k) for k, v in ess.data_vars.items() if np.isfinite(v.values).any())
+    )[:3]
+    return {
+        "compile_s": compile_s,
+        "sample_s": sample_s,
+        "wall_s": compile_s + sample_s,
+        "min_ess_bulk": d.min_ess_bulk,
+        "max_rhat": d.max_rhat,
+        "divergences": d.divergences,
+        "slowest": [f"{k} ({e:.0f})" for e, k in worst],
+        "mean_leapfrog_steps": d.mean_leapfrog_steps,
+        "ess_per_s": d.min_ess_bulk / (compile_s + sample_s),
+    }
+
+
+def fit_current(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
+    model = build(spec, data).model
+    s = spec.sampler
+    if sampler == "nutpie":
+        t0 = time.perf_counter()
+        compiled = compile_nutpie(model, s.nutpie_backend)
+        t1 = time.perf_counter()
+        idata = sample_nutpie(compiled, s, progress=False)
+        return _fit_stats(idata, t1 - t0, time.perf_counter() - t1)
+    t0 = time.perf_counter()
+    idata = pm.sample(
+        draws=s.draws,
+        tune=s.tune,
+        chains=s.chains,
+        cores=s.cores,
+        random_seed=s.seed,
+        nuts_sampler=sampler,
+        progressbar=False,
+        model=model,
+        compute_convergence_checks=False,
+    )
+    return _fit_stats(idata, 0.0, time.perf_counter() - t0)
+
+
+def fit_naive(spec: ModelSpec, data: SurveyData) -> dict:
+    model = naive_model(spec, data)
+    s = spec.sampler
+    t0 = time.perf_counter()
+    idata = pm.sample(
+        draws=s.draws,
+        tune=s.tune,
+        chains=s.chains,
+        cores=s.cores,
+        random_seed=s.seed,
+        progressbar=False,
+        model=model,
+        compute_convergence_checks=False,
+    )
+    return _fit_stats(idata, 0.0, time.perf_counter() - t0)
+
+
+def _row(label, r):
+    if "error" in r:
+        return f"  {label:<28} failed: {r['error']}"
+    return (
+        f"  {label:<28} wall {r['wall_s']:7.1f} s (compile {r['compile_s']:5.1f})  "
+        f"min ESS {r['min_ess_bulk']:7.0f}  ESS/s {r['ess_per_s']:7.2f}  R-hat {r['max_rhat']:.3f}  "
+        f"div {r['divergences']:3d}  steps {r['mean_leapfrog_steps'] or float('nan'):5.1f}  "
+        f"slowest {', '.join(r['slowest'])}"
+    )
+
+
+def run_bench(
+    root: Path | str = ".",
+    model: str = "full",
+    sizes=(300, 1173, 5000, 20000),
+    samplers=("nutpie", "pymc", "numpyro"),
+    quick: bool = False,
+) -> dict:
+    """Measure and print everything `make bench` reports; write reports/bench/bench.json."""
+    root = Path(root)
+    spec = load_spec(root / "models" / f"{model}.toml")
+    if quick:
+        spec = spec.replace(sampler={"draws": 300, "tune": 300})
+    data = load_inputs(spec, root)
+    out = {
+        "model": model,
+        "sampler_settings": asdict(spec.sampler),
+        "n_respondents": data.n_respondents,
+        "cores": os.cpu_count(),
+        "gradient": {},
+        "fits": {},
+        "scaling": {},
+    }
+
+    print(f"== gradient (logp + gradient of `{model}`, {data.n_respondents} respondents), best of 5")
+    current, naive = build(spec, data).model, naive_model(spec, data)
+    for label, m, mode in (
+        ("current / JAX", current, "JAX"),
+        ("current / Numba", current, "NUMBA"),
+        ("current / C", current, "FAST_RUN"),
+        ("naive / C", naive, "FAST_RUN"),
+        ("naive / JAX", naive, "JAX"),
+    ):
+        try:
+            c, us = gradient_time(m, mode)
+            out["gradient"][label] = {"compile_s": c, "us_per_eval": us}
+            print(f"  {label:<18} {us:8.0f} us/eval   compile {c:5.1f} s", flush=True)
+        except Exception as err:  # a backend that cannot compile is reported, not fatal
+            out["gradient"][label] = {"error": repr(err)[:200]}
+            print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
+
+    print(f"== fits: {spec.sampler.chains} chains x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)")
+    for sampler in samplers:
+        try:
+            out["fits"][f"current / {sampler}"] = r = fit_current(spec, data, sampler)
+        except Exception as err:
+            out["fits"][f"current / {sampler}"] = r = {"error": repr(err)[:200]}
+        print(_row(f"current / {sampler}", r), flush=True)
+    try:
+        out["fits"]["naive / pymc"] = r = fit_naive(spec, data)
+    except Exception as err:
+        out["fits"]["naive / pymc"] = r = {"error": repr(err)[:200]}
+    print(_row("naive / pymc", r), flush=True)
+    base = out["fits"]["naive / pymc"].get("ess_per_s")
+    for label, r in out["fits"].items():
+        if base and "ess_per_s" in r:
+            r["ess_per_s_ratio_to_naive"] = r["ess_per_s"] / base
+            print(f"  ESS/s ratio {label:<22} {r['ess_per_s_ratio_to_naive']:6.1f}x")
+
+    print("== scaling: nutpie, current model, by survey size")
+    from .load import prepare
+    from .simulate import make_twin
+
+    for n in sizes:
+        try:
+            twin = make_twin(
+                root / "data/codebook/scs2020.twin.toml",
+                root,
+                overrides={"n": int(n), "population": 20000},
+            )
+            sized = prepare(twin.frame, data.codebook, f"twin n={n}")
+            r = fit_current(spec, sized, "nutpie")
+        except Exception as err:
+            r = {"error": repr(err)[:200]}
+        out["scaling"][str(n)] = r
+        print(_row(f"n = {n}", r), flush=True)
+
+    path = root / "reports" / "bench" / "bench.json"
+    write_json_atomic(out, path)
+    print(f"-> {path}")
+    return out

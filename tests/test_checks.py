@@ -1,0 +1,235 @@
+"""Checks and summaries on hand-built InferenceData (known answers) and a tiny stored fit."""
+
+from pathlib import Path
+
+import arviz as az
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from scsurvey import checks, dims, summaries
+from scsurvey.codebook import load_codebook
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
+CATS = ["no", "maybe", "yes"]
+
+
+def hand_built(observed, replicated, groups=None):
+    """InferenceData with given observed answers (r x i) and replicated ones (c x d x r x i)."""
+    observed = np.asarray(observed)
+    replicated = np.asarray(replicated)
+    n_r, n_i = observed.shape
+    coords = {
+        dims.RESPONDENT: [f"r{k}" for k in range(n_r)],
+        dims.ITEM: [f"i{k}" for k in range(n_i)],
+    }
+    constant = {
+        "battery_of_item": ((dims.ITEM,), np.array(["b"] * n_i)),
+        "support": ((dims.CATEGORY,), np.array([False, False, True])),
+        "category_code": ((dims.CATEGORY,), np.array([1.0, 2.0, 3.0])),
+    }
+    c_coords = {**coords, dims.CATEGORY: CATS}
+    for name, (index, levels) in (groups or {}).items():
+        constant[f"index_{name}"] = ((dims.RESPONDENT,), np.asarray(index))
+        c_coords[name] = levels
+    return az.InferenceData(
+        posterior_predictive=xr.Dataset(
+            {"y": (("chain", "draw", dims.RESPONDENT, dims.ITEM), replicated)}, coords=coords
+        ),
+        observed_data=xr.Dataset({"y": ((dims.RESPONDENT, dims.ITEM), observed)}, coords=coords),
+        constant_data=xr.Dataset(constant, coords=c_coords),
+    )
+
+
+OBS = [[0, 2], [2, -1], [2, 1], [1, 2]]
+# two draws: the first reproduces the data; the second answers 0 everywhere
+REP = np.array([[[[0, 2], [2, 0], [2, 1], [1, 2]], [[0, 0], [0, 0], [0, 0], [0, 0]]]])
+
+
+def test_category_frequencies_known_answer():
+    f = checks.category_frequencies(hand_built(OBS, REP), max_draws=None)
+    # item i0: answers 0, 2, 2, 1 -> shares 1/4, 1/4, 2/4; item i1 (one missing): 2, 1, 2
+    np.testing.assert_allclose(f["observed"].sel(item="i0"), [0.25, 0.25, 0.5])
+    np.testing.assert_allclose(f["observed"].sel(item="i1"), [0, 1 / 3, 2 / 3])
+    # replicated mean over the two draws; the missing cell of i1 is left out of both
+    np.testing.assert_allclose(f["mean"].sel(item="i0"), [(0.25 + 1) / 2, 0.25 / 2, 0.5 / 2])
+    np.testing.assert_allclose(f["mean"].sel(item="i1"), [(0 + 1) / 2, (1 / 3) / 2, (2 / 3) / 2])
+    assert list(f[dims.CATEGORY].values) == CATS
+
+
+def test_group_support_known_answer():
+    idata = hand_built(OBS, REP, groups={"site": ([0, 0, 1, 1], ["a", "b"])})
+    g = checks.group_support(idata, "site", max_draws=None)
+    # site a: respondents r0, r1 -> item i0 answers 0, 2 -> support 1/2; i1 answers 2, missing -> 1
+    assert g["observed"].sel(site="a", item="i0") == 0.5
+    assert g["observed"].sel(site="a", item="i1") == 1.0
+    assert g["n"].sel(site="a", item="i1") == 1
+    np.testing.assert_allclose(g["mean"].sel(site="b", item="i1"), (1 / 2 + 0) / 2)
+
+
+def test_support_table_known_answer(codebook):
+    table = summaries.support_table(hand_built(OBS, REP), max_draws=None)
+    assert table.loc["i0", "observed"] == 0.5
+    assert table.loc["i1", "observed"] == pytest.approx(2 / 3)
+    assert table.loc["i0", "model"] == pytest.approx(0.25)
+    assert np.isnan(table.loc["i0", "published"])
+
+
+def test_battery_index_known_answer():
+    out = checks.battery_index(hand_built(OBS, REP), max_draws=None)["b"]
+    # respondent means (codes 1..3): r0 (1+3)/2 = 2, r1 3 (one answer), r2 2.5, r3 2.5
+    assert out.attrs["observed_mean"] == pytest.approx((2 + 3 + 2.5 + 2.5) / 4)
+    assert out["observed"].sum() == 4
+    assert out.attrs["replicated_mean"] == pytest.approx(((2 + 3 + 2.5 + 2.5) / 4 + 1) / 2)
+
+
+def test_pit_is_uniform_when_data_come_from_the_predictive():
+    rng = np.random.default_rng(0)
+    probs = np.array([0.2, 0.5, 0.3])
+    rep = rng.choice(3, size=(1, 400, 300, 2), p=probs)
+    obs = rng.choice(3, size=(300, 2), p=probs)
+    pit = checks.randomized_pit(hand_built(obs, rep), max_draws=None, bins=10)
+    # calibrated by construction: chi-square p-values should not be tiny (alpha 0.001)
+    assert (pit["p_uniform"] > 0.001).all(), pit["p_uniform"]
+    # a miscalibrated predictive (shifted toward "no") is caught
+    bad = rng.choice(3, size=(1, 400, 300, 2), p=[0.6, 0.3, 0.1])
+    assert (checks.randomized_pit(hand_built(obs, bad), max_draws=None, bins=10)["p_uniform"] < 1e-6).all()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return az.from_netcdf(FIXTURE)
+
+
+def test_fixture_has_every_group(tiny):
+    assert {
+        "posterior",
+        "posterior_predictive",
+        "log_likelihood",
+        "observed_data",
+        "constant_data",
+        "sample_stats",
+        "prior",
+        "prior_predictive",
+    } <= set(tiny.groups())
+
+
+def test_who_supports_verdicts_follow_the_intervals(tiny, codebook):
+    who = summaries.who_supports(tiny, codebook)
+    assert set(who["verdict"]) <= {"agrees", "contradicts", "uncertain"}
+    for _, row in who.iterrows():
+        sign = 1 if row["published"] == "+" else -1
+        if row["verdict"] == "agrees":  # the interval lies wholly on the published side
+            assert row["low"] > 0 if sign > 0 else row["high"] < 0
+        if row["verdict"] == "contradicts":
+            assert row["high"] < 0 if sign > 0 else row["low"] > 0
+        if row["verdict"] == "uncertain":
+            assert row["low"] <= 0 <= row["high"]
+    # media_foreign is published for surveillance only
+    assert (who[who["covariate"] == "media_foreign"]["battery"] == "surveillance").all()
+    assert len(who) == 2 * (len(codebook.findings) - 1) + 1
+
+
+def test_covariate_effects_probability_of_direction(tiny):
+    eff = summaries.covariate_effects(tiny)
+    beta = tiny.posterior["beta"].sel(battery="surveillance", covariate="trust_central").values.ravel()
+    row = eff[(eff["battery"] == "surveillance") & (eff["covariate"] == "trust_central")].iloc[0]
+    assert row["p_positive"] == pytest.approx((beta > 0).mean())
+    assert row["p_direction"] == pytest.approx(max((beta > 0).mean(), (beta < 0).mean()))
+    assert row["low"] <= row["mean"] <= row["high"]
+
+
+def test_linear_predictor_matches_the_model_graph(tiny, codebook, root):
+    """The report's numpy eta must equal the PyMC model's eta for the same draw."""
+    from scsurvey.load import prepare
+    from scsurvey.model import build
+    from scsurvey.simulate import _evaluate
+    from scsurvey.spec import load_spec
+
+    spec = load_spec(root / "models" / "full.toml")
+    post = tiny.posterior.isel(chain=0, draw=7)
+    cd = tiny.constant_data
+    frame = pd.DataFrame(cd["X"].values, columns=cd["covariate_all"].values)
+    data = prepare(_raw_frame(tiny, codebook), codebook, "fixture", require_answers=False)
+    np.testing.assert_allclose(data.X, frame.to_numpy(), atol=1e-9)
+    built = build(spec, data)
+    values = {rv.name: post[rv.name].values for rv in built.model.free_RVs}
+    eta_model, _ = _evaluate(built, values)
+    theta = post["theta"].values[None]  # (1, respondent, battery)
+    x = dict.fromkeys(data.covariate_names, 0.0)
+    draw = 7  # chain 0
+    eta_np = summaries.linear_predictor(tiny, x, theta, np.array([draw]))[0]
+    deviations = data.X[:, [data.covariate_names.index(c) for c in ("media_foreign", "credit_commercial")]]
+    delta = post["delta"].values  # (item_covariate, item)
+    # the fixture stores float32 draws (1e-7 relative); a wrong formula is off by ~0.1
+    np.testing.assert_allclose(eta_np + deviations @ delta, eta_model, rtol=1e-5, atol=1e-5)
+
+
+def _raw_frame(idata, codebook):
+    """Rebuild a raw covariate table from the stored standardised one (for the model)."""
+    cd = idata.constant_data
+    X = cd["X"].values * cd["covariate_scale"].values + cd["covariate_center"].values
+    frame = pd.DataFrame(X, columns=cd["covariate_all"].values)
+    for cov in codebook.covariates:
+        if cov.transform == "log":
+            frame[cov.column] = np.exp(frame[cov.id])
+    frame["resp_id"] = cd[dims.RESPONDENT].values
+    for g in codebook.groups:
+        levels = list(cd[g.id].values)
+        idx = cd[f"index_{g.id}"].values
+        if g.breaks is None:
+            frame[g.column] = [levels[i] for i in idx]
+    for item in codebook.items:
+        frame[item.column] = np.nan
+    return frame
+
+
+def test_profile_contrasts_have_the_effect_sign(tiny, codebook):
+    table = summaries.profile_contrasts(tiny, codebook, max_draws=100)
+    assert set(table["contrast"]) == {c.label for c in codebook.contrasts}
+    trust = table[table["contrast"].str.startswith("High vs low trust")]
+    # trust effects are positive in the twin; predicted support must rise with trust
+    assert (trust["difference"] > 0).mean() > 0.8
+    assert ((trust["low"] <= trust["difference"]) & (trust["difference"] <= trust["high"])).all()
+
+
+def test_support_probability_is_a_probability(tiny):
+    p = summaries.support_probability(tiny, {}, max_draws=50)
+    assert p.dims == ("sample", dims.ITEM) and ((p > 0) & (p < 1)).all()
+
+
+def test_group_shrinkage_and_loo(tiny):
+    shrink = summaries.group_shrinkage(tiny)
+    assert set(shrink) == {"region", "province", "occupation", "age_cohort"}
+    prov = shrink["province"]
+    assert len(prov) == 2 * 31 and prov["n"].sum() == 2 * 80
+    loo, k_table = checks.loo_respondents(tiny)
+    assert k_table["respondents"].sum() == 80
+    assert np.isfinite(loo.elpd_loo)
+
+
+def test_every_check_draws_a_figure(tiny):
+    figs = [
+        checks.plot_category_frequencies(checks.category_frequencies(tiny)),
+        checks.plot_group_support(checks.group_support(tiny, "region"), "region"),
+        checks.plot_battery_index(checks.battery_index(tiny)),
+        checks.plot_pit(checks.randomized_pit(tiny)),
+        checks.plot_pareto_k(checks.loo_respondents(tiny)[0]),
+    ]
+    for fig in figs:
+        assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+        matplotlib.pyplot.close(fig)
+
+
+def test_compare_models_ranks_by_elpd(tiny):
+    worse = tiny.copy()
+    worse.log_likelihood["y"] = worse.log_likelihood["y"] - 1.0  # 1 nat worse per respondent
+    table = summaries.compare_models({"good": tiny, "worse": worse})
+    assert list(table.index) == ["good", "worse"]
+    assert table.loc["worse", "elpd_diff"] == pytest.approx(80, rel=0.05)
+
+
+def test_codebook_fixture_matches(codebook):
+    assert load_codebook(codebook.path).findings == codebook.findings

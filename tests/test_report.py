@@ -1,0 +1,139 @@
+"""The generated report: renders from a stored posterior, every referenced file exists, a
+real headless browser opens it without console errors; the notebook executes."""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pytest
+
+from scsurvey import summaries
+from scsurvey.report import render_report
+from scsurvey.spec import load_spec
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, root, codebook):
+    idata = az.from_netcdf(FIXTURE)
+    spec = load_spec(root / "models" / "full.toml")
+    run = json.loads(FIXTURE.with_suffix(".run.json").read_text())
+    out = tmp_path_factory.mktemp("report")
+    worse = idata.copy()
+    worse.log_likelihood["y"] = worse.log_likelihood["y"] - 0.5
+    path = render_report(idata, spec, codebook, run, out, others={"full": idata, "worse": worse})
+    return path, idata
+
+
+def test_report_renders_and_every_file_exists(report):
+    path, _ = report
+    html = path.read_text()
+    for section in (
+        "The data",
+        "Diagnostics",
+        "Support per item",
+        "Who supports",
+        "Groups",
+        "Posterior-predictive checks",
+        "Model comparison",
+    ):
+        assert section in html, section
+    sources = re.findall(r'src="([^"]+)"', html)
+    assert len(sources) >= 10
+    for src in sources:
+        assert (path.parent / src).is_file(), src
+    assert "Synthetic twin, not the survey" in html
+
+
+def test_failed_diagnostics_are_shown_in_red(report):
+    path, idata = report
+    assert not idata.posterior.attrs["diagnostics_ok"]  # 2 x 60 draws cannot pass
+    html = path.read_text()
+    assert 'class="fail">Diagnostics FAILED' in html
+    failures = json.loads(idata.posterior.attrs["diagnostics"])["failures"]
+    assert all(f in html for f in failures)
+
+
+def test_table_numbers_come_from_the_posterior(report, codebook):
+    path, idata = report
+    html = path.read_text()
+    table = summaries.support_table(idata, codebook)
+    for item in ("surv_train", "pun_internet"):
+        row = re.search(rf"<th>{item}</th>(.*?)</tr>", html, re.S).group(1)
+        cells = re.findall(r"<td>([^<]*)</td>", row)
+        assert f"{table.loc[item, 'observed']:.3f}" in cells
+        assert f"{table.loc[item, 'model']:.3f}" in cells
+        assert f"{table.loc[item, 'published']:.3f}" in cells
+    assert "worse" in html  # the comparison table lists both models
+
+
+@pytest.mark.browser
+def test_a_real_browser_opens_the_report(report, tmp_path):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"chromium not found at {CHROMIUM}; .ci/run installs it")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    path, _ = report
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri(), wait_until="load")
+        images_ok = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        n_images = page.evaluate("document.images.length")
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert errors == [], errors
+    assert images_ok and n_images >= 10
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape[0] > 2000  # a long page, not an error stub
+    assert pixels.std() > 10 and len(np.unique(pixels)) > 50  # not blank
+
+
+def test_notebook_executes_against_the_fixture(root, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(root / "analysis" / "inspect_posterior.ipynb", as_version=4)
+    env = {"SCSURVEY_POSTERIOR": str(FIXTURE), "SCSURVEY_ROOT": str(root)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(
+            nb,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(root / "analysis")}},
+        ).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
+    assert "agrees" in text or "uncertain" in text  # the who-supports table was shown

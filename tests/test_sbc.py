@@ -1,0 +1,126 @@
+"""Simulation-based calibration: verdict logic (fast) and small real studies (-m sbc)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scsurvey import sbc
+
+
+def fake_study(ranks: dict, L=20, n=200):
+    frame = pd.DataFrame(ranks)
+    frame.attrs["L"] = L
+    diag = pd.DataFrame({"converged": [True] * len(frame), "divergences": [0] * len(frame)})
+    return frame, diag
+
+
+def test_uniform_ranks_pass_and_skewed_ranks_fail():
+    rng = np.random.default_rng(1)
+    n, L = 200, 20
+    ranks, diag = fake_study(
+        {
+            "uniform_a": rng.integers(0, L + 1, n),
+            "uniform_b": rng.integers(0, L + 1, n),
+            "too_wide_prior": np.where(
+                rng.random(n) < 0.5, rng.integers(0, 2, n), rng.integers(L - 1, L + 1, n)
+            ),
+            "biased": np.clip(rng.binomial(L, 0.7, n), 0, L),
+        },
+        L,
+    )
+    table = sbc.summarize(ranks, diag)
+    assert table.loc["uniform_a", "verdict"] == "pass"
+    assert table.loc["uniform_b", "verdict"] == "pass"
+    assert table.loc["too_wide_prior", "verdict"] == "fail"
+    assert table.loc["biased", "verdict"] == "fail"
+
+
+def test_false_alarm_rate_of_a_correct_study_is_small():
+    """Under exact uniformity, a study with 40 quantities fails any in <= ~5% of studies."""
+    rng = np.random.default_rng(7)
+    fails = 0
+    for _ in range(40):
+        ranks, diag = fake_study({f"q{k}": rng.integers(0, 21, 100) for k in range(40)})
+        fails += (sbc.summarize(ranks, diag)["verdict"] == "fail").any()
+    # 40 studies at family-wise 5%: expected 2 failing; 8 or more has probability < 0.001
+    assert fails < 8, fails
+
+
+def test_quantities_rank_small_variables_whole_and_ends_of_large_ones():
+    q = sbc.quantities(
+        {"s": np.array(1.0), "v": np.zeros(3), "m": np.zeros((10, 2)), "corr_matrix": np.eye(2)}
+    )
+    assert ("s", ()) in q and ("v", (2,)) in q
+    assert ("m", (0, 0)) in q and ("m", (9, 1)) in q and ("m", (5, 0)) not in q
+    assert not [x for x in q if x[0] == "corr_matrix"]
+
+
+def test_rank_counts_draws_below_the_truth():
+    rng = np.random.default_rng(0)
+    assert sbc._rank(np.array([0.1, 0.2, 0.3]), 0.25, rng) == 2
+    assert sbc._rank(np.array([0.1, 0.2, 0.3]), -1.0, rng) == 0
+    assert sbc._rank(np.array([0.1, 0.2, 0.3]), 9.0, rng) == 3
+
+
+def sbc_project(tmp_path, root, csv):
+    (tmp_path / "models").mkdir()
+    spec = (root / "models" / "baseline.toml").read_text()
+    spec = spec.replace('data = "data/synthetic/scs2020.csv"', f'data = "{csv}"')
+    spec = spec.replace(
+        'codebook = "data/codebook/scs2020.toml"',
+        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"',
+    )
+    (tmp_path / "models" / "baseline.toml").write_text(spec)
+    return tmp_path
+
+
+SMALL = {"n_sims": 40, "n_respondents": 100, "draws": 200, "tune": 300, "thin_to": 20, "workers": 2}
+
+
+@pytest.mark.sbc
+def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_twin):
+    """S = 40 surveys of 100 respondents (baseline model), L = 20.
+
+    The mismatched study simulates mu_alpha with sd 6 where the fitting model says 1.5:
+    true first-threshold locations land in the prior's tails and their ranks pile up at the
+    ends, which the check must flag. The correct study must pass at the family-wise 5% level
+    (a false alarm is expected in about 1 study in 20).
+    """
+    _, csv, _ = small_twin
+    project = sbc_project(tmp_path, root, csv)
+    good = sbc.run_study("baseline", root=project, progress=False, **SMALL)
+    assert good.attrs["n_sims"] == 40
+    assert (good["verdict"] == "pass").all(), good[good["verdict"] == "fail"]
+    bad = sbc.run_study(
+        "baseline",
+        root=project,
+        progress=False,
+        prior_overrides=(("mu_alpha", "sigma", 6.0),),
+        **SMALL,
+    )
+    failed = set(bad.index[bad["verdict"] == "fail"])
+    assert {"mu_alpha[0]", "mu_alpha[1]"} & failed, bad.sort_values("p_chisq").head()
+    page = project / "reports" / "baseline" / "sbc" / "index.html"
+    assert page.exists() and (page.parent / "ranks.png").exists()
+    assert "FAIL" in (project / "reports" / "baseline" / "sbc-mismatched" / "index.html").read_text()
+
+
+@pytest.mark.sbc
+def test_an_interrupted_study_resumes(tmp_path, root, small_twin):
+    _, csv, _ = small_twin
+    project = sbc_project(tmp_path, root, csv)
+    settings = sbc.Settings(model="baseline", n_sims=4, n_respondents=60, draws=60, tune=60, thin_to=10)
+    folder = sbc.run(settings, project, workers=1, progress=False)
+    files = sorted(folder.glob("sim_*.json"))
+    assert len(files) == 4
+    kept = {f.name: f.stat().st_mtime_ns for f in files[:2]}
+    for f in files[2:]:
+        f.unlink()  # as if the study had been stopped after two simulations
+    sbc.run(settings, project, workers=1, progress=False)
+    assert len(list(folder.glob("sim_*.json"))) == 4
+    assert {f.name: f.stat().st_mtime_ns for f in sorted(folder.glob("sim_*.json"))[:2]} == kept
+    record = json.loads(Path(folder / "sim_0003.json").read_text())
+    assert {"ranks", "true", "max_rhat", "divergences", "converged"} <= set(record)
