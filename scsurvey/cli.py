@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         help="address of an existing Dask scheduler (default: a LocalCluster)",
     )
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--draws", type=int, default=500)
-    p.add_argument("--tune", type=int, default=500)
+    p.add_argument("--draws", type=int, default=400)
+    p.add_argument("--tune", type=int, default=400)
     p.add_argument("--ranks", type=int, default=100, help="thinned draws per rank (L)")
     p.set_defaults(func=cmd_sbc)
 
