@@ -117,6 +117,25 @@ def _residual(priors, n_batteries, correlated):
     return z @ chol.T
 
 
+def nesting_projection(group, parent) -> np.ndarray:
+    """Matrix P with z @ P = z minus the mean of z over each parent level's children."""
+    parent_of = np.array([parent.levels.index(p) for p in group.parents])
+    same = (parent_of[:, None] == parent_of[None, :]).astype(float)
+    return np.eye(len(parent_of)) - same / same.sum(axis=0, keepdims=True)
+
+
+def _nested_zero_sum(gid, group, parent):
+    """Effects of a factor nested in another that is also modelled, zero-sum within parents.
+
+    Zero-sum over all levels alone leaves the children of one parent free to absorb the
+    parent's effect, which then trades against the parent's own intercept (measured on the
+    twin: R-hat 1.014 and bulk ESS 334 at sigma_province). Centring within each parent
+    removes that direction; the centred draws have variance 1 - 1/n_children.
+    """
+    raw = pm.Normal(f"z_{gid}_raw", 0.0, 1.0, dims=(dims.BATTERY, gid))
+    return pm.Deterministic(f"z_{gid}", raw @ nesting_projection(group, parent), dims=(dims.BATTERY, gid))
+
+
 def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
     """Item-specific covariate deviations, zero-sum within each battery (centred)."""
     names = [data.covariate_names[k] for k in cols]
@@ -183,7 +202,10 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
             group = cb.group(gid)
             model.add_coord(gid, list(group.levels))
             sigma = pm.HalfNormal(f"sigma_{gid}", priors["sigma_group"]["sigma"], dims=dims.BATTERY)
-            z = pm.ZeroSumNormal(f"z_{gid}", dims=(dims.BATTERY, gid))
+            if group.nested_in in comp.groups:
+                z = _nested_zero_sum(gid, group, cb.group(group.nested_in))
+            else:
+                z = pm.ZeroSumNormal(f"z_{gid}", dims=(dims.BATTERY, gid))
             u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
             # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
             member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)

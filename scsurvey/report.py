@@ -52,7 +52,7 @@ def _slowest(idata, n: int = 6) -> list[str]:
     ess = az.ess(idata.posterior, method="bulk")
     scores = {}
     for name, da in ess.data_vars.items():
-        if name.startswith(("z_", "theta")):
+        if name.startswith(("z_", "theta")) or name.endswith("__"):  # nutpie keeps x_log__ too
             continue
         vals = da.values[np.isfinite(da.values)]
         if vals.size:

@@ -24,7 +24,7 @@ from scipy.stats import norm
 from .codebook import Codebook, load_codebook
 from .likelihood import category_probs, ordinal_random
 from .load import MISSING, prepare
-from .model import PARTIAL_CORR, build
+from .model import PARTIAL_CORR, build, nesting_projection
 from .spec import ModelSpec, load_spec
 
 
@@ -197,7 +197,12 @@ def true_parameters(spec: ModelSpec, codebook: Codebook, config: dict, covariate
             sigma = u.std(axis=1, ddof=1)
         elif "sigma" in g:
             sigma = np.array([g["sigma"][b] for b in batteries], dtype=float)
-            u = sigma[:, None] * _zero_sum(rng.standard_normal((len(batteries), len(group.levels))))
+            raw = rng.standard_normal((len(batteries), len(group.levels)))
+            if group.nested_in in comp.groups:  # zero-sum within each parent, as in the model
+                truth[f"z_{gid}_raw"] = raw
+                u = sigma[:, None] * (raw @ nesting_projection(group, codebook.group(group.nested_in)))
+            else:
+                u = sigma[:, None] * _zero_sum(raw)
         else:
             raise TwinError(f"twin file {src}: [groups.{gid}] needs `effects` or `sigma`")
         truth[f"sigma_{gid}"] = sigma

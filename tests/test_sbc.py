@@ -120,7 +120,11 @@ def test_an_interrupted_study_resumes(tmp_path, root, small_twin):
     kept = {f.name: f.stat().st_mtime_ns for f in files[:2]}
     for f in files[2:]:
         f.unlink()  # as if the study had been stopped after two simulations
-    sbc.run(settings, project, workers=1, progress=False)
+    # resume on an existing Dask scheduler, given by its address, as on a cluster
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        sbc.run(settings, project, scheduler=cluster.scheduler_address, progress=False)
     assert len(list(folder.glob("sim_*.json"))) == 4
     assert {f.name: f.stat().st_mtime_ns for f in sorted(folder.glob("sim_*.json"))[:2]} == kept
     record = json.loads(Path(folder / "sim_0003.json").read_text())
