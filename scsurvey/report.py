@@ -203,12 +203,14 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     if "beta" in idata.posterior:
         who = summaries.who_supports(idata, codebook)
         contrasts = summaries.profile_contrasts(idata, codebook)
+        beta = idata.posterior["beta"]
+        n_effects = beta.size // (beta.sizes["chain"] * beta.sizes["draw"])  # not the draws
         axes = az.plot_forest(
             idata,
             var_names=["beta"],
             combined=True,
             hdi_prob=checks.INTERVAL,
-            figsize=(7, 0.22 * idata.posterior["beta"].size + 1.5),
+            figsize=(7, 0.22 * n_effects + 1.5),
         )
         figures["forest"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")
 

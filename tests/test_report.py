@@ -101,12 +101,14 @@ def test_a_real_browser_opens_the_report(report, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(path.as_uri(), wait_until="load")
         images_ok = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        heights = page.evaluate("Array.from(document.images).map(i => i.naturalHeight)")
         n_images = page.evaluate("document.images.length")
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert errors == [], errors
     assert images_ok and n_images >= 10
+    assert max(heights) < 4000, heights  # every figure sized by what it shows, not by draws
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape[0] > 2000  # a long page, not an error stub
     assert pixels.std() > 10 and len(np.unique(pixels)) > 50  # not blank
