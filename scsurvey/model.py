@@ -137,7 +137,7 @@ def _nested_zero_sum(gid, group, parent):
 
 
 def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
-    """Item-specific covariate deviations, zero-sum within each battery (centred)."""
+    """Item-specific covariate deviations, zero-sum within each battery (non-centred)."""
     names = [data.covariate_names[k] for k in cols]
     dev_cols = [k for k, name in zip(cols, names, strict=False) if name.split("[")[0] in item_cov_ids]
     dev_names = [data.covariate_names[k] for k in dev_cols]
@@ -151,9 +151,10 @@ def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
             continue
         dim = f"{dims.ITEM}_{battery}"
         model.add_coord(dim, items)
-        blocks.append(
-            pm.ZeroSumNormal(f"delta_{battery}", sigma=tau[b][:, None], dims=(dims.ITEM_COVARIATE, dim))
-        )
+        # Non-centred: with 6-7 items per battery and a small true tau (0.10 in the twin), the
+        # centred form funnels (measured: R-hat 1.052, bulk ESS 99 at tau_item).
+        raw = pm.ZeroSumNormal(f"delta_{battery}_raw", dims=(dims.ITEM_COVARIATE, dim))
+        blocks.append(tau[b][:, None] * raw)
     delta = pm.Deterministic("delta", pt.concatenate(blocks, axis=1), dims=(dims.ITEM_COVARIATE, dims.ITEM))
     X_dev = pm.Data("X_item", data.X[:, dev_cols], dims=(dims.RESPONDENT, dims.ITEM_COVARIATE))
     return X_dev @ delta

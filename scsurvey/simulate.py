@@ -219,14 +219,20 @@ def true_parameters(spec: ModelSpec, codebook: Codebook, config: dict, covariate
         for b, battery in enumerate(batteries):
             n_b = sum(i.battery == battery for i in codebook.items)
             if n_b > 1:
-                truth[f"delta_{battery}"] = tau[b][:, None] * _zero_sum(rng.standard_normal((len(dev), n_b)))
+                raw = _zero_sum(rng.standard_normal((len(dev), n_b)))
+                truth[f"delta_{battery}_raw"] = raw
+                truth[f"delta_{battery}"] = tau[b][:, None] * raw
     return truth
 
 
 def _evaluate(built, values: dict[str, np.ndarray]):
     """eta and cuts of a built model with its random variables fixed to ``values``."""
     model = built.model
-    replace = {model[name]: pt.constant(np.asarray(v, dtype=model[name].dtype)) for name, v in values.items()}
+    replace = {  # truth may also hold derived values the model does not name
+        model[name]: pt.constant(np.asarray(v, dtype=model[name].dtype))
+        for name, v in values.items()
+        if name in model.named_vars
+    }
     eta, cuts = pytensor.clone_replace([built.eta, built.cuts], replace)
     return pytensor.function([], [eta, cuts], mode="FAST_COMPILE")()
 
