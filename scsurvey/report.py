@@ -20,19 +20,8 @@ from .codebook import load_codebook
 from .fit import ESS_MIN, RHAT_MAX, StalePosteriorError, load_posterior, model_paths
 from .spec import load_spec
 
-SCALARS = (
-    "mu_alpha",
-    "sigma_alpha",
-    "sigma_g",
-    "sigma_region",
-    "sigma_province",
-    "sigma_occupation",
-    "sigma_age_cohort",
-    "corr_matrix",
-)
 
-
-def _html(frame: pd.DataFrame, digits: int = 3, classes: dict | None = None) -> str:
+def _html(frame: pd.DataFrame, digits: int = 3) -> str:
     if frame is None or frame.empty:
         return ""
     html = frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0, escape=True)

@@ -18,7 +18,6 @@ MAIN = (
     "g",
     "a",
     "beta",
-    "sigma_region",
     "sigma_province",
     "sigma_occupation",
     "sigma_age_cohort",
