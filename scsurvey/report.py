@@ -43,6 +43,8 @@ def _slowest(idata, n: int = 6) -> list[str]:
     for name, da in ess.data_vars.items():
         if name.startswith(("z_", "theta")) or name.endswith("__"):  # nutpie keeps x_log__ too
             continue
+        if da.size > 4:  # ESS has no draw dims: small variables only, one row of panels each
+            continue
         vals = da.values[np.isfinite(da.values)]
         if vals.size:
             scores[name] = float(vals.min())
@@ -79,7 +81,9 @@ def _support_figure(table: pd.DataFrame):
 
 def _shrinkage_figure(frame: pd.DataFrame, group: str):
     batteries = list(pd.unique(frame["battery"]))
-    fig, axes = plt.subplots(1, len(batteries), figsize=(5.2 * len(batteries), 3.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(batteries), figsize=(5.6 * len(batteries), 3.8), squeeze=False, layout="constrained"
+    )
     for ax, b in zip(axes.flat, batteries, strict=False):
         f = frame[frame["battery"] == b]
         ax.errorbar(
