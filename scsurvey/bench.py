@@ -19,7 +19,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from . import dims
-from .fit import compile_nutpie, diagnose, load_inputs, sample_nutpie, write_json_atomic
+from .fit import diagnose, load_inputs, sample, write_json_atomic
 from .load import SurveyData
 from .model import build, covariate_columns
 from .spec import ModelSpec, load_spec
@@ -115,44 +115,15 @@ def _fit_stats(idata, compile_s: float, sample_s: float) -> dict:
 
 
 def fit_current(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
-    model = build(spec, data).model
-    s = spec.sampler
-    if sampler == "nutpie":
-        t0 = time.perf_counter()
-        compiled = compile_nutpie(model, s.nutpie_backend)
-        t1 = time.perf_counter()
-        idata = sample_nutpie(compiled, s, progress=False)
-        return _fit_stats(idata, t1 - t0, time.perf_counter() - t1)
-    t0 = time.perf_counter()
-    idata = pm.sample(
-        draws=s.draws,
-        tune=s.tune,
-        chains=s.chains,
-        cores=s.cores,
-        random_seed=s.seed,
-        nuts_sampler=sampler,
-        progressbar=False,
-        model=model,
-        compute_convergence_checks=False,
-    )
-    return _fit_stats(idata, 0.0, time.perf_counter() - t0)
+    """Fit the project's model with ``sampler`` exactly as `make fit` does."""
+    idata, timing = sample(build(spec, data).model, spec.replace(sampler={"name": sampler}), progress=False)
+    return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
 
 
 def fit_naive(spec: ModelSpec, data: SurveyData) -> dict:
-    model = naive_model(spec, data)
-    s = spec.sampler
-    t0 = time.perf_counter()
-    idata = pm.sample(
-        draws=s.draws,
-        tune=s.tune,
-        chains=s.chains,
-        cores=s.cores,
-        random_seed=s.seed,
-        progressbar=False,
-        model=model,
-        compute_convergence_checks=False,
-    )
-    return _fit_stats(idata, 0.0, time.perf_counter() - t0)
+    """Fit the naive baseline with PyMC's own NUTS and the same sampler settings."""
+    idata, timing = sample(naive_model(spec, data), spec.replace(sampler={"name": "pymc"}), progress=False)
+    return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
 
 
 def _row(label, r):
