@@ -97,3 +97,15 @@ def small_twin(tmp_path_factory, root):
     twin = make_twin(TWIN, root=root, overrides={"n": 240, "population": 20000})
     write_twin(twin, out / "scs2020.csv", out / "scs2020.truth.json")
     return twin, out / "scs2020.csv", out / "scs2020.truth.json"
+
+
+def make_project(tmp_path, csv, spec="full", sampler=None) -> Path:
+    """A throwaway project root holding ``models/<spec>.toml`` pointed at ``csv``."""
+    (tmp_path / "models").mkdir(exist_ok=True)
+    text = (ROOT / "models" / f"{spec}.toml").read_text()
+    text = text.replace('data = "data/synthetic/scs2020.csv"', f'data = "{csv}"')
+    text = text.replace('codebook = "data/codebook/scs2020.toml"', f'codebook = "{CODEBOOK}"')
+    if sampler:
+        text = text.replace('name = "nutpie"', f'name = "{sampler}"')
+    (tmp_path / "models" / f"{spec}.toml").write_text(text)
+    return tmp_path

@@ -8,6 +8,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pytest
+from conftest import make_project
 from pymc.testing import mock_sample_setup_and_teardown
 
 from scsurvey import dims
@@ -28,25 +29,11 @@ GROUPS = {
 }
 
 
-def make_project(tmp_path, root, csv, name="full", sampler="nutpie"):
-    """A throwaway project root holding one spec that points at ``csv``."""
-    (tmp_path / "models").mkdir(exist_ok=True)
-    spec = (root / "models" / "full.toml").read_text()
-    spec = spec.replace('data = "data/synthetic/scs2020.csv"', f'data = "{csv}"')
-    spec = spec.replace(
-        'codebook = "data/codebook/scs2020.toml"',
-        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"',
-    )
-    spec = spec.replace('name = "nutpie"', f'name = "{sampler}"')
-    (tmp_path / "models" / f"{name}.toml").write_text(spec)
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def tiny_fit(tmp_path_factory, root, small_twin):
     """One real nutpie fit of `full` on the 240-respondent twin, shared by this module."""
     _, csv, _ = small_twin
-    project = make_project(tmp_path_factory.mktemp("project"), root, csv)
+    project = make_project(tmp_path_factory.mktemp("project"), csv)
     idata, run = fit("full", root=project, progress=False, overrides=TINY_SAMPLER)
     return project, idata, run
 
@@ -143,7 +130,7 @@ def test_interrupted_write_keeps_the_previous_posterior(tiny_fit, tmp_path, monk
 
 def test_pymc_sampler_wiring_with_a_mocked_sampler(mock_pymc_sample, small_twin, root, tmp_path):
     _, csv, _ = small_twin
-    project = make_project(tmp_path, root, csv, sampler="pymc")
+    project = make_project(tmp_path, csv, sampler="pymc")
     idata, run = fit("full", root=project, progress=False, overrides={"draws": 30, "chains": 1})
     assert run["sampler"]["name"] == "pymc"
     assert set(idata.groups()) >= GROUPS - {"sample_stats"}  # the mock records no sampler stats

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_project
 
 from scsurvey import sbc
 
@@ -65,18 +66,6 @@ def test_rank_counts_draws_below_the_truth():
     assert sbc._rank(np.array([0.1, 0.2, 0.3]), 9.0, rng) == 3
 
 
-def sbc_project(tmp_path, root, csv):
-    (tmp_path / "models").mkdir()
-    spec = (root / "models" / "baseline.toml").read_text()
-    spec = spec.replace('data = "data/synthetic/scs2020.csv"', f'data = "{csv}"')
-    spec = spec.replace(
-        'codebook = "data/codebook/scs2020.toml"',
-        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"',
-    )
-    (tmp_path / "models" / "baseline.toml").write_text(spec)
-    return tmp_path
-
-
 SMALL = {"n_sims": 40, "n_respondents": 100, "draws": 200, "tune": 300, "thin_to": 20, "workers": 2}
 
 
@@ -90,7 +79,7 @@ def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_t
     (a false alarm is expected in about 1 study in 20).
     """
     _, csv, _ = small_twin
-    project = sbc_project(tmp_path, root, csv)
+    project = make_project(tmp_path, csv, spec="baseline")
     good = sbc.run_study("baseline", root=project, progress=False, **SMALL)
     assert good.attrs["n_sims"] == 40
     assert (good["verdict"] == "pass").all(), good[good["verdict"] == "fail"]
@@ -112,7 +101,7 @@ def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_t
 @pytest.mark.sbc
 def test_an_interrupted_study_resumes(tmp_path, root, small_twin):
     _, csv, _ = small_twin
-    project = sbc_project(tmp_path, root, csv)
+    project = make_project(tmp_path, csv, spec="baseline")
     settings = sbc.Settings(model="baseline", n_sims=4, n_respondents=60, draws=60, tune=60, thin_to=10)
     folder = sbc.run(settings, project, workers=1, progress=False)
     files = sorted(folder.glob("sim_*.json"))

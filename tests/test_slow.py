@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TWIN
+from conftest import TWIN, make_project
 
 from scsurvey.fit import fit
 from scsurvey.simulate import make_twin, write_twin
@@ -33,14 +33,7 @@ def full_fit(tmp_path_factory, root):
     project = tmp_path_factory.mktemp("full")
     twin = make_twin(TWIN, root)
     write_twin(twin, project / "scs2020.csv", project / "truth.json")
-    (project / "models").mkdir()
-    spec = (root / "models" / "full.toml").read_text()
-    spec = spec.replace('data = "data/synthetic/scs2020.csv"', f'data = "{project / "scs2020.csv"}"')
-    spec = spec.replace(
-        'codebook = "data/codebook/scs2020.toml"',
-        f'codebook = "{root / "data" / "codebook" / "scs2020.toml"}"',
-    )
-    (project / "models" / "full.toml").write_text(spec)
+    make_project(project, project / "scs2020.csv")
     idata, run = fit("full", root=project, progress=False)
     truth = dict(twin.truth)
     truth["u_occupation"] = truth["sigma_occupation"][:, None] * truth["z_occupation"]
