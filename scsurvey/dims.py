@@ -13,6 +13,4 @@ COVARIATE = "covariate"
 ITEM_COVARIATE = "item_covariate"  # covariates with item-specific deviations
 GAP = "gap"  # threshold increments: thresholds 2..K-1
 
-CHAIN = "chain"
-DRAW = "draw"
-SAMPLE = ("chain", "draw")
+SAMPLE = ("chain", "draw")  # the sample dims of InferenceData groups

@@ -97,14 +97,6 @@ class SurveyData:
             data_hash=f"{self.data_hash}:subset:{hashlib.sha256(rows.tobytes()).hexdigest()[:16]}",
         )
 
-    def with_responses(self, responses: np.ndarray) -> SurveyData:
-        """The same respondents with other answers (used by simulation)."""
-        if responses.shape != self.responses.shape:
-            raise ValueError(f"responses shape {responses.shape} != {self.responses.shape}")
-        out = SurveyData(**{**self.__dict__, "responses": responses.astype(np.int8)})
-        out.data_hash = ""
-        return out
-
 
 def read_table(path: Path | str) -> pd.DataFrame:
     """Read a CSV, Parquet, Stata or SPSS file into a DataFrame, unchanged.

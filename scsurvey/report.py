@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import checks, dims, summaries
+from . import checks, summaries
 from .codebook import load_codebook
 from .fit import ESS_MIN, RHAT_MAX, StalePosteriorError, load_posterior, model_paths
 from .spec import load_spec
@@ -303,4 +303,4 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     return target
 
 
-__all__ = ["current_posteriors", "dims", "render_report", "write_report"]
+__all__ = ["current_posteriors", "render_report", "write_report"]

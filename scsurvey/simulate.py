@@ -414,8 +414,7 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     pop_cuts = _thresholds(alpha, g)
     support = np.array(codebook.scale.support_mask)
     pop_share = category_probs(pop_eta, pop_cuts, spec.link)[..., support].sum(-1).mean(axis=0)
-    answered = sample.with_responses(np.where(np.isnan(codes), MISSING, cat)).responses
-    answered = np.where(np.isin(codes, codebook.scale.missing), MISSING, answered)
+    answered = prepare(frame, codebook, source="twin sample").responses  # as the loader reads it
     ok = answered != MISSING
     sample_share = (support[np.clip(answered, 0, None)] & ok).sum(0) / ok.sum(0)
     calibration = pd.DataFrame(
