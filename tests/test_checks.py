@@ -202,7 +202,7 @@ def test_support_probability_is_a_probability(tiny):
 
 def test_group_shrinkage_and_loo(tiny):
     shrink = summaries.group_shrinkage(tiny)
-    assert set(shrink) == {"province", "occupation", "age_cohort"}  # the groups of `full`
+    assert set(shrink) == {"province", "occupation"}  # the groups of `full` (models/full.toml)
     prov = shrink["province"]
     assert len(prov) == 2 * 31 and prov["n"].sum() == 2 * 80
     loo, k_table = checks.loo_respondents(tiny)

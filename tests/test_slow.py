@@ -20,7 +20,6 @@ MAIN = (
     "beta",
     "sigma_province",
     "sigma_occupation",
-    "sigma_age_cohort",
     "u_occupation",
     "partial_corr01",
     "tau_item",
