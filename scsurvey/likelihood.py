@@ -36,7 +36,7 @@ def _bounds(value, cuts):
     return observed, has_up, has_lo, c_up, c_lo
 
 
-def _logit_logp(value, eta, cuts):
+def _logit_logp(value, eta, cuts, shape=None):
     """Ordered-logit log-probabilities with one exp and one log per answer.
 
     With ``a = c_k - eta`` and ``b = c_{k-1} - eta`` (a > b)::
@@ -58,7 +58,11 @@ def _logit_logp(value, eta, cuts):
         cuts = cuts[0]
     if cuts.ndim != 2:
         raise ValueError("the logit likelihood takes one threshold matrix of shape (item, K - 1)")
-    n_items, k1 = cuts.shape[0], cuts.shape[1]
+    # JAX needs concrete sizes for the padded table; a model compiled with its dims kept
+    # symbolic (SBC swaps data) passes them in ``shape``.
+    n_items, k1 = shape if shape is not None else cuts.type.shape
+    if n_items is None or k1 is None:
+        n_items, k1 = cuts.shape[0], cuts.shape[1]
     observed = pt.ge(value, 0)
     has_up = observed & pt.lt(value, k1)
     has_lo = observed & pt.gt(value, 0)
@@ -66,7 +70,7 @@ def _logit_logp(value, eta, cuts):
     padded = pt.concatenate([zero, cuts, zero], axis=1)  # column y + 1 holds c_y
     per_gap = log1mexp(cuts[:, :-1] - cuts[:, 1:])  # log(1 - exp(-gap)), interior answers only
     gap_table = pt.concatenate([zero, per_gap, zero, zero], axis=1)  # column y: gap below y
-    row = pt.arange(n_items) * (k1 + 2)
+    row = pt.arange(n_items) * (k1 + 2)  # a constant when the sizes are known
     lo = row + pt.maximum(value, 0)  # index of c_{y-1}; missing cells are masked below
     up = lo + 1  # index of c_y
     c_flat, e_flat, g_flat = padded.ravel(), pt.exp(padded).ravel(), gap_table.ravel()
@@ -77,7 +81,7 @@ def _logit_logp(value, eta, cuts):
     return pt.switch(observed, lp, 0.0)
 
 
-def ordinal_logp(value, eta, cuts, link: str = "logit"):
+def ordinal_logp(value, eta, cuts, link: str = "logit", shape: tuple[int, int] | None = None):
     """Elementwise log-probability of ordinal answers; 0 for missing cells.
 
     Parameters
@@ -89,13 +93,15 @@ def ordinal_logp(value, eta, cuts, link: str = "logit"):
     cuts : tensor, shape (item, K - 1)
         Increasing thresholds.
     link : {"logit", "probit"}
+    shape : (int, int), optional
+        Static ``(item, K - 1)`` size of ``cuts`` when the graph does not know it.
 
     Returns
     -------
     tensor, shape of ``value``
     """
     if link == "logit":
-        return _logit_logp(value, eta, cuts)
+        return _logit_logp(value, eta, cuts, shape)
     observed, has_up, has_lo, c_up, c_lo = _bounds(value, cuts)
     a = c_up - eta  # F(a): probability of an answer at or below k
     b = c_lo - eta  # F(b): probability of an answer below k

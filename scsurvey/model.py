@@ -223,7 +223,7 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
             OBSERVED,
             eta,
             cuts,
-            logp=partial(ordinal_logp, link=spec.link),
+            logp=partial(ordinal_logp, link=spec.link, shape=(len(cb.items), n_thresholds)),
             random=partial(ordinal_random, link=spec.link),
             signature="(),(k)->()",
             dtype="int64",
