@@ -48,13 +48,9 @@ def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
         z = pm.Normal("z_respondent", 0.0, 1.0, dims=(dims.RESPONDENT, dims.BATTERY))
         theta = z
         if spec.components.correlated and len(cb.batteries) > 1:
-            chol, _, _ = pm.LKJCholeskyCov(
-                "chol",
-                n=len(cb.batteries),
-                eta=p["corr"]["eta"],
-                sd_dist=pm.Exponential.dist(100.0),
-                compute_corr=True,
-            )
+            # unit residual variances, as in the model: an LKJ correlation matrix
+            corr = pm.LKJCorr("corr", n=len(cb.batteries), eta=p["corr"]["eta"], return_matrix=True)
+            chol = pt.linalg.cholesky(corr)
             theta = z @ chol.T
         if cols:
             beta = pm.Normal("beta", 0.0, p["beta"]["sigma"], shape=(len(cb.batteries), len(cols)))
@@ -72,7 +68,9 @@ def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
             tau = pm.HalfNormal("tau_item", p["tau_item"]["sigma"], shape=(len(cb.batteries), len(dev)))
             delta = pm.Normal("delta", 0.0, tau[b_of].T, shape=(len(dev), len(cb.items)))
             eta = eta + (data.X[resp][:, dev] * delta[:, item].T).sum(axis=1)
-        pm.OrderedLogistic("y", eta=eta, cutpoints=cuts[item], observed=y)
+        # compute_p=False: the default also stores every answer's category probabilities
+        # (4,800 draws x 15,249 x 5, 2.9 GB), a cost of the storage and not of the sampler
+        pm.OrderedLogistic("y", eta=eta, cutpoints=cuts[item], observed=y, compute_p=False)
     return model
 
 
