@@ -18,10 +18,6 @@ from pymc.math import log1mexp
 LINKS = ("logit", "probit")
 
 
-def _log_sigmoid(x):
-    return -pt.softplus(-x)
-
-
 def _bounds(value, cuts):
     """Upper and lower thresholds of each answer and which of them exist."""
     k1 = cuts.shape[-1]  # K - 1 thresholds
