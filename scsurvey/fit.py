@@ -131,10 +131,18 @@ def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = Fals
     swappable : bool
         Keep data containers as inputs so that ``.with_data`` can swap them (SBC). When
         False, data are frozen into compile-time constants, which lets XLA fold work that
-        depends on data alone.
+        depends on data alone, and (Numba) lets the compiled wrappers be cached on disk
+        (`scsurvey.nutpie_numba`).
     """
     import nutpie
 
+    from . import nutpie_numba
+
+    if backend == "numba" and not swappable and nutpie_numba.available():
+        with nutpie_numba.cached_wrappers():
+            return nutpie.compile_pymc_model(
+                model, backend=backend, gradient_backend="pytensor", freeze_model=True, cache=True
+            )
     return nutpie.compile_pymc_model(
         model, backend=backend, gradient_backend="pytensor", freeze_model=not swappable
     )
