@@ -175,6 +175,9 @@ def run_bench(
             out["gradient"][label] = {"error": repr(err)[:200]}
             print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
 
+    path = root / "reports" / "bench" / "bench.json"
+    write_json_atomic(out, path)  # after each section, so a stopped run keeps what it measured
+
     print(f"== fits: {spec.sampler.chains} chains x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)")
     for sampler in samplers:
         try:
@@ -192,6 +195,7 @@ def run_bench(
         if base and "ess_per_s" in r:
             r["ess_per_s_ratio_to_naive"] = r["ess_per_s"] / base
             print(f"  ESS/s ratio {label:<22} {r['ess_per_s_ratio_to_naive']:6.1f}x")
+    write_json_atomic(out, path)
 
     print("== scaling: nutpie, current model, by survey size")
     from .load import prepare
@@ -210,8 +214,8 @@ def run_bench(
             r = {"error": repr(err)[:200]}
         out["scaling"][str(n)] = r
         print(_row(f"n = {n}", r), flush=True)
+        write_json_atomic(out, path)
 
-    path = root / "reports" / "bench" / "bench.json"
     write_json_atomic(out, path)
     print(f"-> {path}")
     return out
