@@ -105,7 +105,14 @@ def cmd_sbc(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    run_bench(root=args.root, sizes=args.sizes, samplers=args.samplers, quick=args.quick)
+    run_bench(
+        root=args.root,
+        sizes=args.sizes,
+        samplers=args.samplers,
+        quick=args.quick,
+        naive_chains=args.naive_chains,
+        naive_draws=args.naive_draws,
+    )
     return 0
 
 
@@ -160,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="*", default=[300, 1173, 5000, 20000])
     p.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--naive-chains", type=int, default=None, help="naive fit chains (default: spec)")
+    p.add_argument("--naive-draws", type=int, default=None, help="naive fit draws (default: spec)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("deps", help="print a model's Make prerequisites")
