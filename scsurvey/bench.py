@@ -130,8 +130,10 @@ def fit_naive(spec: ModelSpec, data: SurveyData, chains: int | None = None, draw
         changes["chains"] = chains
     if draws:
         changes["draws"] = draws
-    idata, timing = sample(naive_model(spec, data), spec.replace(sampler=changes), progress=False)
-    return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+    spec = spec.replace(sampler=changes)
+    idata, timing = sample(naive_model(spec, data), spec, progress=False)
+    stats = _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+    return {**stats, "chains": spec.sampler.chains, "tune": spec.sampler.tune, "draws": spec.sampler.draws}
 
 
 def _row(label, r):
@@ -199,12 +201,10 @@ def run_bench(
         print(_row(f"current / {sampler}", r), flush=True)
     try:
         out["fits"]["naive / pymc"] = r = fit_naive(spec, data, naive_chains, naive_draws)
-        r["chains"] = naive_chains or spec.sampler.chains
-        r["draws"] = naive_draws or spec.sampler.draws
     except Exception as err:
         out["fits"]["naive / pymc"] = r = {"error": repr(err)[:200]}
     if "chains" in r:
-        print(f"  naive settings: {r['chains']} chains x ({spec.sampler.tune} tune + {r['draws']} draws)")
+        print(f"  naive settings: {r['chains']} chains x ({r['tune']} tune + {r['draws']} draws)")
     print(_row("naive / pymc", r), flush=True)
     base = out["fits"]["naive / pymc"].get("ess_per_s")
     for label, r in out["fits"].items():
@@ -232,6 +232,5 @@ def run_bench(
         print(_row(f"n = {n}", r), flush=True)
         write_json_atomic(out, path)
 
-    write_json_atomic(out, path)
     print(f"-> {path}")
     return out

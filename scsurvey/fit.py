@@ -7,6 +7,7 @@ sampler arguments, wall time and diagnostics. Loading checks the spec and data h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -138,14 +139,15 @@ def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = Fals
 
     from . import nutpie_numba
 
-    if backend == "numba" and not swappable and nutpie_numba.available():
-        with nutpie_numba.cached_wrappers():
-            return nutpie.compile_pymc_model(
-                model, backend=backend, gradient_backend="pytensor", freeze_model=True, cache=True
-            )
-    return nutpie.compile_pymc_model(
-        model, backend=backend, gradient_backend="pytensor", freeze_model=not swappable
-    )
+    cached = backend == "numba" and not swappable and nutpie_numba.available()
+    with nutpie_numba.cached_wrappers() if cached else contextlib.nullcontext():
+        return nutpie.compile_pymc_model(
+            model,
+            backend=backend,
+            gradient_backend="pytensor",
+            freeze_model=not swappable,
+            **({"cache": True} if cached else {}),
+        )
 
 
 def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = None):
