@@ -6,10 +6,11 @@ Respondent i, item j in battery b(j), answer y_ij in 0..K-1 (missing allowed)::
     eta_ij   = lambda_j theta_{i, b(j)} + x_i' delta_j
     P(y_ij <= k) = F(c_jk - eta_ij)
 
-Parameterisation (why, measured in DESIGN.md): item-level parameters (alpha, g, a, delta)
-are informed by every respondent and written centred; respondent- and group-level effects
-are informed by few answers each and written non-centred. Group effects are zero-sum over
-levels and covariates centred, so the thresholds alone carry the location.
+Parameterisation (why, measured in docs/design.md): item locations and discriminations are
+written centred; the pooled threshold gaps and item deviations partially centred, with a
+weight per battery chosen from the data (:mod:`scsurvey.centering`); respondent- and
+group-level effects, informed by few answers each, non-centred. Group effects are zero-sum
+over levels and covariates centred, so the thresholds alone carry the location.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from . import dims
+from .centering import Centering, resolve
 from .likelihood import ordinal_logp, ordinal_random
-from .load import SurveyData
-from .spec import ModelSpec, check_against_codebook
+from .load import MISSING, SurveyData
+from .spec import ModelSpec, SpecError, check_against_codebook
 
 OBSERVED = "y"  # name of the observed answers, in the model and in InferenceData
 OBSERVED_DATA = "y_obs"  # the pm.Data container holding them (swapped by SBC)
 PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
+CENTERING_GAPS = "centering_gaps"  # pm.Data: per item, the centring weight of its gaps
 
 
 @dataclass
@@ -39,6 +42,7 @@ class BuiltModel:
     eta: pt.TensorVariable  # (respondent, item) linear predictor
     cuts: pt.TensorVariable  # (item, threshold)
     covariate_columns: list[str]
+    centering: Centering
 
 
 def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
@@ -53,7 +57,7 @@ def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
     ]
 
 
-def _thresholds(priors, battery_of_item, n_thresholds):
+def _thresholds(priors, battery_of_item, n_thresholds, w_gaps):
     p = priors
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
     sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
@@ -65,15 +69,13 @@ def _thresholds(priors, battery_of_item, n_thresholds):
         # prior placed directly on ordered cutpoints would not be normalised (see DESIGN.md).
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
         sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
-        # Non-centred although item-level: with 6-7 items per battery, sigma_g is small and
-        # weakly identified, and the centred form funnels (measured: R-hat 1.026, bulk ESS
-        # 178 and 42 divergences on the twin, all at sigma_g).
-        g_raw = pm.Normal("g_raw", 0.0, 1.0, dims=(dims.ITEM, dims.GAP))
-        g = pm.Deterministic(
-            "g",
-            gbar[battery_of_item] + sigma_g[battery_of_item][:, None] * g_raw,
-            dims=(dims.ITEM, dims.GAP),
-        )
+        # Partially centred, the weight per item from its battery (scsurvey.centering): the
+        # same prior for every weight, a different geometry for the sampler.
+        w = pm.Data(CENTERING_GAPS, np.asarray(w_gaps, dtype=float)[battery_of_item], dims=dims.ITEM)[:, None]
+        mu = gbar[battery_of_item]
+        sd = sigma_g[battery_of_item][:, None]
+        g_raw = pm.Normal("g_raw", w * mu, sd**w, dims=(dims.ITEM, dims.GAP))
+        g = pm.Deterministic("g", mu + sd ** (1 - w) * (g_raw - w * mu), dims=(dims.ITEM, dims.GAP))
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
     return pm.Deterministic("cuts", cuts, dims=(dims.ITEM, dims.THRESHOLD))
 
@@ -136,8 +138,8 @@ def _nested_zero_sum(gid, group, parent):
     return pm.Deterministic(f"z_{gid}", raw @ nesting_projection(group, parent), dims=(dims.BATTERY, gid))
 
 
-def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
-    """Item-specific covariate deviations, zero-sum within each battery (non-centred)."""
+def _item_deviations(model, priors, data, cols, item_cov_ids, codebook, w_dev):
+    """Item-specific covariate deviations, zero-sum within each battery, partially centred."""
     names = [data.covariate_names[k] for k in cols]
     dev_cols = [k for k, name in zip(cols, names, strict=False) if name.split("[")[0] in item_cov_ids]
     dev_names = [data.covariate_names[k] for k in dev_cols]
@@ -151,22 +153,61 @@ def _item_deviations(model, priors, data, cols, item_cov_ids, codebook):
             continue
         dim = f"{dims.ITEM}_{battery}"
         model.add_coord(dim, items)
-        # Non-centred: with 6-7 items per battery and a small true tau (0.10 in the twin), the
-        # centred form funnels (measured: R-hat 1.052, bulk ESS 99 at tau_item).
-        raw = pm.ZeroSumNormal(f"delta_{battery}_raw", dims=(dims.ITEM_COVARIATE, dim))
-        blocks.append(tau[b][:, None] * raw)
+        # Non-centred by default (w = 0): with 6-7 items per battery and a small true tau
+        # (0.10 in the twin), the centred form funnels (R-hat 1.052, bulk ESS 99 at tau_item).
+        w = float(w_dev[b])
+        sd = tau[b][:, None]
+        raw = pm.ZeroSumNormal(f"delta_{battery}_raw", sigma=sd**w, dims=(dims.ITEM_COVARIATE, dim))
+        blocks.append(sd ** (1 - w) * raw)
     delta = pm.Deterministic("delta", pt.concatenate(blocks, axis=1), dims=(dims.ITEM_COVARIATE, dims.ITEM))
     X_dev = pm.Data("X_item", data.X[:, dev_cols], dims=(dims.RESPONDENT, dims.ITEM_COVARIATE))
     return X_dev @ delta
 
 
-def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
+def check_identified(spec: ModelSpec, data: SurveyData) -> None:
+    """Refuse, before compiling, a spec asking for what these data cannot identify.
+
+    Raises
+    ------
+    SpecError
+        Naming the spec key: item deviations in a battery of one item, a grouping factor
+        whose respondents all sit in one level, an item nobody answered.
+    """
+    cb = data.codebook
+    comp = spec.components
+    if comp.item_covariates:
+        lone = [b for b in cb.battery_ids if sum(i.battery == b for i in cb.items) < 2]
+        if lone:
+            raise SpecError(
+                f"{spec.path}: components.item_covariates = {list(comp.item_covariates)}: batteries "
+                f"{lone} have one item, whose deviation from its battery's effect is not identified; "
+                "drop item_covariates or add items"
+            )
+    for gid in comp.groups:
+        used = np.unique(data.groups[gid])
+        if len(used) < 2:
+            level = cb.group(gid).levels[int(used[0])] if len(used) else None
+            raise SpecError(
+                f"{spec.path}: components.groups: {gid!r} has respondents in one level only "
+                f"({level!r}) in {data.source}; its effects are not identified: remove it"
+            )
+    empty = [cb.items[j].id for j in np.flatnonzero((data.responses == MISSING).all(axis=0))]
+    if empty and data.mask.any():
+        raise SpecError(
+            f"{spec.path}: items {empty} have no answer in {data.source}; drop them from the codebook"
+        )
+
+
+def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None) -> BuiltModel:
     """Build the model of ``spec`` on ``data``, keeping handles on eta and the thresholds.
 
     Parameters
     ----------
     spec : ModelSpec
     data : SurveyData
+    centering : Centering, optional
+        Centring weights of the pooled item blocks; by default resolved from the spec's
+        ``[centering]`` setting and the answers in ``data`` (:mod:`scsurvey.centering`).
 
     Returns
     -------
@@ -174,6 +215,15 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
     """
     cb = data.codebook
     check_against_codebook(spec, cb)
+    check_identified(spec, data)
+    if centering is None:
+        centering = resolve(
+            spec.centering,
+            data.responses if data.mask.any() else None,
+            cb.item_battery_index,
+            cb.scale.n_categories,
+            spec.priors,
+        )
     comp = spec.components
     priors = spec.priors
     battery_of_item = np.array(cb.item_battery_index)
@@ -189,7 +239,7 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
     cols = covariate_columns(spec, data)
     with pm.Model(coords=coords) as model:
         y_obs = pm.Data(OBSERVED_DATA, data.responses.astype(np.int64), dims=(dims.RESPONDENT, dims.ITEM))
-        cuts = _thresholds(priors, battery_of_item, n_thresholds)
+        cuts = _thresholds(priors, battery_of_item, n_thresholds, centering.gaps)
         a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
         lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
 
@@ -217,7 +267,9 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
         expand = np.equal.outer(np.arange(n_batteries), battery_of_item).astype(float)
         eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
         if comp.item_covariates:
-            eta = eta + _item_deviations(model, priors, data, cols, comp.item_covariates, cb)
+            eta = eta + _item_deviations(
+                model, priors, data, cols, comp.item_covariates, cb, centering.item_deviations
+            )
 
         pm.CustomDist(
             OBSERVED,
@@ -231,7 +283,11 @@ def build(spec: ModelSpec, data: SurveyData) -> BuiltModel:
             dims=(dims.RESPONDENT, dims.ITEM),
         )
     return BuiltModel(
-        model=model, eta=eta, cuts=cuts, covariate_columns=[data.covariate_names[k] for k in cols]
+        model=model,
+        eta=eta,
+        cuts=cuts,
+        covariate_columns=[data.covariate_names[k] for k in cols],
+        centering=centering,
     )
 
 

@@ -21,6 +21,7 @@ import pytensor.tensor as pt
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+from .centering import non_centred
 from .codebook import Codebook, load_codebook
 from .likelihood import category_probs, ordinal_random
 from .load import MISSING, prepare
@@ -389,6 +390,8 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
 
+    # the true values are written in non-centred form, whatever the spec fits with
+    noncentred = non_centred(len(codebook.batteries))
     pop_frame = simulate_respondents(codebook, config, int(tw["population"]), rng_pop)
     pop = prepare(pop_frame, codebook, source="twin population", require_answers=False)
     truth = true_parameters(spec, codebook, config, pop.covariate_names, rng_par)
@@ -398,14 +401,14 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
         **truth,
         "z_respondent": rng_pop.standard_normal((pop.n_respondents, len(codebook.batteries))),
     }
-    pop_eta, _ = _evaluate(build(spec, pop), _placeholder_thresholds(pop_values, g0, codebook))
+    pop_eta, _ = _evaluate(build(spec, pop, noncentred), _placeholder_thresholds(pop_values, g0, codebook))
     alpha, g, log_scale = _calibrate(codebook, config, pop_eta, g0, spec.link)
     truth.update(_threshold_hyper(codebook, alpha, g))
 
     frame = simulate_respondents(codebook, config, int(tw["n"]), rng_sample)
     sample = prepare(frame, codebook, source="twin sample", require_answers=False)
     truth["z_respondent"] = rng_sample.standard_normal((sample.n_respondents, len(codebook.batteries)))
-    eta, cuts = _evaluate(build(spec, sample), truth)
+    eta, cuts = _evaluate(build(spec, sample, noncentred), truth)
     cat = ordinal_random(eta, cuts, link=spec.link, rng=rng_answers)
     codes = _apply_missingness(cat, codebook, config, rng_answers)
     for j, item in enumerate(codebook.items):

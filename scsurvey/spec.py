@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .centering import BLOCKS, DEFAULTS, parse_setting
 from .likelihood import LINKS
 from .priors import merge_priors
 
@@ -42,6 +43,10 @@ class Sampler:
     nutpie_backend: str = "jax"
     low_rank: bool = False
     cores: int = 2
+    # sample until clean: at most `rounds` sampling rounds in all (each adds `chains` chains
+    # of `draws` draws), and no new round once `budget_s` seconds of sampling are spent
+    rounds: int = 3
+    budget_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class ModelSpec:
     description: str = ""
     components: Components = field(default_factory=Components)
     priors: dict = field(default_factory=dict)
+    centering: dict = field(default_factory=lambda: dict(DEFAULTS))
     sampler: Sampler = field(default_factory=Sampler)
     output: Output = field(default_factory=Output)
     path: str = ""
@@ -120,7 +126,17 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>") -> ModelSpec:
     SpecError
         Naming the file and the offending key.
     """
-    top = {"codebook", "data", "link", "description", "components", "priors", "sampler", "output"}
+    top = {
+        "codebook",
+        "data",
+        "link",
+        "description",
+        "components",
+        "priors",
+        "centering",
+        "sampler",
+        "output",
+    }
     unknown = sorted(set(raw) - top)
     if unknown:
         raise SpecError(f"{source}: unknown keys {unknown} (allowed: {sorted(top)})")
@@ -156,11 +172,26 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>") -> ModelSpec:
             f"{source}: sampler.nutpie_backend = {sampler.nutpie_backend!r}: "
             f"expected one of {NUTPIE_BACKENDS}"
         )
-    for key in ("chains", "draws", "tune", "seed", "cores"):
+    for key in ("chains", "draws", "tune", "seed", "cores", "rounds"):
         if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
             raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
+    for key in ("target_accept", "budget_s"):
+        _typed(getattr(sampler, key), int | float, source, f"sampler.{key}")
+    if not sampler.budget_s > 0:
+        raise SpecError(f"{source}: sampler.budget_s = {sampler.budget_s}: must be positive")
     if not 0.5 <= float(sampler.target_accept) < 1:
         raise SpecError(f"{source}: sampler.target_accept = {sampler.target_accept}: not in [0.5, 1)")
+
+    cent = dict(raw.get("centering", {}))
+    unknown = sorted(set(cent) - set(BLOCKS))
+    if unknown:
+        raise SpecError(
+            f"{source}: unknown keys {['centering.' + k for k in unknown]} (allowed: {list(BLOCKS)})"
+        )
+    try:
+        centering = {**DEFAULTS, **{k: parse_setting(v, source, f"centering.{k}") for k, v in cent.items()}}
+    except ValueError as err:
+        raise SpecError(err.args[0]) from None
 
     out = dict(raw.get("output", {}))
     _check_keys(out, Output, source, "output.")
@@ -176,6 +207,7 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>") -> ModelSpec:
         description=raw.get("description", ""),
         components=components,
         priors=priors,
+        centering=centering,
         sampler=sampler,
         output=Output(**out),
         path=source,

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from conftest import TWIN
 
+from scsurvey.centering import non_centred
 from scsurvey.codebook import load_codebook
 from scsurvey.likelihood import ordinal_random
 from scsurvey.load import prepare
@@ -87,7 +88,7 @@ def test_twin_answers_come_from_the_model_graph(root, small_twin):
     codebook = load_codebook(TWIN.parent / "scs2020.toml")
     spec = load_spec(root / "models" / "full.toml")
     data = prepare(twin.frame, codebook, "twin")
-    eta, cuts = _evaluate(build(spec, data), twin.truth)
+    eta, cuts = _evaluate(build(spec, data, non_centred(2)), twin.truth)
     redraw = ordinal_random(eta, cuts, rng=np.random.default_rng(0))
     observed = data.responses
     ok = observed >= 0

@@ -1,0 +1,165 @@
+"""How centred each pooled block of item parameters is written, chosen from the data.
+
+A hierarchical parameter ``theta ~ Normal(mu, sigma)`` is written in partially centred form
+(Papaspiliopoulos, Roberts and Sköld 2007; Gorinova, Moore and Hoffman 2020)::
+
+    theta_raw ~ Normal(w * mu, sigma ** w),   theta = mu + sigma ** (1 - w) * (theta_raw - w * mu)
+
+``w = 1`` is the centred form, ``w = 0`` the non-centred one; every ``w`` gives the same
+distribution of ``theta``, so the posterior is unchanged and only its geometry moves. For a
+normal likelihood with sampling variance ``s2`` per parameter and a population variance
+``tau2`` the sampler sees independent coordinates at ``w = tau2 / (tau2 + s2)``: centred where
+each item's own answers pin it down, non-centred where pooling does the work.
+
+Two blocks are pooled across the items of a battery: the log threshold gaps ``g`` and the
+item-specific covariate deviations ``delta``. ``auto`` estimates ``s2`` and ``tau2`` for the
+gaps from each item's category counts (a pilot that needs no fit); see :func:`gap_pilot`.
+For the deviations no pilot is built: ``auto`` means non-centred, which is right when the
+deviations are small against their sampling error (measured on the twin in docs/design.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+AUTO = "auto"
+BLOCKS = ("gaps", "item_deviations")
+DEFAULTS = {"gaps": AUTO, "item_deviations": AUTO}
+# Below this many answers per item and gap the pilot's delta-method variances are unreliable
+# (empty categories); such a battery is written non-centred.
+MIN_PILOT_ANSWERS = 20
+
+
+@dataclass(frozen=True)
+class Centering:
+    """Per battery, the weight ``w`` of each pooled block (1 centred, 0 non-centred)."""
+
+    gaps: tuple[float, ...]
+    item_deviations: tuple[float, ...]
+    setting: dict = field(default_factory=dict)
+    evidence: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def non_centred(n_batteries: int) -> Centering:
+    """Every block non-centred: the form in which the twin's true values are written."""
+    zeros = (0.0,) * n_batteries
+    return Centering(gaps=zeros, item_deviations=zeros, setting={b: 0.0 for b in BLOCKS})
+
+
+def parse_setting(value, source: str, key: str):
+    """A spec's centring value: ``"auto"``, ``true``, ``false`` or a weight in [0, 1]."""
+    if value == AUTO:
+        return AUTO
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float) and 0.0 <= float(value) <= 1.0:
+        return float(value)
+    raise ValueError(f'{source}: {key} = {value!r}: expected "auto", true, false or a weight in [0, 1]')
+
+
+def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_sigma: float) -> list[dict]:
+    """Sampling and between-item variances of the log threshold gaps, per battery.
+
+    From each item's category counts (0.5 added to each), the cumulative logits
+    ``L_k = logit P(y <= k)`` give empirical gaps ``d_k = L_{k+1} - L_k`` and their log.
+    The delta method gives each log gap's sampling variance ``s2`` (multinomial counts,
+    adjacent cumulative logits correlated). The between-item variance is the spread of the
+    log gaps across a battery's items less the mean sampling variance (method of moments),
+    ``tau2 = max(0, var_j(log d) - mean(s2))``. A battery with one item borrows ``tau2`` from
+    the prior of the gap sd (``prior_sigma ** 2``).
+
+    The gaps of the model sit on the latent scale, the empirical ones on the marginal scale,
+    which shrinks every gap of an item by the same factor; that factor's spread across items
+    (from differing discriminations) counts into ``tau2`` and pushes toward centring.
+
+    Parameters
+    ----------
+    responses : ndarray of int, shape (respondent, item)
+        0-based categories, negative where missing.
+    battery_of_item : sequence of int
+    n_categories : int
+    prior_sigma : float
+        Scale of the half-normal prior on the gap sd.
+
+    Returns
+    -------
+    list of dict
+        Per battery: ``s2``, ``tau2``, ``w`` and the smallest count per item and gap.
+    """
+    battery_of_item = np.asarray(battery_of_item)
+    k = n_categories
+    out = []
+    for b in range(int(battery_of_item.max()) + 1):
+        cols = np.flatnonzero(battery_of_item == b)
+        if k < 3:
+            out.append({"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "min_count": 0})
+            continue
+        log_gaps, s2, min_count = [], [], np.inf
+        for j in cols:
+            y = responses[:, j]
+            y = y[y >= 0]
+            counts = np.bincount(y, minlength=k).astype(float) + 0.5
+            n = counts.sum()
+            cum = np.cumsum(counts)[:-1] / n  # P(y <= k), k = 0..K-2
+            logits = np.log(cum / (1 - cum))
+            d = np.diff(logits)
+            v = 1.0 / (n * cum * (1 - cum))
+            c = 1.0 / (n * (1 - cum[:-1]) * cum[1:])
+            var_d = v[:-1] + v[1:] - 2 * c
+            log_gaps.append(np.log(d))
+            s2.append(var_d / d**2)
+            min_count = min(min_count, float((counts[1:-1] - 0.5).min()))
+        log_gaps, s2 = np.array(log_gaps), np.array(s2)
+        mean_s2 = float(s2.mean())
+        if len(cols) > 1:
+            tau2 = max(0.0, float(log_gaps.var(axis=0, ddof=1).mean()) - mean_s2)
+        else:
+            tau2 = prior_sigma**2
+        w = tau2 / (tau2 + mean_s2) if min_count >= MIN_PILOT_ANSWERS else 0.0
+        out.append({"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": int(min_count)})
+    return out
+
+
+def resolve(setting: dict, responses, battery_of_item, n_categories: int, priors: dict) -> Centering:
+    """The weights a spec's ``[centering]`` setting gives on these answers.
+
+    Parameters
+    ----------
+    setting : dict
+        ``{"gaps": ..., "item_deviations": ...}``, each ``"auto"`` or a weight in [0, 1].
+    responses : ndarray or None
+        The answers (0-based, negative missing); ``None`` when there are none yet (the
+        twin simulator builds the model before it draws answers): ``auto`` is then 0.
+    battery_of_item : sequence of int
+    n_categories : int
+    priors : dict
+        Merged priors (the gap-sd prior scale is read from ``sigma_g``).
+
+    Returns
+    -------
+    Centering
+    """
+    n_batteries = int(np.max(battery_of_item)) + 1
+    setting = {**DEFAULTS, **(setting or {})}
+    evidence: dict = {}
+    weights = {}
+    for block in BLOCKS:
+        value = setting[block]
+        if value != AUTO:
+            weights[block] = (float(value),) * n_batteries
+        elif block == "gaps" and responses is not None and (np.asarray(responses) >= 0).any():
+            pilot = gap_pilot(
+                np.asarray(responses), battery_of_item, n_categories, priors["sigma_g"]["sigma"]
+            )
+            evidence["gaps"] = pilot
+            weights[block] = tuple(round(p["w"], 3) for p in pilot)
+        else:
+            weights[block] = (0.0,) * n_batteries
+    return Centering(
+        gaps=weights["gaps"], item_deviations=weights["item_deviations"], setting=setting, evidence=evidence
+    )
