@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 COVARIATE_TYPES = ("continuous", "ordinal", "binary", "categorical")
+LAYOUTS = ("wide", "long")
+INCOMPLETE = ("error", "drop")
 STANDARDIZE = ("zscore", "center", "none")
 TRANSFORMS = (None, "log")
 
@@ -35,6 +37,16 @@ class Scale:
     @property
     def n_categories(self) -> int:
         return len(self.levels)
+
+    @property
+    def is_text(self) -> bool:
+        """Whether answers are stored as text labels ("no", "yes") rather than codes."""
+        return isinstance(self.levels[0], str)
+
+    @property
+    def codes(self) -> tuple[float, ...]:
+        """Numeric value of each level: the code itself, or its position 1..K for text."""
+        return tuple(float(k + 1) if self.is_text else float(v) for k, v in enumerate(self.levels))
 
     @property
     def support_mask(self) -> tuple[bool, ...]:
@@ -115,6 +127,10 @@ class Codebook:
     findings: tuple[Finding, ...] = ()
     contrasts: tuple[Contrast, ...] = ()
     title: str = ""
+    layout: str = "wide"
+    item_column: str | None = None
+    answer_column: str | None = None
+    incomplete: str = "error"
 
     @property
     def battery_ids(self) -> list[str]:
@@ -190,7 +206,24 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     """
     path = Path(path)
     survey = _require(raw, "survey", path, "top level")
+    _known_keys(
+        survey,
+        {"name", "title", "respondent_id", "layout", "item_column", "answer_column", "incomplete"},
+        path,
+        "[survey]",
+    )
     respondent_id = _require(survey, "respondent_id", path, "[survey]")
+    layout = survey.get("layout", "wide")
+    if layout not in LAYOUTS:
+        _fail(path, "[survey].layout", f"{layout!r} is not one of {LAYOUTS}")
+    if layout == "long":
+        for key in ("item_column", "answer_column"):
+            _require(survey, key, path, '[survey] (layout = "long")')
+    elif "item_column" in survey or "answer_column" in survey:
+        _fail(path, "[survey]", 'item_column and answer_column go with layout = "long"')
+    incomplete = survey.get("incomplete", "error")
+    if incomplete not in INCOMPLETE:
+        _fail(path, "[survey].incomplete", f"{incomplete!r} is not one of {INCOMPLETE}")
 
     s = _require(raw, "scale", path, "top level")
     _known_keys(s, {"levels", "labels", "support", "missing"}, path, "[scale]")
@@ -198,6 +231,9 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     if len(levels) < 2:
         _fail(path, "[scale].levels", f"needs at least 2 levels, got {list(levels)}")
     _unique(levels, path, "[scale].levels")
+    text = [isinstance(v, str) for v in levels]
+    if any(text) and not all(text):
+        _fail(path, "[scale].levels", f"mixes numbers and text: {list(levels)}")
     labels = tuple(s.get("labels", [str(v) for v in levels]))
     if len(labels) != len(levels):
         _fail(path, "[scale].labels", f"{len(labels)} labels for {len(levels)} levels")
@@ -370,6 +406,10 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
         groups=tuple(groups),
         findings=tuple(findings),
         contrasts=tuple(contrasts),
+        layout=layout,
+        item_column=survey.get("item_column"),
+        answer_column=survey.get("answer_column"),
+        incomplete=incomplete,
     )
 
 

@@ -200,20 +200,30 @@ def _label(value) -> str:
     return str(value)
 
 
+def _answer_codes(frame, item, cb: Codebook, source) -> tuple[pd.Series, set]:
+    """An item's column as comparable values (floats, or stripped text) and the missing codes."""
+    scale = cb.scale
+    if not scale.is_text:
+        return _numeric(frame, item.column, source, cb.respondent_id), {float(v) for v in scale.missing}
+    col = frame[item.column]
+    text = col.where(col.isna(), col.astype(str).str.strip())
+    return text.where(text != ""), set(scale.missing)
+
+
 def _responses(frame, cb: Codebook, source) -> np.ndarray:
     scale = cb.scale
-    code_to_cat = {float(v): k for k, v in enumerate(scale.levels)}
-    missing_codes = {float(v) for v in scale.missing}
+    code_to_cat = {(v if scale.is_text else float(v)): k for k, v in enumerate(scale.levels)}
     k_max = scale.n_categories - 1
     out = np.full((len(frame), len(cb.items)), MISSING, dtype=np.int8)
     for j, item in enumerate(cb.items):
-        values = _numeric(frame, item.column, source, cb.respondent_id)
+        values, missing_codes = _answer_codes(frame, item, cb, source)
         observed = values.notna() & ~values.isin(missing_codes)
         bad = observed & ~values.isin(code_to_cat.keys())
         if bad.any():
             raise DataError(
-                f"{source}: column {item.column!r} (item {item.id}): codes "
-                f"{_shown(sorted(pd.unique(values[bad])))} are outside the scale "
+                f"{source}: column {item.column!r} (item {item.id}): "
+                f"{'answers' if scale.is_text else 'codes'} "
+                f"{_shown(sorted(pd.unique(values[bad]), key=str))} are outside the scale "
                 f"{list(scale.levels)} and not missing codes {list(scale.missing)} "
                 f"({_rows(frame, cb.respondent_id, bad.to_numpy())})"
             )
@@ -244,6 +254,18 @@ def _covariate(frame, cov: Covariate, source, id_col) -> np.ndarray:
                 f"{list(cov.levels)}; {_rows(frame, id_col, bad.to_numpy())})"
             )
         return labels.to_numpy()
+    if cov.levels is not None and all(isinstance(v, str) for v in cov.levels):
+        # text levels of a binary or ordinal covariate: coded 0, 1, ... in the codebook's order
+        labels = frame[cov.column].map(_label)
+        bad = frame[cov.column].notna() & ~labels.isin(cov.levels)
+        if bad.any():
+            raise DataError(
+                f"{source}: column {cov.column!r} (covariate {cov.id}): values "
+                f"{_shown(sorted(pd.unique(labels[bad])))} are not among the levels "
+                f"{list(cov.levels)} ({_rows(frame, id_col, bad.to_numpy())})"
+            )
+        frame = frame.assign(**{cov.column: labels.map({v: k for k, v in enumerate(cov.levels)})})
+        cov = Covariate(**{**cov.__dict__, "levels": tuple(range(len(cov.levels)))})
     values = _numeric(frame, cov.column, source, id_col)
     if values.isna().any():
         where = values.isna().to_numpy()
@@ -369,6 +391,81 @@ def codebook_hash(codebook: Codebook) -> str:
     return hashlib.sha256(repr(content).encode()).hexdigest()
 
 
+def widen(frame: pd.DataFrame, cb: Codebook, source: str) -> pd.DataFrame:
+    """A long file (one row per respondent and item) as the wide table the codebook describes.
+
+    Respondent-level columns (covariates and groups) must hold one value per respondent.
+    """
+    id_col, item_col, answer_col = cb.respondent_id, cb.item_column, cb.answer_column
+    absent = [c for c in (id_col, item_col, answer_col) if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{source}: missing columns {absent} named in [survey] of codebook {cb.path} "
+            f"(the file has {_shown(frame.columns)})"
+        )
+    known = {i.column for i in cb.items}
+    unknown = ~frame[item_col].isin(known)
+    if unknown.any():
+        names = sorted(pd.unique(frame[item_col][unknown]), key=str)
+        raise DataError(
+            f"{source}: column {item_col!r}: items {_shown(names)} "
+            f"are not in codebook {cb.path} (add them as [[items]] with that `column`, or drop those rows)"
+        )
+    twice = frame.duplicated([id_col, item_col], keep=False)
+    if twice.any():
+        pairs = frame.loc[twice, [id_col, item_col]].drop_duplicates().itertuples(index=False)
+        raise DataError(
+            f"{source}: respondent/item pairs answered more than once: {_shown([tuple(p) for p in pairs])}"
+        )
+    wide = frame.pivot(index=id_col, columns=item_col, values=answer_col)
+    wide = wide.reindex(columns=[i.column for i in cb.items])
+    person_cols = list(dict.fromkeys([c.column for c in cb.covariates] + [g.column for g in cb.groups]))
+    missing_cols = [c for c in person_cols if c not in frame.columns]
+    if missing_cols:
+        raise DataError(
+            f"{source}: missing columns {missing_cols} required by codebook {cb.path} "
+            f"(the file has {_shown(frame.columns)})"
+        )
+    if person_cols:
+        varying = [c for c in person_cols if (frame.groupby(id_col)[c].nunique(dropna=False) > 1).any()]
+        if varying:
+            raise DataError(
+                f"{source}: columns {varying} vary within a respondent; respondent-level columns "
+                "of a long file need one value per respondent"
+            )
+        person = frame.groupby(id_col)[person_cols].first()
+        wide = wide.join(person)
+    return wide.reset_index()
+
+
+def drop_incomplete(frame: pd.DataFrame, cb: Codebook, source: str) -> pd.DataFrame:
+    """Rows kept when the codebook says ``incomplete = "drop"``, with a warning that counts.
+
+    A row is incomplete when it answers no item or lacks a covariate or group value.
+    """
+    import warnings
+
+    reasons = {}
+    answered = np.zeros(len(frame), dtype=bool)
+    for item in cb.items:
+        if item.column in frame:
+            values, missing_codes = _answer_codes(frame, item, cb, source)
+            answered |= (values.notna() & ~values.isin(missing_codes)).to_numpy()
+    reasons["no answer"] = ~answered
+    for col in dict.fromkeys([c.column for c in cb.covariates] + [g.column for g in cb.groups]):
+        if col in frame:
+            reasons[f"no {col!r}"] = frame[col].isna().to_numpy()
+    drop = np.logical_or.reduce(list(reasons.values()))
+    if drop.any():
+        counts = ", ".join(f"{k}: {int(v.sum())}" for k, v in reasons.items() if v.any())
+        warnings.warn(
+            f"{source}: dropped {int(drop.sum())} of {len(frame)} respondents as codebook {cb.path} "
+            f'asks (incomplete = "drop"); {counts}',
+            stacklevel=3,
+        )
+    return frame.loc[~drop].reset_index(drop=True)
+
+
 def prepare(
     frame: pd.DataFrame, codebook: Codebook, source: str = "<memory>", require_answers=True
 ) -> SurveyData:
@@ -392,6 +489,12 @@ def prepare(
     cb = codebook
     if len(frame) == 0:
         raise DataError(f"{source}: the file has no rows")
+    if cb.layout == "long":
+        frame = widen(frame, cb, source)
+    if cb.incomplete == "drop" and require_answers:
+        frame = drop_incomplete(frame, cb, source)
+        if len(frame) == 0:
+            raise DataError(f"{source}: no complete respondent is left")
     needed = [cb.respondent_id, *(i.column for i in cb.items)]
     needed += [c.column for c in cb.covariates] + [g.column for g in cb.groups]
     absent = [c for c in dict.fromkeys(needed) if c not in frame.columns]

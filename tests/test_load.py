@@ -169,3 +169,63 @@ def test_real_twin_loads_with_expected_shapes(codebook, small_twin):
     assert data.X.shape == (240, 14)
     missing = (~data.mask).mean()
     assert 0.02 < missing < 0.08, f"twin missing share {missing:.3f} outside 2-8%"
+
+
+def text_codebook(**survey):
+    raw = generic_codebook(n_categories=3, batteries=(("a", 3),), groups=False)
+    raw["scale"] = {"levels": ["no", "perhaps", "yes"], "support": ["yes"], "missing": ["dk"]}
+    raw["covariates"][1]["levels"] = ["F", "M"]
+    raw["survey"].update(survey)
+    return raw
+
+
+def long_frame():
+    rows = [
+        (1, "q_a0", "no", 0.5, "F"),
+        (1, "q_a1", "yes", 0.5, "F"),
+        (1, "q_a2", "dk", 0.5, "F"),
+        (2, "q_a0", "perhaps", -1.0, "M"),
+        (2, "q_a2", "yes", -1.0, "M"),
+        (3, "q_a1", " yes ", 2.0, "F"),
+    ]
+    return pd.DataFrame(rows, columns=["id", "item", "answer", "x1", "sex"])
+
+
+def test_long_file_with_text_answers_reads_like_the_wide_one():
+    cb = parse_codebook(text_codebook(layout="long", item_column="item", answer_column="answer"), "long.toml")
+    data = prepare(long_frame(), cb, "long.csv")
+    expected = np.array([[0, 2, MISSING], [1, MISSING, 2], [MISSING, 2, MISSING]])
+    np.testing.assert_array_equal(data.responses, expected)
+    assert list(data.respondent_ids) == ["1", "2", "3"]
+    # text levels of a binary covariate are coded 0, 1 in the codebook's order, then centred
+    sex = data.X[:, data.covariate_names.index("sex")]
+    np.testing.assert_allclose(sex, np.array([0, 1, 0]) - 1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.assign(item=f["item"].replace("q_a2", "q_zz")), r"column 'item': items \['q_zz'\]"),
+        (lambda f: pd.concat([f, f.iloc[[0]]]), r"answered more than once: \[\(1, 'q_a0'\)\]"),
+        (lambda f: f.assign(x1=[0.5, 0.7, 0.5, -1, -1, 2]), r"columns \['x1'\] vary within a respondent"),
+        (lambda f: f.assign(answer=f["answer"].replace("perhaps", "maybe")), r"answers \['maybe'\]"),
+        (lambda f: f.drop(columns="answer"), r"missing columns \['answer'\] named in \[survey\]"),
+    ],
+)
+def test_long_file_errors_name_the_column_and_values(change, message):
+    cb = parse_codebook(text_codebook(layout="long", item_column="item", answer_column="answer"), "long.toml")
+    with pytest.raises(DataError, match=message):
+        prepare(change(long_frame()), cb, "long.csv")
+
+
+def test_incomplete_respondents_are_an_error_unless_the_codebook_says_drop(cb, frame):
+    frame = frame.copy()
+    frame.loc[[0, 1], "x1"] = np.nan
+    frame.loc[2, ["q_a0", "q_a1", "q_a2", "q_a3", "q_b0", "q_b1", "q_b2"]] = np.nan
+    with pytest.raises(DataError, match=r"respondents \[3\] answered no item at all"):
+        prepare(frame, cb, "survey.csv")
+    raw = generic_codebook(reverse=("a1",))
+    raw["survey"]["incomplete"] = "drop"
+    with pytest.warns(UserWarning, match=r"dropped 3 of 50 respondents.*no answer: 1, no 'x1': 2"):
+        data = prepare(frame, parse_codebook(raw, "drop.toml"), "survey.csv")
+    assert data.n_respondents == 47 and "1" not in data.respondent_ids
