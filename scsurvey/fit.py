@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -169,20 +169,22 @@ def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = N
 
 
 def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
-    """Compile once and return a function drawing ``chains`` chains for a given seed."""
+    """Compile once; return ``draw(seed, target_accept)`` drawing the spec's chains."""
     s = spec.sampler
     if s.name == "nutpie":
         compiled = compile_nutpie(model, s.nutpie_backend)
-        return lambda seed: sample_nutpie(compiled, s, progress, seed=seed)
+        return lambda seed, target_accept: sample_nutpie(
+            compiled, replace(s, target_accept=target_accept), progress, seed=seed
+        )
 
-    def draw(seed):  # PyMC and numpyro compile inside pm.sample
+    def draw(seed, target_accept):  # PyMC and numpyro compile inside pm.sample
         return pm.sample(
             draws=s.draws,
             tune=s.tune,
             chains=s.chains,
             cores=min(s.cores, s.chains),
             random_seed=seed,
-            target_accept=s.target_accept,
+            target_accept=target_accept,
             nuts_sampler=s.name,
             progressbar=progress,
             model=model,
@@ -190,6 +192,24 @@ def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
         )
 
     return draw
+
+
+def next_round(divergences: int, target_accept: float) -> tuple[str, float]:
+    """What the next sampling round does after a fit that is not clean.
+
+    Divergent transitions mark a region the integrator cannot follow at the tuned step
+    size; more chains cannot remove them (the count only grows), so the next round starts
+    afresh, discarding the divergent chains, with ``target_accept`` halfway to 1 (smaller
+    steps). Otherwise the next round adds chains to the ones there are.
+
+    Returns
+    -------
+    action : {"restart", "add"}
+    target_accept : float
+    """
+    if divergences:
+        return "restart", round(1 - (1 - target_accept) / 2, 4)
+    return "add", target_accept
 
 
 def merge_chains(first: az.InferenceData, more: az.InferenceData) -> az.InferenceData:
@@ -215,9 +235,11 @@ def sample(
     """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass.
 
     The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
-    :func:`diagnose`), another round adds as many chains, each with its own seed and tuning,
-    until ``sampler.rounds`` rounds are done or ``sampler.budget_s`` seconds of sampling
-    are spent (a round is not started when the previous one says it would overrun).
+    :func:`diagnose`), another round either adds as many chains, each with its own seed and
+    tuning, or, after divergences, starts afresh at a higher ``target_accept``
+    (:func:`next_round`), until ``sampler.rounds`` rounds are done or ``sampler.budget_s``
+    seconds of sampling are spent (a round is not started when the previous one says it
+    would overrun).
 
     Parameters
     ----------
@@ -241,18 +263,20 @@ def sample(
     t0 = time.perf_counter()
     draw = _sampler_for(model, spec, progress)
     t1 = time.perf_counter()
-    idata, rounds = None, []
+    idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
     while True:
         k = len(rounds)
         r0 = time.perf_counter()
-        more = draw(round_seed(s.seed, k))
-        idata = more if idata is None else merge_chains(idata, more)
+        more = draw(round_seed(s.seed, k), target_accept)
+        idata = more if idata is None or action == "restart" else merge_chains(idata, more)
         seconds = time.perf_counter() - r0
         diag = diagnose(idata)
         rounds.append(
             {
                 "round": k + 1,
                 "seed": round_seed(s.seed, k),
+                "action": "first" if k == 0 else action,
+                "target_accept": target_accept,
                 "chains_added": s.chains,
                 "chains_total": int(idata.posterior.sizes["chain"]),
                 "seconds": seconds,
@@ -271,7 +295,14 @@ def sample(
         if spent + seconds > s.budget_s:
             log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")
             break
-        log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
+        action, target_accept = next_round(diag.divergences, target_accept)
+        if action == "restart":
+            log(
+                f"round {k + 2}/{s.rounds}: divergences: a fresh run of {s.chains} chains at "
+                f"target_accept {target_accept} (seed {round_seed(s.seed, k + 1)})"
+            )
+        else:
+            log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
     t2 = time.perf_counter()
     return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds}
 

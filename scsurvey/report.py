@@ -278,6 +278,13 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
         ess_min=ESS_MIN,
         diagnostics_table=_html(diag_rows, 3),
         wall_time=run.get("wall_time_s", float("nan")),
+        rounds=len(run.get("rounds", [])) or 1,
+        chains=int(idata.posterior.sizes["chain"]),
+        centering=", ".join(
+            f"{b} {w:.2f}"
+            for b, w in zip(codebook.battery_ids, run.get("centering", {}).get("gaps", []), strict=False)
+        )
+        or "not recorded",
         ess_per_second=run.get("ess_per_second", float("nan")),
         figures=figures,
         interval=int(100 * checks.INTERVAL),

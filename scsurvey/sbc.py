@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,15 @@ from scipy import stats
 
 from . import dims
 from .centering import resolve
-from .fit import compile_nutpie, load_inputs, merge_chains, round_seed, sample_nutpie, write_json_atomic
+from .fit import (
+    compile_nutpie,
+    load_inputs,
+    merge_chains,
+    next_round,
+    round_seed,
+    sample_nutpie,
+    write_json_atomic,
+)
 from .likelihood import ordinal_logp
 from .model import CENTERING_GAPS, OBSERVED_DATA, build
 from .spec import ModelSpec, load_spec
@@ -213,17 +221,20 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
     )
     ranked = quantities({k: v for k, v in truth.items() if k not in DERIVED})
     t0 = time.perf_counter()
-    idata, rounds = None, 0
+    idata, rounds, action = None, 0, "add"
     while True:  # until converged by the study's criterion, at most settings.rounds rounds
         seed = round_seed(settings.seed * 100_003 + sim, rounds)
         more = sample_nutpie(compiled, sampler, progress=False, seed=seed)
-        idata = more if idata is None else merge_chains(idata, more)
+        idata = more if idata is None or action == "restart" else merge_chains(idata, more)
         rounds += 1
         worst_rhat, worst_ess = _worst(idata, ranked)
         divergences = int(idata.sample_stats["diverging"].sum())
         converged = bool(worst_rhat <= SBC_RHAT_MAX and divergences == 0)
         if converged or rounds >= settings.rounds:
             break
+        # the policy of a reported fit: divergences restart at a higher target_accept
+        action, target_accept = next_round(divergences, sampler.target_accept)
+        sampler = replace(sampler, target_accept=target_accept)
     wall = time.perf_counter() - t0
     post = idata.posterior.stack(sample=dims.SAMPLE).transpose("sample", ...)
     n = post.sizes["sample"]
@@ -260,6 +271,7 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
         "divergences": divergences,
         "converged": converged,
         "rounds": rounds,
+        "target_accept": sampler.target_accept,
         "L": settings.thin_to,
     }
     write_json_atomic(record, Path(out))

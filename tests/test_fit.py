@@ -179,7 +179,7 @@ def fake_sampler(shift):
     """Draws of one parameter, iid normal; every round's second chain moved by ``shift``."""
     calls = []
 
-    def draw(seed):
+    def draw(seed, target_accept):
         calls.append(seed)
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((2, 2000))
@@ -219,3 +219,27 @@ def test_a_round_that_would_overrun_the_budget_is_not_started(monkeypatch):
     lines = []
     fit_module.sample(None, spec, progress=False, log=lines.append)
     assert len(calls) == 1 and "budget 100 s would be overrun" in lines[-1]
+
+
+def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent_chains(monkeypatch):
+    import scsurvey.fit as fit_module
+    from scsurvey.spec import parse_spec
+
+    seen = []
+
+    def draw(seed, target_accept):
+        seen.append(target_accept)
+        rng = np.random.default_rng(seed)
+        diverging = np.zeros((2, 2000), bool)
+        diverging[0, :3] = target_accept < 0.95  # divergent until the steps are small enough
+        stats = {"diverging": diverging, "energy": rng.standard_normal((2, 2000))}
+        return az.from_dict(posterior={"x": rng.standard_normal((2, 2000))}, sample_stats=stats)
+
+    monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
+    spec = parse_spec({"codebook": "c", "data": "d", "sampler": {"target_accept": 0.8, "rounds": 4}}, "t")
+    idata, timing = fit_module.sample(None, spec, progress=False, log=lambda line: None)
+    assert seen == [0.8, 0.9, 0.95]
+    assert [r["action"] for r in timing["rounds"]] == ["first", "restart", "restart"]
+    assert timing["rounds"][-1]["clean"] and int(idata.sample_stats["diverging"].sum()) == 0
+    assert idata.posterior.sizes["chain"] == 2  # the divergent chains were dropped
+    assert fit_module.next_round(0, 0.9) == ("add", 0.9)
