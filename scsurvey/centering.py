@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 AUTO = "auto"
-BLOCKS = ("gaps", "item_deviations")
-DEFAULTS = {"gaps": AUTO, "item_deviations": AUTO}
+BLOCKS = ("gaps", "item_deviations", "groups")
+DEFAULTS = {"gaps": AUTO, "item_deviations": AUTO, "groups": AUTO}
 # Below this many answers per item and gap the pilot's delta-method variances are unreliable
 # (empty categories); such a battery is written non-centred.
 MIN_PILOT_ANSWERS = 20
@@ -38,6 +38,7 @@ class Centering:
 
     gaps: tuple[float, ...]
     item_deviations: tuple[float, ...]
+    groups: dict = field(default_factory=dict)  # grouping factor -> weight per battery
     setting: dict = field(default_factory=dict)
     evidence: dict = field(default_factory=dict)
 
@@ -48,7 +49,12 @@ class Centering:
 def non_centred(n_batteries: int) -> Centering:
     """Every block non-centred: the form in which the twin's true values are written."""
     zeros = (0.0,) * n_batteries
-    return Centering(gaps=zeros, item_deviations=zeros, setting={b: 0.0 for b in BLOCKS})
+    return Centering(gaps=zeros, item_deviations=zeros, groups={}, setting={b: 0.0 for b in BLOCKS})
+
+
+def group_weight(centering: Centering, gid: str, n_batteries: int) -> tuple[float, ...]:
+    """The weights of one grouping factor's intercepts (0, non-centred, when not chosen)."""
+    return tuple(centering.groups.get(gid, (0.0,) * n_batteries))
 
 
 def parse_setting(value, source: str, key: str):
@@ -125,13 +131,80 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     return out
 
 
-def resolve(setting: dict, responses, battery_of_item, n_categories: int, priors: dict) -> Centering:
+def group_pilot(responses, battery_of_item, groups: dict, X=None) -> dict:
+    """Sampling and between-level variances of each grouping factor's intercepts, per battery.
+
+    Each respondent's battery score is the mean of their answers in the battery, every item
+    standardised first; scores are residualised on the covariates ``X`` (least squares with
+    an intercept), as the model's group effects are net of them. A one-way analysis of
+    variance then gives, per factor and battery, the sampling variance of a typical level's
+    mean ``s2`` (pooled within-level variance over the mean level size) and the
+    between-level variance ``tau2`` (DerSimonian and Laird's estimator): the same ratio the
+    model's intercepts face, on the score scale rather than the latent one.
+
+    Parameters
+    ----------
+    responses : ndarray of int, shape (respondent, item)
+        0-based categories, negative where missing.
+    battery_of_item : sequence of int
+    groups : dict
+        Factor id -> level index per respondent.
+    X : ndarray, optional
+        The covariates the model uses, shape (respondent, covariate).
+
+    Returns
+    -------
+    dict
+        Factor id -> list over batteries of ``{"s2", "tau2", "w"}``.
+    """
+    responses = np.asarray(responses, dtype=float)
+    observed = responses >= 0
+    y = np.where(observed, responses, np.nan)
+    z = (y - np.nanmean(y, axis=0)) / np.nanstd(y, axis=0)
+    battery_of_item = np.asarray(battery_of_item)
+    out = {gid: [] for gid in groups}
+    for b in range(int(battery_of_item.max()) + 1):
+        with np.errstate(invalid="ignore"):
+            score = np.nanmean(z[:, battery_of_item == b], axis=1)
+        ok = np.isfinite(score)
+        design = np.column_stack([np.ones(ok.sum()), *([] if X is None else [np.asarray(X)[ok]])])
+        resid = score[ok] - design @ np.linalg.lstsq(design, score[ok], rcond=None)[0]
+        for gid, index in groups.items():
+            level = np.asarray(index)[ok]
+            sizes = np.bincount(level)
+            present = sizes > 1
+            means = np.bincount(level, weights=resid)[present] / sizes[present]
+            within = (resid - (np.bincount(level, weights=resid) / np.maximum(sizes, 1))[level]) ** 2
+            v = within.sum() / max(len(resid) - present.sum(), 1)
+            # DerSimonian-Laird: the between-level variance from the precision-weighted spread
+            # of the level means, efficient where level sizes differ
+            prec = sizes[present] / v
+            q = float(np.sum(prec * (means - np.sum(prec * means) / prec.sum()) ** 2))
+            k = int(present.sum())
+            denom = prec.sum() - np.sum(prec**2) / prec.sum()
+            tau2 = max(0.0, (q - (k - 1)) / denom) if k > 1 and denom > 0 else 0.0
+            s2 = float(v / np.mean(sizes[present]))  # a level of typical size
+            w = tau2 / (tau2 + s2) if s2 > 0 else 0.0
+            out[gid].append({"s2": float(s2), "tau2": float(tau2), "w": float(w)})
+    return out
+
+
+def resolve(
+    setting: dict,
+    responses,
+    battery_of_item,
+    n_categories: int,
+    priors: dict,
+    groups: dict | None = None,
+    X=None,
+) -> Centering:
     """The weights a spec's ``[centering]`` setting gives on these answers.
 
     Parameters
     ----------
     setting : dict
-        ``{"gaps": ..., "item_deviations": ...}``, each ``"auto"`` or a weight in [0, 1].
+        ``{"gaps": ..., "item_deviations": ..., "groups": ...}``, each ``"auto"`` or a
+        weight in [0, 1].
     responses : ndarray or None
         The answers (0-based, negative missing); ``None`` when there are none yet (the
         twin simulator builds the model before it draws answers): ``auto`` is then 0.
@@ -139,6 +212,10 @@ def resolve(setting: dict, responses, battery_of_item, n_categories: int, priors
     n_categories : int
     priors : dict
         Merged priors (the gap-sd prior scale is read from ``sigma_g``).
+    groups : dict, optional
+        Modelled grouping factors: id -> level index per respondent.
+    X : ndarray, optional
+        The covariates the model uses (the group pilot works net of them).
 
     Returns
     -------
@@ -148,11 +225,22 @@ def resolve(setting: dict, responses, battery_of_item, n_categories: int, priors
     setting = {**DEFAULTS, **(setting or {})}
     evidence: dict = {}
     weights = {}
-    for block in BLOCKS:
+    answered = responses is not None and (np.asarray(responses) >= 0).any()
+    groups = groups or {}
+    value = setting["groups"]
+    if value != AUTO:
+        group_weights = {gid: (float(value),) * n_batteries for gid in groups}
+    elif answered and groups:
+        pilot = group_pilot(responses, battery_of_item, groups, X)
+        evidence["groups"] = pilot
+        group_weights = {gid: tuple(round(p["w"], 3) for p in rows) for gid, rows in pilot.items()}
+    else:
+        group_weights = {gid: (0.0,) * n_batteries for gid in groups}
+    for block in ("gaps", "item_deviations"):
         value = setting[block]
         if value != AUTO:
             weights[block] = (float(value),) * n_batteries
-        elif block == "gaps" and responses is not None and (np.asarray(responses) >= 0).any():
+        elif block == "gaps" and answered:
             pilot = gap_pilot(
                 np.asarray(responses), battery_of_item, n_categories, priors["sigma_g"]["sigma"]
             )
@@ -161,5 +249,9 @@ def resolve(setting: dict, responses, battery_of_item, n_categories: int, priors
         else:
             weights[block] = (0.0,) * n_batteries
     return Centering(
-        gaps=weights["gaps"], item_deviations=weights["item_deviations"], setting=setting, evidence=evidence
+        gaps=weights["gaps"],
+        item_deviations=weights["item_deviations"],
+        groups=group_weights,
+        setting=setting,
+        evidence=evidence,
     )

@@ -132,14 +132,15 @@ def cmd_sbc(args) -> int:
     summary = run_study(
         args.model,
         root=args.root,
-        n_sims=args.sims,
-        n_respondents=args.respondents,
         scheduler=args.scheduler,
         workers=args.workers,
+        progress=args.progress,
+        n_sims=args.sims,
+        n_respondents=args.respondents,
         draws=args.draws,
         tune=args.tune,
         thin_to=args.ranks,
-        progress=args.progress,
+        backend=args.backend,
     )
     print(summary.to_string())
     return 0
@@ -213,17 +214,19 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("sbc", help="simulation-based calibration study")
     p.add_argument("model")
-    p.add_argument("--sims", type=int, default=200)
-    p.add_argument("--respondents", type=int, default=300)
+    # defaults (None) are sbc.Settings' own
+    p.add_argument("--sims", type=int, help="simulated surveys S (default 200)")
+    p.add_argument("--respondents", type=int, help="respondents per survey (default 300)")
     p.add_argument(
         "--scheduler",
         default=os.environ.get("SCSURVEY_DASK_SCHEDULER"),
         help="address of an existing Dask scheduler (default: a LocalCluster)",
     )
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--draws", type=int, default=400)
-    p.add_argument("--tune", type=int, default=400)
-    p.add_argument("--ranks", type=int, default=100, help="thinned draws per rank (L)")
+    p.add_argument("--draws", type=int, help="draws per chain (default 500)")
+    p.add_argument("--tune", type=int, help="tuning draws per chain (default 500)")
+    p.add_argument("--ranks", type=int, help="thinned draws per rank L (default 100)")
+    p.add_argument("--backend", choices=("numba", "jax"), help="nutpie backend (default: the spec's)")
     p.set_defaults(func=cmd_sbc)
 
     p = sub.add_parser("bench", help="benchmark the model against a naive baseline")

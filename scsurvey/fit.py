@@ -45,6 +45,7 @@ MODEL_SOURCES = (
     "spec.py",
     "model.py",
     "fit.py",
+    "centering.py",
 )
 
 
@@ -213,9 +214,12 @@ def next_round(divergences: int, target_accept: float) -> tuple[str, float]:
 
 
 def merge_chains(first: az.InferenceData, more: az.InferenceData) -> az.InferenceData:
-    """``first`` with the chains of ``more`` appended (posterior and sample_stats)."""
+    """``first`` with the chains of ``more`` appended (posterior and, where both have it,
+    sample_stats)."""
     out = first.copy()
     for group in ("posterior", "sample_stats"):
+        if group not in first.groups() or group not in more.groups():
+            continue
         a, b = first[group], more[group]
         b = b.assign_coords(chain=np.arange(a.sizes["chain"], a.sizes["chain"] + b.sizes["chain"]))
         merged = xr.concat([a, b], dim="chain", data_vars="all", coords="minimal", compat="override")

@@ -23,7 +23,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from . import dims
-from .centering import Centering, resolve
+from .centering import Centering, group_weight, resolve
 from .likelihood import ordinal_logp, ordinal_random
 from .load import MISSING, SurveyData
 from .spec import ModelSpec, SpecError, check_against_codebook
@@ -223,6 +223,8 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
             cb.item_battery_index,
             cb.scale.n_categories,
             spec.priors,
+            groups={gid: data.groups[gid] for gid in spec.components.groups},
+            X=data.X[:, covariate_columns(spec, data)],
         )
     comp = spec.components
     priors = spec.priors
@@ -255,9 +257,13 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
             sigma = pm.HalfNormal(f"sigma_{gid}", priors["sigma_group"]["sigma"], dims=dims.BATTERY)
             if group.nested_in in comp.groups:
                 z = _nested_zero_sum(gid, group, cb.group(group.nested_in))
+                u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
             else:
-                z = pm.ZeroSumNormal(f"z_{gid}", dims=(dims.BATTERY, gid))
-            u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
+                # partially centred (scsurvey.centering): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
+                w = np.asarray(group_weight(centering, gid, n_batteries))[:, None]
+                sd = sigma[:, None]
+                z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
+                u = pm.Deterministic(f"u_{gid}", sd ** (1 - w) * z, dims=(dims.BATTERY, gid))
             # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
             member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
             onehot = pm.Data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))

@@ -66,7 +66,8 @@ class Settings:
     chains: int = 2
     thin_to: int = 100  # L
     seed: int = 2718
-    rounds: int = 3  # sampling rounds at most per simulation, each adding `chains` chains
+    rounds: int = 3  # sampling rounds at most per simulation (see fit.next_round)
+    backend: str | None = None  # nutpie backend; None: the spec's
     prior_overrides: tuple = ()  # simulate from other priors than the fitting model's
 
     def key(self, spec_hash: str, data_hash: str) -> str:
@@ -203,7 +204,8 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
     p = _prepare(settings, root)
     spec = p["spec"]
     if p["compiled"] is None:
-        p["compiled"] = compile_nutpie(p["built"].model, spec.sampler.nutpie_backend, swappable=True)
+        backend = settings.backend or spec.sampler.nutpie_backend
+        p["compiled"] = compile_nutpie(p["built"].model, backend, swappable=True)
     cb = p["data"].codebook
     swap = {OBSERVED_DATA: survey}
     if CENTERING_GAPS in p["built"].model.named_vars:  # the weight the fit would choose
@@ -523,34 +525,40 @@ def write_page(
 def run_study(
     model: str,
     root: Path | str = ".",
-    n_sims: int = 200,
-    n_respondents: int = 300,
     scheduler: str | None = None,
     workers: int | None = None,
-    draws: int = 500,
-    tune: int = 500,
-    thin_to: int = 100,
     progress: bool = True,
-    chains: int = 2,
-    prior_overrides: tuple = (),
+    **overrides,
 ) -> pd.DataFrame:
     """Run or resume a study, summarise it, and write ``reports/<model>/sbc/index.html``.
+
+    Parameters
+    ----------
+    model : str
+        Spec name.
+    root : Path or str
+        Project root.
+    scheduler : str, optional
+        Address of an existing Dask scheduler; default a LocalCluster over the cores.
+    workers : int, optional
+        LocalCluster workers (default: one per core).
+    progress : bool
+        Show a progress bar.
+    **overrides
+        Fields of :class:`Settings` (``n_sims``, ``n_respondents``, ``draws``, ...); the
+        rest keep :class:`Settings`' defaults, the one place they are set.
 
     Returns
     -------
     pandas.DataFrame
-        Per quantity: mean PIT, chi-square p-value, ECDF band test, verdict.
+        Per quantity: mean PIT, chi-square p-value, ECDF band test, verdict, on all fits and
+        on the converged fits alone.
     """
-    settings = Settings(
-        model=model,
-        n_sims=n_sims,
-        n_respondents=n_respondents,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        thin_to=thin_to,
-        prior_overrides=prior_overrides,
-    )
+    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"unknown SBC settings {unknown} (known: {sorted(Settings.__dataclass_fields__)})")
+    settings = Settings(model=model, **{k: v for k, v in overrides.items() if v is not None})
+    prior_overrides = settings.prior_overrides
     t0 = time.perf_counter()
     folder = run(settings, root, scheduler, workers, progress)
     ranks, diag = load_results(folder)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .fit import diagnose, load_inputs, model_paths, sample, write_json_atomic
+from .fit import code_hash, diagnose, load_inputs, model_paths, sample, write_json_atomic
 from .model import build
 from .spec import load_spec
 
@@ -56,8 +56,9 @@ def sweep(name: str, seeds, root: Path | str = ".", progress: bool = False, log=
     spec = load_spec(model_paths(name, root)["spec"])
     out_file = model_paths(name, root)["dir"] / "seeds.json"
     done = json.loads(out_file.read_text()) if out_file.exists() else {}
-    if done.get("spec_hash") != spec.hash():
-        done = {"spec_hash": spec.hash(), "runs": {}}
+    key = {"spec_hash": spec.hash(), "code_hash": code_hash()}
+    if {k: done.get(k) for k in key} != key:  # another spec or model code: start afresh
+        done = {**key, "runs": {}}
     data = load_inputs(spec, root)
     built = None
     for seed in seeds:

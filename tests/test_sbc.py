@@ -81,7 +81,16 @@ def test_rank_counts_draws_below_the_truth():
     assert sbc._rank(np.array([0.1, 0.2, 0.3]), 9.0, rng) == 3
 
 
-SMALL = {"n_sims": 40, "n_respondents": 100, "draws": 200, "tune": 300, "thin_to": 20, "workers": 2}
+# JAX: a swappable model compiles in seconds with it, where Numba's compile is cold every time
+SMALL = {
+    "n_sims": 40,
+    "n_respondents": 100,
+    "draws": 200,
+    "tune": 300,
+    "thin_to": 20,
+    "workers": 2,
+    "backend": "jax",
+}
 
 
 @pytest.mark.sbc
@@ -117,7 +126,9 @@ def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_t
 def test_an_interrupted_study_resumes(tmp_path, root, small_twin):
     _, csv, _ = small_twin
     project = make_project(tmp_path, csv, spec="baseline")
-    settings = sbc.Settings(model="baseline", n_sims=4, n_respondents=60, draws=60, tune=60, thin_to=10)
+    settings = sbc.Settings(
+        model="baseline", n_sims=4, n_respondents=60, draws=60, tune=60, thin_to=10, backend="jax"
+    )
     folder = sbc.run(settings, project, workers=1, progress=False)
     files = sorted(folder.glob("sim_*.json"))
     assert len(files) == 4

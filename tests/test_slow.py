@@ -1,5 +1,7 @@
 """Full-size fit of `full` on the twin, and parameter recovery (opt in: pytest -m slow)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,3 +88,42 @@ def test_parameter_recovery_on_the_twin(full_fit):
     missed = table[~table["covered"]]
     coverage = table["covered"].mean()
     assert coverage >= 0.90, f"coverage {coverage:.2f}; missed: {list(missed['parameter'])}"
+
+
+def example_project(tmp_path, root, name) -> Path:
+    """A throwaway project holding a real example's spec, codebook and data."""
+    from scsurvey.examples import write_example
+
+    (tmp_path / "models").mkdir()
+    csv = write_example(name, tmp_path / "data")
+    text = (root / "models" / f"{name}.toml").read_text()
+    text = text.replace(f"data/examples/{name}.csv", str(csv))
+    text = text.replace(f"data/codebook/{name}.toml", str(root / "data" / "codebook" / f"{name}.toml"))
+    (tmp_path / "models" / f"{name}.toml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_a_real_example_fits_clean_with_its_own_spec(tmp_path, root):
+    """VerbAgg (316 people x 24 items, real answers) with the settings `make fit` uses."""
+    project = example_project(tmp_path, root, "verbagg")
+    _, run = fit("verbagg", root=project, progress=False)
+    assert run["diagnostics_ok"], (run["diagnostics"]["failures"], run["rounds"])
+
+
+@pytest.mark.slow
+def test_anes_scores_agree_with_the_files_independent_graded_response_scores(tmp_path, root):
+    """Posterior mean traits against `lchoice`, a graded-response score computed by the data
+    set's author from the same eight items: two fits of nearly one model to the same answers,
+    so a correlation under 0.95 means the scores are wrong, not merely different."""
+    project = example_project(tmp_path, root, "anes_prochoice")
+    idata, run = fit("anes_prochoice", root=project, progress=False)
+    assert run["diagnostics_ok"], run["diagnostics"]["failures"]
+    theta = idata.posterior["theta"].mean(("chain", "draw")).values[:, 0]
+    frame = pd.read_csv(project / "data" / "anes_prochoice.csv").set_index("caseid")
+    ids = idata.posterior["theta"].coords["respondent"].values.astype(int)
+    lchoice = frame.loc[ids, "lchoice"].to_numpy()
+    ok = np.isfinite(lchoice)
+    r = np.corrcoef(theta[ok], lchoice[ok])[0, 1]
+    print(f"correlation with lchoice: {r:.3f} over {ok.sum()} respondents")
+    assert r > 0.95, r
