@@ -59,7 +59,12 @@ models/.deps/%.mk: models/%.toml
 models/%/posterior.nc: models/%.toml $(MODEL_CODE) | $(STAMP)
 	$(PY) -m scsurvey fit $* $(UNCLEAN_FLAG)
 
+# An unknown MODEL stops with the list of models there are
+check-model = @if [ "$(MODEL)" != all ] && [ ! -f models/$(MODEL).toml ]; then \
+	echo "no model '$(MODEL)': models/$(MODEL).toml does not exist (models: $(MODELS))" >&2; exit 2; fi
+
 fit: ## fit MODEL (default full), or every spec with MODEL=all; refits only what changed; exits 3 if not clean
+	$(check-model)
 ifeq ($(MODEL),all)
 	$(MAKE) -k $(patsubst %,models/%/posterior.nc,$(MODELS))
 	@for m in $(MODELS); do $(PY) -m scsurvey status $$m $(UNCLEAN_FLAG) || exit $$?; done
@@ -72,6 +77,7 @@ reports/%/index.html: models/%/posterior.nc $(REPORT_CODE) | $(STAMP)
 	$(PY) -m scsurvey report $*
 
 report: ## write reports/MODEL/index.html from the stored posterior (fits first if needed)
+	$(check-model)
 	$(MAKE) reports/$(MODEL)/index.html
 
 ppc: report ## posterior-predictive checks (part of the report)

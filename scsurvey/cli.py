@@ -9,6 +9,8 @@ from pathlib import Path
 
 BANNER = "!" * 78
 EXIT_UNCLEAN = 3  # a fit stored but flagged: its diagnostics failed
+EXIT_USAGE = 2  # bad input: an unknown model, a malformed spec, codebook or data file
+MODEL_COMMANDS = ("fit", "status", "report", "sbc", "seeds", "deps")
 
 
 def _progress_default() -> bool:
@@ -244,5 +246,47 @@ def main(argv: list[str] | None = None) -> int:
     for p in sub.choices.values():
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=_progress_default())
 
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    return args.func(args)
+    if getattr(args, "model", None) and args.command in MODEL_COMMANDS:
+        known = known_models(args.root)
+        if args.model not in known:
+            print(
+                f"scsurvey {args.command}: no model {args.model!r}: models/{args.model}.toml does not exist "
+                f"(models: {', '.join(known) or 'none'})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    try:
+        return args.func(args)
+    except project_errors() as err:
+        if args.debug:
+            raise
+        print(f"scsurvey {args.command}: {err}", file=sys.stderr)
+        print("(run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def known_models(root: str) -> list[str]:
+    """The model specs in ``<root>/models``."""
+    return sorted(p.stem for p in (Path(root) / "models").glob("*.toml"))
+
+
+def project_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message says what is wrong and what to do: shown without a traceback."""
+    from .codebook import CodebookError
+    from .examples import ExampleError
+    from .fit import StalePosteriorError
+    from .load import DataError
+    from .simulate import TwinError
+    from .spec import SpecError
+
+    return (
+        CodebookError,
+        DataError,
+        SpecError,
+        StalePosteriorError,
+        TwinError,
+        ExampleError,
+        FileNotFoundError,
+    )

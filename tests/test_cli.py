@@ -38,11 +38,13 @@ def fake_run(ok: bool) -> dict:
 @pytest.mark.parametrize(
     ("ok", "flags", "code"), [(True, [], 0), (False, [], 3), (False, ["--allow-unclean"], 0)]
 )
-def test_fit_exits_non_zero_when_the_diagnostics_fail(monkeypatch, capsys, ok, flags, code):
+def test_fit_exits_non_zero_when_the_diagnostics_fail(monkeypatch, capsys, tmp_path, ok, flags, code):
     import scsurvey.fit
 
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.toml").write_text("")
     monkeypatch.setattr(scsurvey.fit, "fit", lambda *a, **k: (None, fake_run(ok)))
-    assert cli.main(["fit", "m", "--no-progress", *flags]) == code
+    assert cli.main(["--root", str(tmp_path), "fit", "m", "--no-progress", *flags]) == code
     if not ok:
         assert "DIAGNOSTICS FAILED for m: max R-hat 1.013" in capsys.readouterr().err
 
@@ -52,6 +54,8 @@ def test_status_keeps_failing_for_a_stored_unclean_fit(tmp_path, capsys):
     # up to date still fails the next `make fit`
     folder = tmp_path / "models" / "m"
     folder.mkdir(parents=True)
+    (tmp_path / "models" / "m.toml").write_text("")
+    (tmp_path / "models" / "never_fitted.toml").write_text("")
     (folder / "run.json").write_text(json.dumps(fake_run(False)))
     assert cli.main(["--root", str(tmp_path), "status", "m"]) == 3
     assert "DIAGNOSTICS FAILED" in capsys.readouterr().err
@@ -99,3 +103,26 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_an_unknown_model_lists_the_models_there_are(tmp_path, capsys):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "alpha.toml").write_text("")
+    (tmp_path / "models" / "beta.toml").write_text("")
+    assert cli.main(["--root", str(tmp_path), "fit", "gamma"]) == 2
+    err = capsys.readouterr().err
+    assert "no model 'gamma'" in err and "models: alpha, beta" in err
+
+
+def test_a_project_error_is_one_clear_line_and_the_traceback_waits_for_debug(tmp_path, capsys):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.toml").write_text(
+        'codebook = "c.toml"\ndata = "d.csv"\n[sampler]\ntarget_accept = "0.9"\n'
+    )
+    assert cli.main(["--root", str(tmp_path), "fit", "m", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "sampler.target_accept = '0.9': expected" in err and "Traceback" not in err
+    from scsurvey.spec import SpecError
+
+    with pytest.raises(SpecError):
+        cli.main(["--root", str(tmp_path), "--debug", "fit", "m", "--no-progress"])
