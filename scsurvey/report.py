@@ -122,6 +122,16 @@ def current_posteriors(root: Path) -> dict[str, az.InferenceData]:
     return out
 
 
+def same_data(idata: az.InferenceData, others: dict[str, az.InferenceData]) -> dict[str, az.InferenceData]:
+    """The posteriors among ``others`` fitted to the same data and codebook as ``idata``.
+
+    LOO compares models of the same answers only; specs fitted to other surveys (the real
+    examples beside the twin) are left out of the comparison.
+    """
+    key = idata.posterior.attrs.get("data_hash")
+    return {name: o for name, o in others.items() if o.posterior.attrs.get("data_hash") == key}
+
+
 def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None) -> Path:
     """Render ``reports/<name>/index.html`` from the stored posterior.
 
@@ -145,7 +155,7 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     codebook = load_codebook(root / spec.codebook)
     run_path = model_paths(name, root)["run"]
     run = json.loads(run_path.read_text()) if run_path.exists() else {}
-    others = current_posteriors(root)
+    others = same_data(idata, current_posteriors(root))
     out_dir = Path(out_dir) if out_dir else root / "reports" / name
     return render_report(idata, spec, codebook, run, out_dir, others)
 

@@ -139,3 +139,19 @@ def test_notebook_executes_against_the_fixture(root, tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
     assert "agrees" in text or "uncertain" in text  # the who-supports table was shown
+
+
+def test_model_comparison_keeps_only_posteriors_of_the_same_data():
+    import arviz as az
+    import numpy as np
+
+    from scsurvey.report import same_data
+
+    def fake(data_hash):
+        idata = az.from_dict(posterior={"x": np.zeros((1, 5))})
+        idata.posterior.attrs["data_hash"] = data_hash
+        return idata
+
+    others = {"a": fake("twin"), "b": fake("twin"), "verbagg": fake("other")}
+    assert sorted(same_data(fake("twin"), others)) == ["a", "b"]
+    assert sorted(same_data(fake("other"), others)) == ["verbagg"]
