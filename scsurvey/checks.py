@@ -10,9 +10,6 @@ from __future__ import annotations
 import warnings
 
 import arviz as az
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

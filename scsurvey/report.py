@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import arviz as az
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -457,9 +457,6 @@ def summarize(ranks: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
 
 def plot_ranks(ranks: pd.DataFrame, summary: pd.DataFrame, ncols: int = 6):
     """Rank histograms and ECDF differences with simultaneous 95% bands, per quantity."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     L = ranks.attrs["L"]
