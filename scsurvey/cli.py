@@ -1,4 +1,4 @@
-"""Command line: ``python -m scsurvey {data,example,fit,status,report,sbc,bench,deps}``; Make calls these."""
+"""Command line: ``python -m scsurvey <command>``; Make calls these, and they call the Python API."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def cmd_data(args) -> int:
     table["sample - published"] = table["twin_sample"] - table["published"]
     print(f"Synthetic twin of {stem}: {len(twin.frame)} respondents -> {out / (stem + '.csv')}")
     print(
-        "Support (top-two box) share per item: published, twin population "
+        "Support share per item: published, twin population "
         f"(n = {twin.config['twin']['population']:,}), twin sample"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:7.3f}"))
@@ -43,7 +43,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .fit import fit
+    from .project import fit
 
     overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed") if getattr(args, k)}
     _, run = fit(
@@ -83,7 +83,7 @@ def cmd_status(args) -> int:
     """Exit non-zero when a model's stored posterior failed its diagnostics."""
     import json
 
-    from .fit import model_paths
+    from .project import model_paths
 
     run_file = model_paths(args.model, args.root)["run"]
     if not run_file.exists():
@@ -163,11 +163,34 @@ def cmd_bench(args) -> int:
 
 
 def cmd_deps(args) -> int:
-    """Print the Make prerequisites of a model's posterior: its codebook and data file."""
+    """Print the Make prerequisites of a model's posterior: its codebook and data file.
+
+    Runs before the virtual environment exists (Make includes its output), so it reads the
+    spec with the standard library alone.
+    """
     import tomllib
 
-    spec = tomllib.loads((Path(args.root) / "models" / f"{args.model}.toml").read_text())
-    print(f"models/{args.model}/posterior.nc: {spec['codebook']} {spec['data']}")
+    path = Path(args.root) / "models" / f"{args.model}.toml"
+    try:
+        inputs = tomllib.loads(path.read_text()).get("inputs", {})
+    except tomllib.TOMLDecodeError as err:
+        print(f"scsurvey deps: model spec {path}: not valid TOML: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    files = " ".join(inputs.get(k, "") for k in ("codebook", "data")).strip()
+    print(f"models/{args.model}/posterior.nc: {files}")
+    return 0
+
+
+def cmd_sources(args) -> int:
+    """Print the source files a product depends on, for Make (one source of truth)."""
+    from . import manifest
+
+    names = {
+        "model": manifest.MODEL_SOURCES,
+        "data": manifest.DATA_SOURCES,
+        "report": manifest.REPORT_SOURCES,
+    }
+    print(" ".join(f"scsurvey/{name}" for name in names[args.product]))
     return 0
 
 
@@ -217,17 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sbc", help="simulation-based calibration study")
     p.add_argument("model")
     # defaults (None) are sbc.Settings' own
-    p.add_argument("--sims", type=int, help="simulated surveys S (default 200)")
-    p.add_argument("--respondents", type=int, help="respondents per survey (default 300)")
+    p.add_argument("--sims", type=int, help="simulated surveys S (default: sbc.Settings)")
+    p.add_argument("--respondents", type=int, help="respondents per survey (default: sbc.Settings)")
     p.add_argument(
         "--scheduler",
         default=os.environ.get("SCSURVEY_DASK_SCHEDULER"),
         help="address of an existing Dask scheduler (default: a LocalCluster)",
     )
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--draws", type=int, help="draws per chain (default 500)")
-    p.add_argument("--tune", type=int, help="tuning draws per chain (default 500)")
-    p.add_argument("--ranks", type=int, help="thinned draws per rank L (default 100)")
+    p.add_argument("--draws", type=int, help="draws per chain (default: sbc.Settings)")
+    p.add_argument("--tune", type=int, help="tuning draws per chain (default: sbc.Settings)")
+    p.add_argument("--ranks", type=int, help="thinned draws per rank L (default: sbc.Settings)")
     p.add_argument("--backend", choices=("numba", "jax"), help="nutpie backend (default: the spec's)")
     p.set_defaults(func=cmd_sbc)
 
@@ -242,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("deps", help="print a model's Make prerequisites")
     p.add_argument("model")
     p.set_defaults(func=cmd_deps)
+
+    p = sub.add_parser("sources", help="print the source files a product depends on (for Make)")
+    p.add_argument("product", choices=("model", "data", "report"))
+    p.set_defaults(func=cmd_sources)
 
     for p in sub.choices.values():
         p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=_progress_default())
@@ -274,18 +301,23 @@ def known_models(root: str) -> list[str]:
 
 def project_errors() -> tuple[type[Exception], ...]:
     """The errors whose message says what is wrong and what to do: shown without a traceback."""
+    from .api import ModelMismatchError
     from .codebook import CodebookError
     from .examples import ExampleError
-    from .fit import StalePosteriorError
-    from .load import DataError
+    from .project import StalePosteriorError
     from .simulate import TwinError
     from .spec import SpecError
+    from .storage import LockedError, StorageError
+    from .survey import DataError
 
     return (
         CodebookError,
         DataError,
         SpecError,
         StalePosteriorError,
+        ModelMismatchError,
+        LockedError,
+        StorageError,
         TwinError,
         ExampleError,
         FileNotFoundError,

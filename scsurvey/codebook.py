@@ -6,9 +6,12 @@ fails with a :class:`CodebookError` that names the file and the offending entry.
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import dims
+from .tomlfile import check_keys, read_toml
 
 COVARIATE_TYPES = ("continuous", "ordinal", "binary", "categorical")
 LAYOUTS = ("wide", "long")
@@ -131,6 +134,8 @@ class Codebook:
     item_column: str | None = None
     answer_column: str | None = None
     incomplete: str = "error"
+    # the TOML content it was parsed from: stored with a posterior so that it can be rebuilt
+    raw: dict | None = field(default=None, compare=False, repr=False, hash=False)
 
     @property
     def battery_ids(self) -> list[str]:
@@ -180,31 +185,18 @@ def _unique(ids, path, what):
 
 
 def _known_keys(table: dict, allowed: set[str], path, entry):
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        _fail(path, entry, f"unknown keys {unknown} (allowed: {sorted(allowed)})")
+    check_keys(table, allowed, f"codebook {path}: {entry}", CodebookError)
 
 
-def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
-    """Validate a codebook given as a dict (as read from TOML).
+def _entries(raw: dict, key: str, path) -> list:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        _fail(path, f"[[{key}]]", f"must be an array of tables, got {value!r}")
+    return value
 
-    Parameters
-    ----------
-    raw : dict
-        The TOML content.
-    path : Path or str
-        Where it came from, for error messages.
 
-    Returns
-    -------
-    Codebook
-
-    Raises
-    ------
-    CodebookError
-        If any entry is malformed; the message names the file and the entry.
-    """
-    path = Path(path)
+def _survey(raw: dict, path) -> dict:
+    """The ``[survey]`` table: name, title, respondent id, layout and what to do with gaps."""
     survey = _require(raw, "survey", path, "top level")
     _known_keys(
         survey,
@@ -212,7 +204,7 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
         path,
         "[survey]",
     )
-    respondent_id = _require(survey, "respondent_id", path, "[survey]")
+    _require(survey, "respondent_id", path, "[survey]")
     layout = survey.get("layout", "wide")
     if layout not in LAYOUTS:
         _fail(path, "[survey].layout", f"{layout!r} is not one of {LAYOUTS}")
@@ -224,7 +216,18 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     incomplete = survey.get("incomplete", "error")
     if incomplete not in INCOMPLETE:
         _fail(path, "[survey].incomplete", f"{incomplete!r} is not one of {INCOMPLETE}")
+    return {
+        "name": survey.get("name", Path(path).stem),
+        "title": survey.get("title", ""),
+        "respondent_id": survey["respondent_id"],
+        "layout": layout,
+        "item_column": survey.get("item_column"),
+        "answer_column": survey.get("answer_column"),
+        "incomplete": incomplete,
+    }
 
+
+def _scale(raw: dict, path) -> Scale:
     s = _require(raw, "scale", path, "top level")
     _known_keys(s, {"levels", "labels", "support", "missing"}, path, "[scale]")
     levels = tuple(_require(s, "levels", path, "[scale]"))
@@ -245,21 +248,27 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     clash = [v for v in missing if v in levels]
     if clash:
         _fail(path, "[scale].missing", f"codes {clash} are also scale levels")
-    scale = Scale(levels=levels, labels=labels, support=support, missing=missing)
+    return Scale(levels=levels, labels=labels, support=support, missing=missing)
 
+
+def _batteries(raw: dict, path) -> list[Battery]:
     batteries_raw = _require(raw, "batteries", path, "top level")
     if not batteries_raw:
         _fail(path, "[[batteries]]", "at least one battery is needed")
     batteries = []
-    for k, b in enumerate(batteries_raw):
+    for k, b in enumerate(_entries(raw, "batteries", path)):
         entry = f"[[batteries]] #{k + 1}"
         _known_keys(b, {"id", "label"}, path, entry)
         batteries.append(Battery(id=_require(b, "id", path, entry), label=b.get("label", "")))
     _unique([b.id for b in batteries], path, "[[batteries]]")
-    battery_ids = [b.id for b in batteries]
+    return batteries
 
+
+def _items(raw: dict, path, battery_ids: list[str]) -> list[Item]:
+    """Items ordered battery by battery: the model slices item blocks per battery."""
+    _require(raw, "items", path, "top level")
     items = []
-    for k, it in enumerate(_require(raw, "items", path, "top level")):
+    for k, it in enumerate(_entries(raw, "items", path)):
         entry = f"[[items]] #{k + 1} ({it.get('id', '?')})"
         _known_keys(it, {"id", "battery", "column", "label", "reverse", "published_support"}, path, entry)
         battery = _require(it, "battery", path, entry)
@@ -285,11 +294,13 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     empty = [b for b in battery_ids if not any(i.battery == b for i in items)]
     if empty:
         _fail(path, "[[batteries]]", f"batteries {empty} have no items")
-    # Items ordered battery by battery: the model slices item blocks per battery.
     items.sort(key=lambda i: battery_ids.index(i.battery))
+    return items
 
+
+def _covariates(raw: dict, path) -> list[Covariate]:
     covariates = []
-    for k, c in enumerate(raw.get("covariates", [])):
+    for k, c in enumerate(_entries(raw, "covariates", path)):
         entry = f"[[covariates]] #{k + 1} ({c.get('id', '?')})"
         _known_keys(c, {"id", "column", "type", "label", "levels", "standardize", "transform"}, path, entry)
         ctype = _require(c, "type", path, entry)
@@ -318,9 +329,12 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
             )
         )
     _unique([c.id for c in covariates], path, "[[covariates]] ids")
+    return covariates
 
+
+def _groups(raw: dict, path) -> list[Group]:
     groups = []
-    for k, g in enumerate(raw.get("groups", [])):
+    for k, g in enumerate(_entries(raw, "groups", path)):
         entry = f"[[groups]] #{k + 1} ({g.get('id', '?')})"
         _known_keys(g, {"id", "column", "label", "levels", "breaks", "nested_in", "parents"}, path, entry)
         lv = tuple(str(v) for v in _require(g, "levels", path, entry))
@@ -357,15 +371,15 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
         bad = sorted(set(g.parents) - set(parent.levels))
         if bad:
             _fail(path, f"[[groups]] ({g.id})", f"parents {bad} are not levels of {parent.id}")
-
-    reserved = {"respondent", "item", "battery", "category", "threshold", "covariate"}
-    clash = reserved & {g.id for g in groups}
+    clash = set(dims.STANDARD) & {g.id for g in groups}
     if clash:
         _fail(path, "[[groups]]", f"ids {sorted(clash)} clash with standard dims")
+    return groups
 
-    cov_ids = [c.id for c in covariates]
+
+def _findings(raw: dict, path, cov_ids: list[str], battery_ids: list[str]) -> list[Finding]:
     findings = []
-    for k, f in enumerate(raw.get("findings", [])):
+    for k, f in enumerate(_entries(raw, "findings", path)):
         entry = f"[[findings]] #{k + 1} ({f.get('covariate', '?')})"
         _known_keys(f, {"covariate", "direction", "text", "battery"}, path, entry)
         if _require(f, "covariate", path, entry) not in cov_ids:
@@ -375,9 +389,12 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
         if f.get("battery") is not None and f["battery"] not in battery_ids:
             _fail(path, entry, f"unknown battery {f['battery']!r} (known: {battery_ids})")
         findings.append(Finding(f["covariate"], f["direction"], f.get("text", ""), f.get("battery")))
+    return findings
 
+
+def _contrasts(raw: dict, path, cov_ids: list[str]) -> list[Contrast]:
     contrasts = []
-    for k, c in enumerate(raw.get("contrasts", [])):
+    for k, c in enumerate(_entries(raw, "contrasts", path)):
         entry = f"[[contrasts]] #{k + 1} ({c.get('id', '?')})"
         _known_keys(c, {"id", "label", "a", "b"}, path, entry)
         for side in ("a", "b"):
@@ -393,23 +410,60 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
             )
         )
     _unique([c.id for c in contrasts], path, "[[contrasts]] ids")
+    return contrasts
 
+
+TOP_LEVEL = ("survey", "scale", "batteries", "items", "covariates", "groups", "findings", "contrasts")
+
+
+def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
+    """Validate a codebook given as a dict (as read from TOML).
+
+    Parameters
+    ----------
+    raw : dict
+        The TOML content.
+    path : Path or str
+        Where it came from, for error messages.
+
+    Returns
+    -------
+    Codebook
+
+    Raises
+    ------
+    CodebookError
+        If any entry is malformed; the message names the file and the entry.
+
+    Examples
+    --------
+    >>> cb = parse_codebook({
+    ...     "survey": {"respondent_id": "id"},
+    ...     "scale": {"levels": [1, 2, 3], "support": [3]},
+    ...     "batteries": [{"id": "trust"}],
+    ...     "items": [{"id": "q1", "battery": "trust"}, {"id": "q2", "battery": "trust"}],
+    ... })
+    >>> cb.item_ids, cb.scale.support_mask
+    (['q1', 'q2'], (False, False, True))
+    """
+    path = Path(path)
+    _known_keys(raw, set(TOP_LEVEL), path, "top level")
+    survey = _survey(raw, path)
+    batteries = _batteries(raw, path)
+    battery_ids = [b.id for b in batteries]
+    covariates = _covariates(raw, path)
+    cov_ids = [c.id for c in covariates]
     return Codebook(
         path=path,
-        name=survey.get("name", path.stem),
-        title=survey.get("title", ""),
-        respondent_id=respondent_id,
-        scale=scale,
+        scale=_scale(raw, path),
         batteries=tuple(batteries),
-        items=tuple(items),
+        items=tuple(_items(raw, path, battery_ids)),
         covariates=tuple(covariates),
-        groups=tuple(groups),
-        findings=tuple(findings),
-        contrasts=tuple(contrasts),
-        layout=layout,
-        item_column=survey.get("item_column"),
-        answer_column=survey.get("answer_column"),
-        incomplete=incomplete,
+        groups=tuple(_groups(raw, path)),
+        findings=tuple(_findings(raw, path, cov_ids, battery_ids)),
+        contrasts=tuple(_contrasts(raw, path, cov_ids)),
+        raw=copy.deepcopy(raw),
+        **survey,
     )
 
 
@@ -425,11 +479,4 @@ def load_codebook(path: Path | str) -> Codebook:
     -------
     Codebook
     """
-    path = Path(path)
-    if not path.exists():
-        raise CodebookError(f"codebook {path}: file not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise CodebookError(f"codebook {path}: not valid TOML: {err}") from err
-    return parse_codebook(raw, path)
+    return parse_codebook(read_toml(path, CodebookError, "codebook"), path)

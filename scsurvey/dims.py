@@ -1,4 +1,5 @@
-"""Dimension names, defined once and used by the model, InferenceData, checks and plots.
+"""Dimension and variable names, defined once and used by the model, InferenceData, checks
+and plots.
 
 Grouping factors add one dim each, named after the factor's id (``region``, ...).
 """
@@ -12,5 +13,13 @@ THRESHOLD = "threshold"
 COVARIATE = "covariate"
 ITEM_COVARIATE = "item_covariate"  # covariates with item-specific deviations
 GAP = "gap"  # threshold increments: thresholds 2..K-1
+ALL_COVARIATES = "covariate_all"  # every codebook covariate column (the model may use fewer)
 
 SAMPLE = ("chain", "draw")  # the sample dims of InferenceData groups
+STACKED = "sample"  # the two sample dims stacked into one
+
+# a grouping factor may not take one of these names
+STANDARD = (RESPONDENT, ITEM, BATTERY, BATTERY_OTHER, CATEGORY, THRESHOLD, COVARIATE, ITEM_COVARIATE, GAP)
+
+OBSERVED = "y"  # the observed answers, in the model and in InferenceData
+OBSERVED_DATA = "y_obs"  # the pm.Data container holding them (swapped by SBC)

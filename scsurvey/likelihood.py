@@ -14,6 +14,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import normal_lcdf
 from pymc.math import log1mexp
+from scipy.special import expit, ndtr
 
 LINKS = ("logit", "probit")
 
@@ -143,12 +144,63 @@ def ordinal_random(eta, cuts, link: str = "logit", rng=None, size=None):
     return (latent[..., None] > cuts).sum(axis=-1).astype(np.int64)
 
 
-def category_probs(eta, cuts, link: str = "logit"):
-    """Category probabilities (numpy), shape ``(..., item, K)``, for simulation and checks."""
-    from scipy.special import expit, ndtr
+def link_cdf(x, link: str):
+    """The CDF of the link's latent noise at ``x``: NumPy arrays or PyTensor tensors.
 
-    cdf = expit if link == "logit" else ndtr
-    inner = cdf(np.asarray(cuts) - np.asarray(eta)[..., None])
-    lower = np.concatenate([np.zeros_like(inner[..., :1]), inner], axis=-1)
-    upper = np.concatenate([inner, np.ones_like(inner[..., :1])], axis=-1)
-    return upper - lower
+    The one place a link becomes a function; the model, the simulator, the summaries and
+    SBC's derived quantities all call it.
+
+    Examples
+    --------
+    >>> float(link_cdf(0.0, "logit")), float(link_cdf(0.0, "probit"))
+    (0.5, 0.5)
+    """
+    if link not in LINKS:
+        raise ValueError(f"link {link!r} is not one of {LINKS}")
+    if isinstance(x, pt.Variable):
+        return pt.sigmoid(x) if link == "logit" else 0.5 * pt.erfc(-x / np.sqrt(2.0))
+    return expit(x) if link == "logit" else ndtr(x)
+
+
+def category_probs(eta, cuts, link: str = "logit"):
+    """Category probabilities, shape ``(..., item, K)``: NumPy arrays or PyTensor tensors.
+
+    Parameters
+    ----------
+    eta : array or tensor, shape (..., item)
+    cuts : array or tensor, shape (..., item, K - 1)
+    link : {"logit", "probit"}
+    """
+    tensor = isinstance(eta, pt.Variable) or isinstance(cuts, pt.Variable)
+    if not tensor:
+        eta, cuts = np.asarray(eta), np.asarray(cuts)
+    inner = link_cdf(cuts - eta[..., None], link)
+    if tensor:
+        zeros = pt.zeros_like(inner[..., :1])
+        return pt.concatenate([inner, zeros + 1.0], axis=-1) - pt.concatenate([zeros, inner], axis=-1)
+    zeros = np.zeros_like(inner[..., :1])
+    return np.concatenate([inner, zeros + 1.0], axis=-1) - np.concatenate([zeros, inner], axis=-1)
+
+
+def support_share(eta, cuts, support, link: str = "logit"):
+    """Probability of an answer in the support categories, any subset of them.
+
+    Parameters
+    ----------
+    eta : array or tensor, shape (..., item)
+    cuts : array or tensor, shape (..., item, K - 1)
+    support : sequence of bool, length K
+        True for each category counted as support (top, bottom, middle or split levels).
+    link : {"logit", "probit"}
+
+    Returns
+    -------
+    array or tensor, shape (..., item)
+
+    Examples
+    --------
+    >>> round(float(support_share(0.0, [[-1.0, 1.0]], [True, False, True])[0]), 4)
+    0.5379
+    """
+    mask = np.asarray(support, dtype=float)
+    return (category_probs(eta, cuts, link) * mask).sum(axis=-1)

@@ -24,12 +24,11 @@ import pytensor.tensor as pt
 
 from . import dims
 from .centering import Centering, group_weight, resolve
+from .dims import OBSERVED, OBSERVED_DATA
 from .likelihood import ordinal_logp, ordinal_random
-from .load import MISSING, SurveyData
 from .spec import ModelSpec, SpecError, check_against_codebook
+from .survey import MISSING, SurveyData
 
-OBSERVED = "y"  # name of the observed answers, in the model and in InferenceData
-OBSERVED_DATA = "y_obs"  # the pm.Data container holding them (swapped by SBC)
 PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
 CENTERING_GAPS = "centering_gaps"  # pm.Data: per item, the centring weight of its gaps
 

@@ -3,8 +3,8 @@
 nutpie wraps PyTensor's compiled log-density and expand functions in two ``numba.cfunc``
 C callbacks. PyTensor caches its own Numba code on disk, but nutpie's wrappers are closures
 that Numba refuses to cache, so every fit recompiled them and, through them, relinked the
-whole log-density: 14-19 s of the 19-26 s that compilation took on `full` even when
-PyTensor's cache was warm (measured on this machine; the README has the numbers).
+whole log-density: most of the compile time of `full` even when PyTensor's cache was warm
+(docs/performance.md has the numbers).
 
 Here the two wrappers are written as source keyed by the hash of the PyTensor function
 they call (PyTensor's own cache key) and compiled with PyTensor's cache locator, so a

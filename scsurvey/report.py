@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import checks, summaries
+from . import checks, dims, draws, plots, summaries
 from .codebook import load_codebook
-from .fit import ESS_MIN, RHAT_MAX, StalePosteriorError, load_posterior, model_paths
+from .diagnostics import ESS_MIN, RHAT_MAX
+from .project import StalePosteriorError, load_posterior, model_paths
 from .spec import load_spec
 
 
@@ -30,7 +31,8 @@ def _html(frame: pd.DataFrame, digits: int = 3) -> str:
 def _save(fig, folder: Path, name: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / name, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    if plt.fignum_exists(fig.number if hasattr(fig, "number") else -1):
+        plt.close(fig)  # ArviZ's figures are pyplot's; the project's own are not
     return f"figures/{name}"
 
 
@@ -46,66 +48,6 @@ def _slowest(idata, n: int = 6) -> list[str]:
         if vals.size:
             scores[name] = float(vals.min())
     return sorted(scores, key=scores.get)[:n]
-
-
-def _support_figure(table: pd.DataFrame):
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    x = np.arange(len(table))
-    ax.errorbar(
-        x,
-        table["model"],
-        yerr=[table["model"] - table["model_low"], table["model_high"] - table["model"]],
-        fmt="o",
-        color="#b2182b",
-        label="model (90%)",
-    )
-    ax.scatter(x, table["observed"], marker="x", color="black", label="observed", zorder=3)
-    ax.scatter(
-        x,
-        table["published"],
-        marker="s",
-        facecolor="none",
-        edgecolor="#1f78b4",
-        label="published",
-        zorder=3,
-    )
-    ax.set_xticks(x, table.index, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("support share (top two)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _shrinkage_figure(frame: pd.DataFrame, group: str):
-    batteries = list(pd.unique(frame["battery"]))
-    fig, axes = plt.subplots(
-        1, len(batteries), figsize=(5.6 * len(batteries), 3.8), squeeze=False, layout="constrained"
-    )
-    for ax, b in zip(axes.flat, batteries, strict=False):
-        f = frame[frame["battery"] == b]
-        ax.errorbar(
-            f["raw"],
-            f["pooled"],
-            yerr=[f["pooled"] - f["low"], f["high"] - f["pooled"]],
-            fmt="none",
-            ecolor="#bbb",
-            zorder=1,
-        )
-        sc = ax.scatter(
-            f["raw"],
-            f["pooled"],
-            s=10 + 2 * np.sqrt(f["n"]) * 3,
-            c=np.log1p(f["n"]),
-            cmap="viridis",
-            zorder=2,
-        )
-        ax.axhline(0, color="#999", lw=0.8)
-        ax.axvline(0, color="#999", lw=0.8)
-        ax.set_xlabel("raw index deviation (answer scale)")
-        ax.set_ylabel("pooled effect u (latent scale)")
-        ax.set_title(f"{group}: {b}", fontsize=9)
-    fig.colorbar(sc, ax=axes.ravel().tolist(), label="log(1 + n)")
-    return fig
 
 
 def current_posteriors(root: Path) -> dict[str, az.InferenceData]:
@@ -189,15 +131,15 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     figures["rank"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "rank.png")
 
     support = summaries.support_table(idata, codebook)
-    figures["support"] = _save(_support_figure(support), fig_dir, "support.png")
+    figures["support"] = _save(plots.support_per_item(support), fig_dir, "support.png")
     freq = checks.category_frequencies(idata)
-    figures["categories"] = _save(checks.plot_category_frequencies(freq), fig_dir, "categories.png")
+    figures["categories"] = _save(plots.category_frequencies(freq), fig_dir, "categories.png")
     index = checks.battery_index(idata)
-    figures["index"] = _save(checks.plot_battery_index(index), fig_dir, "index.png")
+    figures["index"] = _save(plots.battery_index(index), fig_dir, "index.png")
     pit = checks.randomized_pit(idata)
-    figures["pit"] = _save(checks.plot_pit(pit), fig_dir, "pit.png")
+    figures["pit"] = _save(plots.pit(pit), fig_dir, "pit.png")
     loo, pareto = checks.loo_respondents(idata)
-    figures["pareto"] = _save(checks.plot_pareto_k(loo), fig_dir, "pareto_k.png")
+    figures["pareto"] = _save(plots.pareto_k(loo), fig_dir, "pareto_k.png")
 
     who = contrasts = pd.DataFrame()
     if "beta" in idata.posterior:
@@ -209,20 +151,20 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
             idata,
             var_names=["beta"],
             combined=True,
-            hdi_prob=checks.INTERVAL,
+            hdi_prob=draws.INTERVAL,
             figsize=(7, 0.22 * n_effects + 1.5),
         )
         figures["forest"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")
 
     groups = []
     for group, frame in summaries.group_shrinkage(idata).items():
-        fig = _shrinkage_figure(frame, group)
+        fig = plots.group_shrinkage(frame, group)
         gs = checks.group_support(idata, group)
         groups.append(
             {
                 "name": group,
                 "figure": _save(fig, fig_dir, f"shrinkage_{group}.png"),
-                "ppc_figure": _save(checks.plot_group_support(gs, group), fig_dir, f"ppc_{group}.png"),
+                "ppc_figure": _save(plots.group_support(gs, group), fig_dir, f"ppc_{group}.png"),
             }
         )
 
@@ -260,7 +202,7 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
             "mean step size",
         ],
     )
-    obs = idata.observed_data["y"].values
+    obs = idata.observed_data[dims.OBSERVED].values
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
     html = env.get_template("report.html.j2").render(
         model=name,
@@ -268,11 +210,13 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
         created_at=attrs.get("created_at"),
         sampler=attrs.get("sampler"),
         seed=attrs.get("seed"),
+        overrides=json.loads(attrs.get("sampler_overrides", "{}") or "{}"),
         spec_hash=attrs.get("spec_hash", ""),
         data_hash=attrs.get("data_hash", ""),
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        synthetic="synthetic" in spec.data,
-        twin_file="data/codebook/scs2020.twin.toml",
+        synthetic=bool(spec.twin),
+        twin_file=spec.twin,
+        survey_title=codebook.title or codebook.name,
         n_respondents=obs.shape[0],
         n_items=obs.shape[1],
         n_batteries=len(codebook.batteries),
@@ -294,7 +238,7 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
         or "not recorded",
         ess_per_second=run.get("ess_per_second", float("nan")),
         figures=figures,
-        interval=int(100 * checks.INTERVAL),
+        interval=int(100 * draws.INTERVAL),
         support_labels=", ".join(
             lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask, strict=False) if s
         ),

@@ -30,18 +30,14 @@ from scipy import stats
 
 from . import dims
 from .centering import resolve
-from .fit import (
-    compile_nutpie,
-    load_inputs,
-    merge_chains,
-    next_round,
-    round_seed,
-    sample_nutpie,
-    write_json_atomic,
-)
-from .likelihood import ordinal_logp
-from .model import CENTERING_GAPS, OBSERVED_DATA, build
+from .diagnostics import sbc_converged
+from .dims import OBSERVED, OBSERVED_DATA
+from .likelihood import ordinal_logp, support_share
+from .model import CENTERING_GAPS, build
+from .project import load_inputs
+from .sampling import compile_nutpie, merge_chains, next_round, round_seed, sample_nutpie
 from .spec import ModelSpec, load_spec
+from .storage import write_json_atomic
 
 SMALL_VARIABLE = 6  # variables with at most this many elements are ranked whole
 # corr_matrix: constant diagonal, duplicate triangle (partial_corr01 carries it); g_raw: its
@@ -49,9 +45,6 @@ SMALL_VARIABLE = 6  # variables with at most this many elements are ranked whole
 SKIPPED = ("corr_matrix", "g_raw")
 DERIVED = ("loglik", "support")
 FAMILY_ALPHA = 0.05  # family-wise false-alarm rate of the pass/fail verdicts
-# An SBC fit is short (2 chains), so its convergence flag uses a looser R-hat than a
-# reported fit (1.01); it is recorded per simulation, never used to drop one silently.
-SBC_RHAT_MAX = 1.05
 
 
 @dataclass(frozen=True)
@@ -98,7 +91,7 @@ def label(name: str, idx: tuple) -> str:
 class Derived:
     """Compiled derived quantities: log-likelihood of a survey and expected support shares."""
 
-    def __init__(self, built, spec: ModelSpec, support_first: int):
+    def __init__(self, built, spec: ModelSpec, support: tuple[bool, ...]):
         model = built.model
         # the gaps enter as g, not g_raw, whose meaning depends on the centring weight
         given = [rv for rv in model.free_RVs if rv.name != "g_raw"]
@@ -107,10 +100,9 @@ class Derived:
         self.names = [v.name for v in given]
         inputs = {v: v.type() for v in given}
         eta, cuts = pytensor.clone_replace([built.eta, built.cuts], inputs)
-        y = pt.lmatrix("y")
+        y = pt.lmatrix(OBSERVED)
         loglik = ordinal_logp(y, eta, cuts, spec.link).sum()
-        cdf = pt.sigmoid if spec.link == "logit" else (lambda x: 0.5 * (1 + pt.erf(x / np.sqrt(2))))
-        share = (1 - cdf(cuts[None, :, support_first - 1] - eta)).mean(axis=0)
+        share = support_share(eta, cuts, support, spec.link).mean(axis=0)
         self.fn = pytensor.function([*inputs.values(), y], [loglik, share], on_unused_input="ignore")
 
     def __call__(self, values: dict[str, np.ndarray], y: np.ndarray) -> dict[str, np.ndarray]:
@@ -134,12 +126,11 @@ def _prepare(settings: Settings, root: str):
     )
     data = data.subset(rows)
     built = build(spec, data)
-    support_first = int(np.argmax(data.codebook.scale.support_mask))
     prepared = {
         "spec": spec,
         "data": data,
         "built": built,
-        "derived": Derived(built, spec, support_first),
+        "derived": Derived(built, spec, data.codebook.scale.support_mask),
         "compiled": None,
     }
     _WORKER_CACHE[key] = prepared
@@ -170,7 +161,7 @@ def simulate(settings: Settings, root: str) -> tuple[list[dict], np.ndarray]:
         settings.n_sims, model=sim_model, random_seed=settings.seed, compile_kwargs={}
     )
     post_vars = [v for v in prior.prior.data_vars]
-    surveys = prior.prior_predictive["y"].values[0].astype(np.int64)
+    surveys = prior.prior_predictive[OBSERVED].values[0].astype(np.int64)
     surveys[:, ~data.mask] = -1
     truths = [{v: prior.prior[v].values[0, s] for v in post_vars} for s in range(settings.n_sims)]
     return truths, surveys
@@ -231,15 +222,15 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
         rounds += 1
         worst_rhat, worst_ess = _worst(idata, ranked)
         divergences = int(idata.sample_stats["diverging"].sum())
-        converged = bool(worst_rhat <= SBC_RHAT_MAX and divergences == 0)
+        converged = sbc_converged(worst_rhat, divergences)
         if converged or rounds >= settings.rounds:
             break
         # the policy of a reported fit: divergences restart at a higher target_accept
         action, target_accept = next_round(divergences, sampler.target_accept)
         sampler = replace(sampler, target_accept=target_accept)
     wall = time.perf_counter() - t0
-    post = idata.posterior.stack(sample=dims.SAMPLE).transpose("sample", ...)
-    n = post.sizes["sample"]
+    post = idata.posterior.stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)
+    n = post.sizes[dims.STACKED]
     keep = np.linspace(0, n - 1, settings.thin_to).round().astype(int)
     rng = np.random.default_rng(sim)
 
@@ -288,8 +279,8 @@ def _client(scheduler: str | None, workers: int | None):
         return Client(scheduler), None
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers. That also switches off
     # glibc's adaptive mmap threshold, so every large temporary of the compiled log-density
-    # is mmap'd and unmapped again: a simulation of `full` took 22-24 s instead of 9.2 s
-    # (measured with the variable set in a plain process). None unsets it; a value in the
+    # is mmap'd and unmapped again: a simulation of `full` took more than twice as long
+    # (docs/performance.md). None unsets it; a value in the
     # user's own environment still wins.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(
@@ -455,35 +446,6 @@ def summarize(ranks: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def plot_ranks(ranks: pd.DataFrame, summary: pd.DataFrame, ncols: int = 6):
-    """Rank histograms and ECDF differences with simultaneous 95% bands, per quantity."""
-    import matplotlib.pyplot as plt
-
-    L = ranks.attrs["L"]
-    qs = list(ranks.columns)
-    nrows = int(np.ceil(len(qs) / ncols))
-    hist, axes_h = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 1.9 * nrows), squeeze=False)
-    ecdf, axes_e = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 1.9 * nrows), squeeze=False)
-    x, lo, hi = ecdf_band(len(ranks), 0.95)
-    bins = max(2, min(20, len(ranks) // 5))
-    expected = len(ranks) / bins
-    for q, ah, ae in zip(qs, axes_h.flat, axes_e.flat, strict=False):
-        u = pit_values(ranks[q], L)
-        color = "#b2182b" if summary.loc[q, "verdict"] == "fail" else "#4575b4"
-        ah.hist(u, bins=bins, range=(0, 1), color=color)
-        ah.axhline(expected, color="black", lw=0.8)
-        ae.fill_between(x, lo - x, hi - x, color="#ddd")
-        ae.plot(x, (u[None, :] <= x[:, None]).mean(axis=1) - x, color=color)
-        for ax in (ah, ae):
-            ax.set_title(q, fontsize=7)
-            ax.tick_params(labelsize=6)
-    for ax in [*list(axes_h.flat)[len(qs) :], *list(axes_e.flat)[len(qs) :]]:
-        ax.axis("off")
-    hist.tight_layout()
-    ecdf.tight_layout()
-    return hist, ecdf
-
-
 def write_page(
     name: str,
     folder: Path,
@@ -493,15 +455,16 @@ def write_page(
     out_dir: Path,
 ) -> Path:
     """reports/<name>/sbc/index.html: verdicts, rank histograms, ECDF differences."""
-    import matplotlib.pyplot as plt
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from . import plots
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    hist, ecdf = plot_ranks(ranks, summary)
+    u = pd.DataFrame({q: pit_values(ranks[q], ranks.attrs["L"]) for q in ranks.columns})
+    failed = set(summary.index[summary["verdict"] == "fail"])
+    hist, ecdf = plots.sbc_ranks(u, ecdf_band(len(ranks), 0.95), failed)
     hist.savefig(out_dir / "ranks.png", dpi=80)
     ecdf.savefig(out_dir / "ecdf_diff.png", dpi=80)
-    plt.close(hist)
-    plt.close(ecdf)
     settings = json.loads((folder / "study.json").read_text())
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
     table = summary.to_html(float_format=lambda v: f"{v:.3f}", border=0)

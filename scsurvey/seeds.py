@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .fit import code_hash, diagnose, load_inputs, model_paths, sample, write_json_atomic
+from .diagnostics import diagnose
 from .model import build
+from .project import load_inputs, model_paths
+from .sampling import sample
 from .spec import load_spec
+from .storage import code_hash, write_json_atomic
 
 MEDIAN_RHAT_TARGET = 1.005  # the margin asked of a shipped spec: median over seeds of max R-hat
 

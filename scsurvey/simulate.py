@@ -10,7 +10,6 @@ so that expected top-two-box shares in a large population match the published sh
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,10 @@ from scipy.stats import norm
 from .centering import non_centred
 from .codebook import Codebook, load_codebook
 from .likelihood import category_probs, ordinal_random
-from .load import MISSING, prepare
 from .model import PARTIAL_CORR, build, nesting_projection
 from .spec import ModelSpec, load_spec
+from .survey import MISSING, prepare
+from .tomlfile import read_toml
 
 
 class TwinError(ValueError):
@@ -46,9 +46,7 @@ class Twin:
 def load_twin_config(path: Path | str) -> dict:
     """Read a twin file; relative paths inside it are resolved against its folder."""
     path = Path(path)
-    if not path.exists():
-        raise TwinError(f"twin file {path}: not found")
-    raw = tomllib.loads(path.read_text())
+    raw = read_toml(path, TwinError, "twin file")
     if "twin" not in raw:
         raise TwinError(f"twin file {path}: missing [twin] table")
     for key in ("codebook", "spec", "n", "seed", "population"):
@@ -299,7 +297,7 @@ def _calibrate(codebook, config, eta, g0, link):
         means = _expected_mean(
             eta[:, in_battery], _thresholds(alpha, g)[in_battery], codebook.scale.levels, link
         )
-        return means.mean() - tw["surveillance_index_mean"]
+        return means.mean() - tw["index_mean_target"]
 
     # The index mean is not monotone in the spacing scale: bracket the first crossing.
     grid = np.linspace(-1.5, 1.5, 13)
@@ -308,7 +306,7 @@ def _calibrate(codebook, config, eta, g0, link):
     if not crossing:
         raise TwinError(
             f"twin file {config['_path']}: no spacing scale in [{grid[0]}, {grid[-1]}] gives "
-            f"{target_battery} index mean {tw['surveillance_index_mean']} with base_gaps "
+            f"{target_battery} index mean {tw['index_mean_target']} with base_gaps "
             f"{tw['base_gaps']} (reached {min(values):+.3f}..{max(values):+.3f} around it)"
         )
     k = crossing[0]

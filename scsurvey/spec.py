@@ -1,20 +1,22 @@
-"""Model specifications: ``models/<name>.toml``.
+"""Model specifications: ``models/<name>.toml``, or configuration dicts in Python.
 
-A spec names the codebook and data file, the link, which model components are on, prior
-overrides, sampler settings and the seed. Variants of the model are specs, not code forks.
+A spec has three parts: the inputs (``[inputs]``: codebook and data file, read by the CLI),
+the model configuration (link, components, prior overrides, centring) and the sampler
+configuration (``[sampler]``, seed included). Variants of the model are specs, not code forks.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .centering import BLOCKS, DEFAULTS, parse_setting
 from .likelihood import LINKS
 from .priors import merge_priors
+from .tomlfile import check_keys, read_toml
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 NUTPIE_BACKENDS = ("numba", "jax")
@@ -47,38 +49,63 @@ class Sampler:
     # of `draws` draws), and no new round once `budget_s` seconds of sampling are spent
     rounds: int = 3
     budget_s: float = 900.0
-
-
-@dataclass(frozen=True)
-class Output:
-    prior_draws: int = 500
+    prior_draws: int = 500  # prior and prior-predictive draws stored beside the posterior
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec. Paths are relative to the project root."""
+    """A parsed model spec: the inputs, the model configuration and the sampler configuration.
+
+    Paths are relative to the project root; both are empty for a model built in memory.
+    """
 
     name: str
-    codebook: str
-    data: str
+    codebook: str = ""
+    data: str = ""
+    twin: str = ""  # the twin settings file when ``data`` is a synthetic twin made from it
     link: str = "logit"
     description: str = ""
     components: Components = field(default_factory=Components)
-    priors: dict = field(default_factory=dict)
+    priors: dict = field(default_factory=lambda: merge_priors(None))
     centering: dict = field(default_factory=lambda: dict(DEFAULTS))
     sampler: Sampler = field(default_factory=Sampler)
-    output: Output = field(default_factory=Output)
     path: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def hash(self) -> str:
-        """SHA-256 of everything that changes the posterior (not the description or path)."""
+        """SHA-256 of everything that changes the posterior (not the description or paths)."""
         content = self.as_dict()
-        for key in ("description", "path", "name"):
+        for key in ("description", "path", "name", "codebook", "data", "twin"):
             content.pop(key)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def model_config(self) -> dict:
+        """The model configuration as a plain dict (the form :class:`scsurvey.SurveyModel` takes)."""
+        c = self.components
+        return {
+            "link": self.link,
+            "covariates": c.covariates if isinstance(c.covariates, bool) else list(c.covariates),
+            "groups": list(c.groups),
+            "item_covariates": list(c.item_covariates),
+            "correlated": c.correlated,
+            "priors": copy.deepcopy(self.priors),
+            "centering": dict(self.centering),
+        }
+
+    def sampler_config(self) -> dict:
+        """The sampler configuration as a plain dict."""
+        return asdict(self.sampler)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        """Inverse of :meth:`as_dict` (as stored with a posterior), validated again."""
+        comp = d.get("components", {})
+        config = {"link": d.get("link", "logit"), **comp}
+        config.update(priors=d.get("priors", {}), centering=d.get("centering", {}))
+        inputs = {k: d[k] for k in ("codebook", "data", "twin") if d.get(k)}
+        return spec_from_configs(d["name"], config, d.get("sampler"), inputs, d.get("description", ""))
 
     def replace(self, **changes) -> ModelSpec:
         """A copy with top-level fields (or ``sampler=dict(...)`` updates) changed."""
@@ -89,13 +116,30 @@ class ModelSpec:
         return ModelSpec(**d)
 
 
-def _check_keys(table: dict, cls, source: str, prefix: str):
-    allowed = set(cls.__dataclass_fields__)
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise SpecError(
-            f"{source}: unknown keys {[prefix + k for k in unknown]} (allowed: {sorted(allowed)})"
-        )
+def default_model_config() -> dict:
+    """The model configuration every spec starts from: ``default_model_config() | yours``.
+
+    Examples
+    --------
+    >>> cfg = default_model_config()
+    >>> cfg["link"], cfg["groups"], cfg["priors"]["a"]
+    ('logit', [], {'sigma': 0.5})
+    """
+    return ModelSpec(name="default").model_config()
+
+
+def default_sampler_config() -> dict:
+    """The sampler configuration every spec starts from: ``default_sampler_config() | yours``.
+
+    Examples
+    --------
+    >>> default_sampler_config()["chains"]
+    4
+    """
+    return asdict(Sampler())
+
+
+MODEL_KEYS = ("link", "covariates", "groups", "item_covariates", "correlated", "priors", "centering")
 
 
 def _typed(value, kind, source, key):
@@ -105,17 +149,79 @@ def _typed(value, kind, source, key):
     return value
 
 
-def parse_spec(raw: dict, name: str, source: str = "<memory>") -> ModelSpec:
+def _names(value, source, key) -> tuple[str, ...]:
+    """A list of names; a bare string is refused rather than split into letters."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise SpecError(f"{source}: {key} = {value!r}: expected a list of names, e.g. [{value!r}]")
+    return tuple(_typed(v, str, source, f"{key}[]") for v in value)
+
+
+def _components(comp: dict, source: str) -> Components:
+    check_keys(comp, Components.__dataclass_fields__, source, SpecError, "components.")
+    cov = comp.get("covariates", False)
+    if not isinstance(cov, bool):
+        cov = _names(cov, source, "components.covariates")
+    components = Components(
+        covariates=cov,
+        groups=_names(comp.get("groups", []), source, "components.groups"),
+        item_covariates=_names(comp.get("item_covariates", []), source, "components.item_covariates"),
+        correlated=_typed(comp.get("correlated", False), bool, source, "components.correlated"),
+    )
+    if components.item_covariates and components.covariates is False:
+        raise SpecError(f"{source}: components.item_covariates needs components.covariates")
+    return components
+
+
+def _sampler(samp: dict, source: str) -> Sampler:
+    check_keys(samp, Sampler.__dataclass_fields__, source, SpecError, "sampler.")
+    sampler = Sampler(**samp)
+    if sampler.name not in SAMPLERS:
+        raise SpecError(f"{source}: sampler.name = {sampler.name!r}: expected one of {SAMPLERS}")
+    if sampler.nutpie_backend not in NUTPIE_BACKENDS:
+        raise SpecError(
+            f"{source}: sampler.nutpie_backend = {sampler.nutpie_backend!r}: "
+            f"expected one of {NUTPIE_BACKENDS}"
+        )
+    for key in ("chains", "draws", "tune", "seed", "cores", "rounds", "prior_draws"):
+        if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
+            raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
+    for key in ("target_accept", "budget_s"):
+        _typed(getattr(sampler, key), int | float, source, f"sampler.{key}")
+    _typed(sampler.low_rank, bool, source, "sampler.low_rank")
+    if not sampler.budget_s > 0:
+        raise SpecError(f"{source}: sampler.budget_s = {sampler.budget_s}: must be positive")
+    if not 0.5 <= float(sampler.target_accept) < 1:
+        raise SpecError(f"{source}: sampler.target_accept = {sampler.target_accept}: not in [0.5, 1)")
+    return sampler
+
+
+def _centering(cent: dict, source: str) -> dict:
+    check_keys(cent, BLOCKS, source, SpecError, "centering.")
+    try:
+        return {**DEFAULTS, **{k: parse_setting(v, source, f"centering.{k}") for k, v in cent.items()}}
+    except ValueError as err:
+        raise SpecError(err.args[0]) from None
+
+
+TOP_LEVEL = ("description", "inputs", "link", "components", "priors", "centering", "sampler")
+
+
+def parse_spec(raw: dict, name: str, source: str = "<memory>", require_inputs: bool = False) -> ModelSpec:
     """Validate a spec given as a dict.
 
     Parameters
     ----------
     raw : dict
-        The TOML content.
+        The TOML content: ``[inputs]`` (codebook, data and, for a synthetic twin, the twin
+        settings it was simulated from), ``link``, ``[components]``,
+        ``[priors]``, ``[centering]`` and ``[sampler]``.
     name : str
         The model name (the spec's file stem).
     source : str
         For error messages.
+    require_inputs : bool
+        Whether ``[inputs]`` must name the codebook and the data file (a spec file read by
+        the CLI must; a model built in memory has its data already).
 
     Returns
     -------
@@ -125,105 +231,82 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>") -> ModelSpec:
     ------
     SpecError
         Naming the file and the offending key.
+
+    Examples
+    --------
+    >>> spec = parse_spec({"components": {"groups": ["site"]}, "sampler": {"draws": 500}}, "demo")
+    >>> spec.components.groups, spec.sampler.draws, spec.link
+    (('site',), 500, 'logit')
     """
-    top = {
-        "codebook",
-        "data",
-        "link",
-        "description",
-        "components",
-        "priors",
-        "centering",
-        "sampler",
-        "output",
-    }
-    unknown = sorted(set(raw) - top)
-    if unknown:
-        raise SpecError(f"{source}: unknown keys {unknown} (allowed: {sorted(top)})")
-    for key in ("codebook", "data"):
-        if key not in raw:
-            raise SpecError(f"{source}: missing required key {key!r}")
-        _typed(raw[key], str, source, key)
+    if "codebook" in raw or "data" in raw:
+        raise SpecError(f"{source}: codebook and data go in an [inputs] table (inputs.codebook, inputs.data)")
+    check_keys(raw, TOP_LEVEL, source, SpecError)
+    inputs = raw.get("inputs", {})
+    check_keys(inputs, ("codebook", "data", "twin"), source, SpecError, "inputs.")
+    for key in ("codebook", "data", "twin"):
+        if require_inputs and key not in inputs and key != "twin":
+            raise SpecError(f"{source}: missing required key 'inputs.{key}'")
+        _typed(inputs.get(key, ""), str, source, f"inputs.{key}")
     link = raw.get("link", "logit")
     if link not in LINKS:
         raise SpecError(f"{source}: link = {link!r}: expected one of {LINKS}")
-
-    comp = dict(raw.get("components", {}))
-    _check_keys(comp, Components, source, "components.")
-    cov = comp.get("covariates", False)
-    if not isinstance(cov, bool):
-        cov = tuple(_typed(c, str, source, "components.covariates[]") for c in cov)
-    components = Components(
-        covariates=cov,
-        groups=tuple(comp.get("groups", ())),
-        item_covariates=tuple(comp.get("item_covariates", ())),
-        correlated=_typed(comp.get("correlated", False), bool, source, "components.correlated"),
-    )
-    if components.item_covariates and components.covariates is False:
-        raise SpecError(f"{source}: components.item_covariates needs components.covariates")
-
-    samp = dict(raw.get("sampler", {}))
-    _check_keys(samp, Sampler, source, "sampler.")
-    sampler = Sampler(**samp)
-    if sampler.name not in SAMPLERS:
-        raise SpecError(f"{source}: sampler.name = {sampler.name!r}: expected one of {SAMPLERS}")
-    if sampler.nutpie_backend not in NUTPIE_BACKENDS:
-        raise SpecError(
-            f"{source}: sampler.nutpie_backend = {sampler.nutpie_backend!r}: "
-            f"expected one of {NUTPIE_BACKENDS}"
-        )
-    for key in ("chains", "draws", "tune", "seed", "cores", "rounds"):
-        if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
-            raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
-    for key in ("target_accept", "budget_s"):
-        _typed(getattr(sampler, key), int | float, source, f"sampler.{key}")
-    if not sampler.budget_s > 0:
-        raise SpecError(f"{source}: sampler.budget_s = {sampler.budget_s}: must be positive")
-    if not 0.5 <= float(sampler.target_accept) < 1:
-        raise SpecError(f"{source}: sampler.target_accept = {sampler.target_accept}: not in [0.5, 1)")
-
-    cent = dict(raw.get("centering", {}))
-    unknown = sorted(set(cent) - set(BLOCKS))
-    if unknown:
-        raise SpecError(
-            f"{source}: unknown keys {['centering.' + k for k in unknown]} (allowed: {list(BLOCKS)})"
-        )
-    try:
-        centering = {**DEFAULTS, **{k: parse_setting(v, source, f"centering.{k}") for k, v in cent.items()}}
-    except ValueError as err:
-        raise SpecError(err.args[0]) from None
-
-    out = dict(raw.get("output", {}))
-    _check_keys(out, Output, source, "output.")
     try:
         priors = merge_priors(raw.get("priors"), source)
     except KeyError as err:
         raise SpecError(err.args[0]) from None
     return ModelSpec(
         name=name,
-        codebook=raw["codebook"],
-        data=raw["data"],
+        codebook=inputs.get("codebook", ""),
+        data=inputs.get("data", ""),
+        twin=inputs.get("twin", ""),
         link=link,
-        description=raw.get("description", ""),
-        components=components,
+        description=_typed(raw.get("description", ""), str, source, "description"),
+        components=_components(dict(raw.get("components", {})), source),
         priors=priors,
-        centering=centering,
-        sampler=sampler,
-        output=Output(**out),
+        centering=_centering(dict(raw.get("centering", {})), source),
+        sampler=_sampler(dict(raw.get("sampler", {})), source),
         path=source,
     )
+
+
+def spec_from_configs(
+    name: str,
+    model_config: dict | None = None,
+    sampler_config: dict | None = None,
+    inputs: dict | None = None,
+    description: str = "",
+) -> ModelSpec:
+    """A spec from configuration dicts, validated like a spec file.
+
+    ``model_config`` keys: ``link``, ``covariates``, ``groups``, ``item_covariates``,
+    ``correlated``, ``priors`` (overrides of :data:`scsurvey.priors.DEFAULT_PRIORS`),
+    ``centering``; ``sampler_config`` keys: the fields of :class:`Sampler`.
+
+    Examples
+    --------
+    >>> spec = spec_from_configs("demo", {"groups": ["site"]}, {"chains": 2})
+    >>> spec.components.groups, spec.sampler.chains
+    (('site',), 2)
+    """
+    cfg = dict(model_config or {})
+    source = f"model {name!r} configuration"
+    check_keys(cfg, MODEL_KEYS, source, SpecError, "model_config.")
+    raw = {
+        "description": description,
+        "inputs": dict(inputs or {}),
+        "link": cfg.pop("link", "logit"),
+        "priors": cfg.pop("priors", {}) or {},
+        "centering": cfg.pop("centering", {}) or {},
+        "components": cfg,
+        "sampler": dict(sampler_config or {}),
+    }
+    return parse_spec(raw, name, source)
 
 
 def load_spec(path: Path | str) -> ModelSpec:
     """Read ``models/<name>.toml``; a bad spec fails with a message naming the key."""
     path = Path(path)
-    if not path.exists():
-        raise SpecError(f"{path}: model spec not found")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML: {err}") from err
-    return parse_spec(raw, path.stem, str(path))
+    return parse_spec(read_toml(path, SpecError, "model spec"), path.stem, str(path), require_inputs=True)
 
 
 def check_against_codebook(spec: ModelSpec, codebook) -> None:

@@ -13,17 +13,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import expit, ndtr
 
 from . import dims
-from .checks import HIGH, INTERVAL, LOW, _battery_index, _observed, _replicated, _support_indicator
 from .codebook import Codebook
+from .draws import (
+    HIGH,
+    INTERVAL,
+    LOW,
+    battery_scores,
+    observed_answers,
+    posterior_draws,
+    replicated_answers,
+    support_indicator,
+)
+from .likelihood import support_share
 
 QUADRATURE_NODES = 40  # Gauss-Hermite nodes integrating the unit-normal residual
-
-
-def _draws(idata, var: str) -> xr.DataArray:
-    return idata.posterior[var].stack(sample=dims.SAMPLE).transpose("sample", ...)
 
 
 def support_table(idata, codebook: Codebook | None = None, max_draws: int | None = 1000) -> pd.DataFrame:
@@ -35,19 +40,19 @@ def support_table(idata, codebook: Codebook | None = None, max_draws: int | None
         Indexed by item: ``observed``, ``model``, ``model_low``, ``model_high``,
         ``published``, ``model - observed``, ``model - published``, ``observed - published``.
     """
-    obs = _observed(idata)
+    obs = observed_answers(idata)
     mask = obs >= 0
     n = mask.sum(dims.RESPONDENT)
-    observed = (_support_indicator(idata, obs) & mask).sum(dims.RESPONDENT) / n
-    rep = (_support_indicator(idata, _replicated(idata, max_draws)) & mask).sum(dims.RESPONDENT) / n
+    observed = (support_indicator(idata, obs) & mask).sum(dims.RESPONDENT) / n
+    rep = (support_indicator(idata, replicated_answers(idata, max_draws)) & mask).sum(dims.RESPONDENT) / n
     items = list(obs[dims.ITEM].values)
     frame = pd.DataFrame(
         {
             "battery": idata.constant_data["battery_of_item"].values,
             "observed": observed.values,
-            "model": rep.mean("sample").values,
-            "model_low": rep.quantile(LOW, "sample").values,
-            "model_high": rep.quantile(HIGH, "sample").values,
+            "model": rep.mean(dims.STACKED).values,
+            "model_low": rep.quantile(LOW, dims.STACKED).values,
+            "model_high": rep.quantile(HIGH, dims.STACKED).values,
         },
         index=pd.Index(items, name="item"),
     )
@@ -65,7 +70,7 @@ def covariate_effects(idata) -> pd.DataFrame:
     """Covariate effects per battery: mean, 90% interval, P(> 0), probability of direction."""
     if "beta" not in idata.posterior:
         return pd.DataFrame()
-    beta = _draws(idata, "beta")
+    beta = posterior_draws(idata, "beta")
     rows = []
     for b in beta[dims.BATTERY].values:
         for c in beta[dims.COVARIATE].values:
@@ -135,8 +140,8 @@ def group_shrinkage(idata) -> dict[str, pd.DataFrame]:
     on the answer scale); ``pooled`` is the posterior of the zero-sum group effect u (latent
     scale), with its 90% interval. Small levels are pulled toward zero.
     """
-    obs = _observed(idata)
-    index_obs = _battery_index(idata, obs, obs >= 0)
+    obs = observed_answers(idata)
+    index_obs = battery_scores(idata, obs, obs >= 0)
     out = {}
     for var in idata.posterior.data_vars:
         if not var.startswith("u_"):
@@ -144,7 +149,7 @@ def group_shrinkage(idata) -> dict[str, pd.DataFrame]:
         group = var[2:]
         levels = list(idata.constant_data[group].values)
         member = idata.constant_data[f"index_{group}"].values
-        u = _draws(idata, var)
+        u = posterior_draws(idata, var)
         rows = []
         for b in u[dims.BATTERY].values:
             values = index_obs[str(b)].values
@@ -200,10 +205,10 @@ def linear_predictor(idata, x: dict[str, float], latent: np.ndarray, draws: slic
     b_of_item = idata.constant_data["battery_of_item"].values
     batteries = list(post[dims.BATTERY].values)
     col = np.array([batteries.index(b) for b in b_of_item])
-    lam = _draws(idata, "lambda").values[draws]  # (s, item)
+    lam = posterior_draws(idata, "lambda").values[draws]  # (s, item)
     eta = lam[:, None, :] * latent[:, :, col]
     if "delta" in post:
-        delta = _draws(idata, "delta")  # (s, item_covariate, item)
+        delta = posterior_draws(idata, "delta")  # (s, item_covariate, item)
         names = list(delta[dims.ITEM_COVARIATE].values)
         xd = np.array([x.get(n, 0.0) for n in names])
         eta = eta + np.einsum("p,spj->sj", xd, delta.values[draws])[:, None, :]
@@ -228,18 +233,16 @@ def support_probability(idata, x: dict[str, float], max_draws: int = 1000, seed:
     n_b = post.sizes[dims.BATTERY]
     mean = np.zeros((len(draws), n_b))
     if "beta" in post:
-        beta = _draws(idata, "beta")
+        beta = posterior_draws(idata, "beta")
         xv = np.array([x.get(c, 0.0) for c in beta[dims.COVARIATE].values])
         mean = np.einsum("sbp,p->sb", beta.values[draws], xv)
     latent = mean[:, None, :] + nodes[None, :, None]
     eta = linear_predictor(idata, x, latent, draws)  # (s, node, item)
-    cuts = _draws(idata, "cuts").values[draws]  # (s, item, threshold)
+    cuts = posterior_draws(idata, "cuts").values[draws]  # (s, item, threshold)
     support = idata.constant_data["support"].values.astype(bool)
-    first = int(np.argmax(support))
-    cdf = expit if post.attrs.get("link", "logit") == "logit" else ndtr
-    p = 1 - cdf(cuts[:, None, :, first - 1] - eta)
+    p = support_share(eta, cuts[:, None], support, post.attrs.get("link", "logit"))  # (s, node, item)
     prob = np.einsum("snj,n->sj", p, weights)
-    return xr.DataArray(prob, dims=("sample", dims.ITEM), coords={dims.ITEM: post[dims.ITEM].values})
+    return xr.DataArray(prob, dims=(dims.STACKED, dims.ITEM), coords={dims.ITEM: post[dims.ITEM].values})
 
 
 def profile_contrasts(idata, codebook: Codebook, max_draws: int = 1000) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import tomllib
 from pathlib import Path
 
@@ -109,3 +110,32 @@ def make_project(tmp_path, csv, spec="full", sampler=None) -> Path:
         text = text.replace('name = "nutpie"', f'name = "{sampler}"')
     (tmp_path / "models" / f"{spec}.toml").write_text(text)
     return tmp_path
+
+
+# two rounds: 2 x 100 draws cannot pass, so the second round (2 more chains) always runs
+TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2, "rounds": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tmp_path_factory, root, small_twin):
+    """One real nutpie fit of `full` on the 240-respondent twin, shared by the test session.
+
+    Also returns what PyMC logged about the variables it drew for the predictive groups."""
+    from scsurvey.project import fit
+
+    _, csv, _ = small_twin
+    project = make_project(tmp_path_factory.mktemp("project"), csv)
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        idata, run = fit("full", root=project, progress=False, overrides=TINY_SAMPLER)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    run["_sampling_log"] = [line for line in lines if line.startswith("Sampling: ")]
+    return project, idata, run

@@ -10,10 +10,10 @@ from scipy import stats
 from scsurvey.centering import gap_pilot, group_pilot, resolve
 from scsurvey.codebook import parse_codebook
 from scsurvey.likelihood import ordinal_random
-from scsurvey.load import prepare
 from scsurvey.model import build
 from scsurvey.priors import DEFAULT_PRIORS
 from scsurvey.spec import SpecError, parse_spec
+from scsurvey.survey import prepare
 
 K = 6
 
@@ -73,8 +73,8 @@ def test_partial_centring_leaves_the_prior_of_the_gaps_unchanged(w):
     element, p > 0.001 (2,000 draws each; a false alarm over the 4 x 3 tests is < 2%)."""
     raw = generic_codebook(n_categories=5, batteries=(("a", 4),), groups=False)
     data = prepare(generic_frame(raw, n=40), parse_codebook(raw), "generic")
-    spec = parse_spec({"codebook": "c", "data": "d", "centering": {"gaps": w}}, "t")
-    base = parse_spec({"codebook": "c", "data": "d", "centering": {"gaps": False}}, "t")
+    spec = parse_spec({"centering": {"gaps": w}}, "t")
+    base = parse_spec({"centering": {"gaps": False}}, "t")
     draws = [
         pm.draw(build(s, data).model["g"], draws=2000, random_seed=seed).reshape(2000, -1)
         for s, seed in ((spec, 1), (base, 2))
@@ -100,16 +100,16 @@ def test_auto_resolves_per_battery_and_explicit_values_win():
 @pytest.mark.parametrize("value", ["centred", 1.5, -0.1, [1]])
 def test_a_bad_centring_value_names_the_key(value):
     with pytest.raises(SpecError, match=r"centering\.gaps"):
-        parse_spec({"codebook": "c", "data": "d", "centering": {"gaps": value}}, "t")
+        parse_spec({"centering": {"gaps": value}}, "t")
     with pytest.raises(SpecError, match=r"centering\.thresholds"):
-        parse_spec({"codebook": "c", "data": "d", "centering": {"thresholds": True}}, "t")
+        parse_spec({"centering": {"thresholds": True}}, "t")
 
 
 def test_item_deviations_in_a_one_item_battery_are_refused_before_compiling():
     raw = generic_codebook(batteries=(("a", 3), ("b", 1)), groups=False)
     data = prepare(generic_frame(raw, n=40), parse_codebook(raw), "generic")
     spec = parse_spec(
-        {"codebook": "c", "data": "d", "components": {"covariates": True, "item_covariates": ["x1"]}},
+        {"components": {"covariates": True, "item_covariates": ["x1"]}},
         "t",
         "spec.toml",
     )
@@ -122,7 +122,7 @@ def test_a_group_with_one_level_in_the_data_is_refused_by_name():
     frame = generic_frame(raw, n=40)
     frame["site"] = "s2"
     data = prepare(frame, parse_codebook(raw), "generic")
-    spec = parse_spec({"codebook": "c", "data": "d", "components": {"groups": ["site"]}}, "t", "spec.toml")
+    spec = parse_spec({"components": {"groups": ["site"]}}, "t", "spec.toml")
     with pytest.raises(
         SpecError, match=r"components\.groups: 'site' has respondents in one level only \('s2'\)"
     ):
@@ -160,8 +160,8 @@ def test_partial_centring_leaves_the_prior_of_group_effects_unchanged(w):
     raw = generic_codebook(n_categories=5, batteries=(("a", 4),))
     data = prepare(generic_frame(raw, n=40), parse_codebook(raw), "generic")
     comp = {"groups": ["site"]}
-    spec = parse_spec({"codebook": "c", "data": "d", "components": comp, "centering": {"groups": w}}, "t")
-    base = parse_spec({"codebook": "c", "data": "d", "components": comp, "centering": {"groups": 0}}, "t")
+    spec = parse_spec({"components": comp, "centering": {"groups": w}}, "t")
+    base = parse_spec({"components": comp, "centering": {"groups": 0}}, "t")
     draws = [
         pm.draw(build(s, data).model["u_site"], draws=2000, random_seed=seed).reshape(2000, -1)
         for s, seed in ((spec, 3), (base, 4))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from scsurvey import checks, dims, summaries
+from scsurvey import checks, dims, plots, summaries
 from scsurvey.codebook import load_codebook
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
@@ -143,10 +143,10 @@ def test_covariate_effects_probability_of_direction(tiny):
 
 def test_linear_predictor_matches_the_model_graph(tiny, codebook, root):
     """The report's numpy eta must equal the PyMC model's eta for the same draw."""
-    from scsurvey.load import prepare
     from scsurvey.model import build
     from scsurvey.simulate import _evaluate
     from scsurvey.spec import load_spec
+    from scsurvey.survey import prepare
 
     spec = load_spec(root / "models" / "full.toml")
     post = tiny.posterior.isel(chain=0, draw=7)
@@ -210,17 +210,21 @@ def test_group_shrinkage_and_loo(tiny):
     assert np.isfinite(loo.elpd_loo)
 
 
-def test_every_check_draws_a_figure(tiny):
+def test_every_check_draws_a_figure_without_touching_pyplot(tiny):
+    import matplotlib.pyplot as plt
+
+    open_before = plt.get_fignums()
     figs = [
-        checks.plot_category_frequencies(checks.category_frequencies(tiny)),
-        checks.plot_group_support(checks.group_support(tiny, "region"), "region"),
-        checks.plot_battery_index(checks.battery_index(tiny)),
-        checks.plot_pit(checks.randomized_pit(tiny)),
-        checks.plot_pareto_k(checks.loo_respondents(tiny)[0]),
+        plots.category_frequencies(checks.category_frequencies(tiny)),
+        plots.group_support(checks.group_support(tiny, "region"), "region"),
+        plots.battery_index(checks.battery_index(tiny)),
+        plots.pit(checks.randomized_pit(tiny)),
+        plots.pareto_k(checks.loo_respondents(tiny)[0]),
     ]
     for fig in figs:
         assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
-        matplotlib.pyplot.close(fig)
+    # pyplot's figure manager never saw them: nothing to close, no backend chosen for the user
+    assert plt.get_fignums() == open_before
 
 
 def test_compare_models_ranks_by_elpd(tiny):
@@ -233,3 +237,21 @@ def test_compare_models_ranks_by_elpd(tiny):
 
 def test_codebook_fixture_matches(codebook):
     assert load_codebook(codebook.path).findings == codebook.findings
+
+
+def test_support_probability_adds_up_over_any_split_of_the_levels(tiny):
+    """Shares of single levels sum to one, and a non-contiguous set is the sum of its parts:
+    a share that assumed support at the top of the scale would break both."""
+
+    def share(levels):
+        idata = tiny.copy()
+        mask = np.zeros(idata.constant_data.sizes[dims.CATEGORY], bool)
+        mask[list(levels)] = True
+        idata.constant_data = idata.constant_data.assign(support=(dims.CATEGORY, mask))
+        return summaries.support_probability(idata, {}, max_draws=30).values
+
+    singles = [share([k]) for k in range(5)]
+    np.testing.assert_allclose(np.sum(singles, axis=0), 1.0, atol=1e-9)
+    np.testing.assert_allclose(share([0, 4]), singles[0] + singles[4], atol=1e-9)
+    np.testing.assert_allclose(share([1]), singles[1])
+    assert (singles[0] > 0).all() and (singles[2] > 0).all()

@@ -8,7 +8,7 @@ import pytest
 from scsurvey import cli
 from scsurvey.codebook import load_codebook
 from scsurvey.examples import EXAMPLES, ExampleError, read_example, write_example
-from scsurvey.load import load_survey
+from scsurvey.survey import load_survey
 
 
 def fake_run(ok: bool) -> dict:
@@ -39,11 +39,11 @@ def fake_run(ok: bool) -> dict:
     ("ok", "flags", "code"), [(True, [], 0), (False, [], 3), (False, ["--allow-unclean"], 0)]
 )
 def test_fit_exits_non_zero_when_the_diagnostics_fail(monkeypatch, capsys, tmp_path, ok, flags, code):
-    import scsurvey.fit
+    import scsurvey.project
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.toml").write_text("")
-    monkeypatch.setattr(scsurvey.fit, "fit", lambda *a, **k: (None, fake_run(ok)))
+    monkeypatch.setattr(scsurvey.project, "fit", lambda *a, **k: (None, fake_run(ok)))
     assert cli.main(["--root", str(tmp_path), "fit", "m", "--no-progress", *flags]) == code
     if not ok:
         assert "DIAGNOSTICS FAILED for m: max R-hat 1.013" in capsys.readouterr().err
@@ -117,7 +117,7 @@ def test_an_unknown_model_lists_the_models_there_are(tmp_path, capsys):
 def test_a_project_error_is_one_clear_line_and_the_traceback_waits_for_debug(tmp_path, capsys):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.toml").write_text(
-        'codebook = "c.toml"\ndata = "d.csv"\n[sampler]\ntarget_accept = "0.9"\n'
+        '[inputs]\ncodebook = "c.toml"\ndata = "d.csv"\n[sampler]\ntarget_accept = "0.9"\n'
     )
     assert cli.main(["--root", str(tmp_path), "fit", "m", "--no-progress"]) == 2
     err = capsys.readouterr().err

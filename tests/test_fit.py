@@ -2,23 +2,18 @@
 interrupted writes."""
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
 import arviz as az
 import numpy as np
 import pytest
-from conftest import make_project
+from conftest import TINY_SAMPLER, make_project
 from pymc.testing import mock_sample_setup_and_teardown
 
 from scsurvey import dims
-from scsurvey.fit import StalePosteriorError, fit, load_posterior, model_paths
+from scsurvey.project import StalePosteriorError, fit, load_posterior, model_paths
 
-mock_pymc_sample = pytest.fixture(scope="function")(mock_sample_setup_and_teardown)
-
-# two rounds: 2 x 100 draws cannot pass, so the second round (2 more chains) always runs
-TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2, "rounds": 2}
 GROUPS = {
     "posterior",
     "posterior_predictive",
@@ -28,30 +23,10 @@ GROUPS = {
     "constant_data",
     "prior",
     "prior_predictive",
+    "fit_data",
 }
 
-
-@pytest.fixture(scope="module")
-def tiny_fit(tmp_path_factory, root, small_twin):
-    """One real nutpie fit of `full` on the 240-respondent twin, shared by this module.
-
-    Also returns what PyMC logged about the variables it drew for the predictive groups."""
-    _, csv, _ = small_twin
-    project = make_project(tmp_path_factory.mktemp("project"), csv)
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger = logging.getLogger("pymc")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        idata, run = fit("full", root=project, progress=False, overrides=TINY_SAMPLER)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    run["_sampling_log"] = [line for line in lines if line.startswith("Sampling: ")]
-    return project, idata, run
+mock_pymc_sample = pytest.fixture(scope="function")(mock_sample_setup_and_teardown)
 
 
 def test_posterior_predictive_draws_only_the_answers(tiny_fit):
@@ -192,12 +167,12 @@ def fake_sampler(shift):
 
 @pytest.mark.parametrize(("shift", "rounds_run"), [(0.0, 1), (3.0, 3)])
 def test_sampling_goes_on_in_rounds_until_clean_or_out_of_rounds(monkeypatch, shift, rounds_run):
-    import scsurvey.fit as fit_module
+    import scsurvey.sampling as fit_module
     from scsurvey.spec import parse_spec
 
     draw, calls = fake_sampler(shift)
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
-    spec = parse_spec({"codebook": "c", "data": "d", "sampler": {"chains": 2, "rounds": 3}}, "t")
+    spec = parse_spec({"sampler": {"chains": 2, "rounds": 3}}, "t")
     lines = []
     idata, timing = fit_module.sample(None, spec, progress=False, log=lines.append)
     assert len(calls) == rounds_run == len(timing["rounds"])
@@ -208,21 +183,21 @@ def test_sampling_goes_on_in_rounds_until_clean_or_out_of_rounds(monkeypatch, sh
 
 
 def test_a_round_that_would_overrun_the_budget_is_not_started(monkeypatch):
-    import scsurvey.fit as fit_module
+    import scsurvey.sampling as fit_module
     from scsurvey.spec import parse_spec
 
     draw, calls = fake_sampler(3.0)
     clock = iter(range(0, 1000, 60))  # every perf_counter call advances 60 s
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
     monkeypatch.setattr(fit_module.time, "perf_counter", lambda: next(clock))
-    spec = parse_spec({"codebook": "c", "data": "d", "sampler": {"rounds": 5, "budget_s": 100.0}}, "t")
+    spec = parse_spec({"sampler": {"rounds": 5, "budget_s": 100.0}}, "t")
     lines = []
     fit_module.sample(None, spec, progress=False, log=lines.append)
     assert len(calls) == 1 and "budget 100 s would be overrun" in lines[-1]
 
 
 def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent_chains(monkeypatch):
-    import scsurvey.fit as fit_module
+    import scsurvey.sampling as fit_module
     from scsurvey.spec import parse_spec
 
     seen = []
@@ -236,7 +211,7 @@ def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent
         return az.from_dict(posterior={"x": rng.standard_normal((2, 2000))}, sample_stats=stats)
 
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
-    spec = parse_spec({"codebook": "c", "data": "d", "sampler": {"target_accept": 0.8, "rounds": 4}}, "t")
+    spec = parse_spec({"sampler": {"target_accept": 0.8, "rounds": 4}}, "t")
     idata, timing = fit_module.sample(None, spec, progress=False, log=lambda line: None)
     assert seen == [0.8, 0.9, 0.95]
     assert [r["action"] for r in timing["rounds"]] == ["first", "restart", "restart"]

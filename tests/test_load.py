@@ -6,7 +6,7 @@ import pytest
 from conftest import generic_codebook, generic_frame
 
 from scsurvey.codebook import parse_codebook
-from scsurvey.load import MISSING, DataError, load_survey, prepare, write_table
+from scsurvey.survey import MISSING, DataError, load_survey, prepare, write_table
 
 
 @pytest.fixture
@@ -229,3 +229,32 @@ def test_incomplete_respondents_are_an_error_unless_the_codebook_says_drop(cb, f
     with pytest.warns(UserWarning, match=r"dropped 3 of 50 respondents.*no answer: 1, no 'x1': 2"):
         data = prepare(frame, parse_codebook(raw, "drop.toml"), "survey.csv")
     assert data.n_respondents == 47 and "1" not in data.respondent_ids
+
+
+def test_a_directory_given_as_the_data_file_is_named(cb, tmp_path):
+    with pytest.raises(DataError, match=r"is a directory; give the survey file"):
+        load_survey(tmp_path, cb)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", ","])
+def test_the_csv_delimiter_is_sniffed(cb, frame, tmp_path, sep):
+    """Semicolon-delimited "CSV" (European spreadsheets) reads like the comma-delimited file;
+    the x1 column has decimal points, so a wrong split would lose or garble it."""
+    path = tmp_path / "survey.csv"
+    frame.to_csv(path, sep=sep, index=False)
+    data = load_survey(path, cb)
+    reference = prepare(frame, cb)
+    np.testing.assert_array_equal(data.responses, reference.responses)
+    np.testing.assert_allclose(data.X, reference.X)
+
+
+def test_content_hash_follows_the_answers_not_the_file(cb, frame, tmp_path):
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.to_csv(tmp_path / "b.csv", sep=";", index=False)
+    a, b = load_survey(tmp_path / "a.csv", cb), load_survey(tmp_path / "b.csv", cb)
+    assert a.data_hash != b.data_hash  # the files differ (staleness is per file)
+    assert a.content_hash() == b.content_hash() == prepare(frame, cb).content_hash()
+    changed = frame.copy()
+    col = cb.items[0].column
+    changed.loc[0, col] = 1 if changed.loc[0, col] != 1 else 2
+    assert prepare(changed, cb).content_hash() != a.content_hash()

@@ -7,7 +7,7 @@ import pymc as pm
 import pytest
 
 from scsurvey import nutpie_numba
-from scsurvey.fit import compile_nutpie
+from scsurvey.sampling import compile_nutpie
 
 
 def test_the_pinned_nutpie_and_pytensor_have_what_the_cache_uses():

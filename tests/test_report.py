@@ -60,6 +60,14 @@ def test_failed_diagnostics_are_shown_in_red(report):
     assert all(f in html for f in failures)
 
 
+def test_a_fit_with_overridden_settings_says_so(report):
+    path, idata = report
+    overrides = json.loads(idata.posterior.attrs["sampler_overrides"])
+    assert overrides["draws"] == 60  # the fixture's fit overrode the spec (make_fixture.py)
+    assert "with settings overriding the spec: " in path.read_text()
+    assert "draws = 60" in path.read_text()
+
+
 def test_table_numbers_come_from_the_posterior(report, codebook):
     path, idata = report
     html = path.read_text()
@@ -139,6 +147,11 @@ def test_notebook_executes_against_the_fixture(root, tmp_path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
     assert "agrees" in text or "uncertain" in text  # the who-supports table was shown
+    # every figure cell shows its figure: ArviZ's (pyplot) and the project's (bare Figures)
+    drawing = re.compile(r"\b(az\.plot_\w+|plots\.\w+)\(")
+    figure_cells = [c for c in nb.cells if c.cell_type == "code" and drawing.search(c.source)]
+    shown = [c for c in figure_cells if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert len(figure_cells) >= 5 and len(shown) == len(figure_cells), [c.source for c in figure_cells]
 
 
 def test_model_comparison_keeps_only_posteriors_of_the_same_data():

@@ -8,10 +8,10 @@ from conftest import TWIN
 from scsurvey.centering import non_centred
 from scsurvey.codebook import load_codebook
 from scsurvey.likelihood import ordinal_random
-from scsurvey.load import prepare
 from scsurvey.model import build
 from scsurvey.simulate import _evaluate, make_twin, read_truth
 from scsurvey.spec import load_spec
+from scsurvey.survey import prepare
 
 SMALL = {"n": 150, "population": 5000}
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import TWIN, make_project
 
-from scsurvey.fit import fit
+from scsurvey.project import fit
 from scsurvey.simulate import make_twin, write_twin
 
 # Main parameters: item, threshold, covariate, group-scale and correlation parameters.

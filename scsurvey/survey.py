@@ -7,6 +7,7 @@ offending values.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,18 @@ class SurveyData:
             out[g.id] = list(g.levels)
         return out
 
+    def content_hash(self) -> str:
+        """SHA-256 of what the model sees: ids, answers, covariates, groups and the codebook.
+
+        Unlike ``data_hash`` (the file's bytes, for staleness), it does not depend on how
+        the table was stored, so a survey rebuilt from a posterior hashes the same.
+        """
+        digest = hashlib.sha256("\x1f".join(map(str, self.respondent_ids)).encode())
+        for arr in (self.responses, self.X, *(self.groups[k] for k in sorted(self.groups))):
+            digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+        digest.update(codebook_hash(self.codebook).encode())
+        return digest.hexdigest()
+
     def subset(self, rows: np.ndarray) -> SurveyData:
         """The same survey restricted to ``rows`` (standardisation kept as is)."""
         return SurveyData(
@@ -112,10 +125,12 @@ def read_table(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give the survey file (csv, parquet, dta or sav)")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, sep=sniff_delimiter(path))
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix == ".dta":
@@ -133,6 +148,20 @@ def read_table(path: Path | str) -> pd.DataFrame:
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has no rows")
     return frame
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The field delimiter of a CSV file: comma, semicolon, tab or bar, from its first lines.
+
+    Many European spreadsheets write semicolon-delimited "CSV". A file with none of these
+    reads as one column, and the missing-columns error then shows that column's name.
+    """
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        head = handle.read(65536)
+    try:
+        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
 
 
 def write_table(frame: pd.DataFrame, path: Path | str) -> None:
@@ -526,7 +555,7 @@ def prepare(
     X, names, centers, scales = _design(frame, cb, source)
     groups = {g.id: _group_index(frame, g, source, cb.respondent_id) for g in cb.groups}
     _check_nesting(groups, cb, frame, source)
-    return SurveyData(
+    data = SurveyData(
         codebook=cb,
         source=source,
         table=frame.reset_index(drop=True),
@@ -538,6 +567,8 @@ def prepare(
         covariate_scale=scales,
         groups=groups,
     )
+    data.data_hash = data.content_hash()  # a file's loader replaces it with the file's hash
+    return data
 
 
 def load_survey(path: Path | str, codebook: Codebook) -> SurveyData:

@@ -1,0 +1,127 @@
+"""Convergence diagnostics and every threshold a fit is judged by, in one place."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+# A reported fit: stored but flagged when it misses any of these (Vehtari et al. 2021).
+RHAT_MAX = 1.01
+ESS_MIN = 400  # bulk and tail
+BFMI_MIN = 0.3
+# An SBC fit is short (2 chains), so its convergence flag uses a looser R-hat; it is
+# recorded per simulation, never used to drop one silently.
+SBC_RHAT_MAX = 1.05
+
+
+@dataclass
+class Diagnostics:
+    """The worst value of each diagnostic over every posterior variable, and what failed."""
+
+    max_rhat: float
+    max_rhat_var: str
+    min_ess_bulk: float
+    min_ess_bulk_var: str
+    min_ess_tail: float
+    min_ess_tail_var: str
+    divergences: int
+    min_bfmi: float
+    mean_tree_depth: float | None
+    mean_step_size: float | None
+    mean_leapfrog_steps: float | None
+    failures: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _extreme(ds: xr.Dataset, fn) -> tuple[float, str]:
+    best_val, best_var = None, ""
+    for name, da in ds.data_vars.items():
+        vals = da.values[np.isfinite(da.values)]
+        if vals.size == 0:
+            continue
+        v = float(fn(vals))
+        if best_val is None or fn([v, best_val]) == v:
+            best_val, best_var = v, name
+    return (best_val if best_val is not None else float("nan")), best_var
+
+
+def diagnose(idata: az.InferenceData) -> Diagnostics:
+    """Convergence diagnostics over every posterior variable, naming the worst ones.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        With a ``posterior`` group and, for divergences, BFMI and tree depth, ``sample_stats``.
+
+    Returns
+    -------
+    Diagnostics
+        ``failures`` lists, in words, every threshold missed (empty when clean).
+
+    Examples
+    --------
+    >>> import arviz as az, numpy as np
+    >>> idata = az.from_dict(posterior={"mu": np.random.default_rng(0).normal(size=(4, 500))})
+    >>> diagnose(idata).ok
+    True
+    """
+    post = idata.posterior
+    with warnings.catch_warnings():
+        # constant entries (e.g. a correlation matrix diagonal) have undefined R-hat
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post)
+        bulk = az.ess(post, method="bulk")
+        tail = az.ess(post, method="tail")
+    max_rhat, rhat_var = _extreme(rhat, np.max)
+    min_bulk, bulk_var = _extreme(bulk, np.min)
+    min_tail, tail_var = _extreme(tail, np.min)
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else xr.Dataset()
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    try:
+        bfmi = float(np.min(az.bfmi(idata)))
+    except (KeyError, AttributeError, ValueError):
+        bfmi = float("nan")
+
+    def mean_of(*names):
+        for n in names:
+            if n in stats:
+                return float(stats[n].mean())
+        return None
+
+    failures = []
+    if not max_rhat <= RHAT_MAX:
+        failures.append(f"max R-hat {max_rhat:.3f} > {RHAT_MAX} ({rhat_var})")
+    if not min_bulk >= ESS_MIN:
+        failures.append(f"min bulk ESS {min_bulk:.0f} < {ESS_MIN} ({bulk_var})")
+    if not min_tail >= ESS_MIN:
+        failures.append(f"min tail ESS {min_tail:.0f} < {ESS_MIN} ({tail_var})")
+    if divergences:
+        failures.append(f"{divergences} divergent transitions")
+    if np.isfinite(bfmi) and bfmi < BFMI_MIN:
+        failures.append(f"min BFMI {bfmi:.2f} < {BFMI_MIN}")
+    return Diagnostics(
+        max_rhat=max_rhat,
+        max_rhat_var=rhat_var,
+        min_ess_bulk=min_bulk,
+        min_ess_bulk_var=bulk_var,
+        min_ess_tail=min_tail,
+        min_ess_tail_var=tail_var,
+        divergences=divergences,
+        min_bfmi=bfmi,
+        mean_tree_depth=mean_of("depth", "tree_depth"),
+        mean_step_size=mean_of("step_size", "step_size_bar"),
+        mean_leapfrog_steps=mean_of("n_steps"),
+        failures=failures,
+    )
+
+
+def sbc_converged(max_rhat: float, divergences: int) -> bool:
+    """The convergence flag of one SBC fit (looser R-hat than a reported fit; no divergences)."""
+    return bool(np.isfinite(max_rhat) and max_rhat <= SBC_RHAT_MAX and divergences == 0)

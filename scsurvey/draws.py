@@ -1,0 +1,69 @@
+"""Reading draws from a stored posterior: what checks, summaries and plots share.
+
+Every function takes InferenceData written by :func:`scsurvey.fit.fit_survey` (or loaded
+back) and needs nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import dims
+from .dims import OBSERVED
+
+INTERVAL = 0.90  # credible intervals in checks and summaries
+LOW, HIGH = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+
+
+def observed_answers(idata) -> xr.DataArray:
+    return idata.observed_data[OBSERVED]
+
+
+def replicated_answers(idata, max_draws: int | None = None, seed: int = 0) -> xr.DataArray:
+    """Posterior predictive answers stacked to a ``sample`` dim, optionally thinned."""
+    rep = idata.posterior_predictive[OBSERVED].stack({dims.STACKED: dims.SAMPLE})
+    if max_draws is not None and rep.sizes[dims.STACKED] > max_draws:
+        keep = np.sort(np.random.default_rng(seed).choice(rep.sizes[dims.STACKED], max_draws, replace=False))
+        rep = rep.isel({dims.STACKED: keep})
+    return rep.transpose(dims.STACKED, dims.RESPONDENT, dims.ITEM)
+
+
+def categories(idata) -> list[str]:
+    return list(idata.constant_data[dims.CATEGORY].values)
+
+
+def support_mask(idata) -> np.ndarray:
+    return idata.constant_data["support"].values.astype(bool)
+
+
+def interval_summary(draws: xr.DataArray, dim=dims.STACKED) -> xr.Dataset:
+    return xr.Dataset(
+        {
+            "mean": draws.mean(dim),
+            "low": draws.quantile(LOW, dim).drop_vars("quantile"),
+            "high": draws.quantile(HIGH, dim).drop_vars("quantile"),
+        }
+    )
+
+
+def support_indicator(idata, answers: xr.DataArray) -> xr.DataArray:
+    support = support_mask(idata)
+    return xr.apply_ufunc(lambda a: support[np.clip(a, 0, None)], answers)
+
+
+def battery_scores(idata, answers: xr.DataArray, mask: xr.DataArray) -> xr.Dataset:
+    """Respondent mean of answered items per battery, on the scale's codes."""
+    codes = idata.constant_data["category_code"].values
+    values = xr.apply_ufunc(lambda a: codes[np.clip(a, 0, None)], answers).where(mask)
+    battery = idata.constant_data["battery_of_item"]
+    out = {}
+    for b in pd.unique(battery.values):
+        cols = battery.values == b
+        out[str(b)] = values.isel({dims.ITEM: cols}).mean(dims.ITEM, skipna=True)
+    return xr.Dataset(out)
+
+
+def posterior_draws(idata, var: str) -> xr.DataArray:
+    return idata.posterior[var].stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)

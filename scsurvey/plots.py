@@ -1,0 +1,228 @@
+"""Every figure of the project, built as a :class:`matplotlib.figure.Figure` without pyplot.
+
+The functions take the numbers that :mod:`scsurvey.checks`, :mod:`scsurvey.summaries` and
+:mod:`scsurvey.sbc` return, never InferenceData, and do not touch the backend: a notebook
+shows the returned Figure inline, a report saves it with ``fig.savefig``.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+
+from . import dims
+
+
+def _figure(nrows: int = 1, ncols: int = 1, figsize=(6, 4), layout=None, **subplot_kw):
+    """A Figure and its axes, as ``plt.subplots`` gives them, without pyplot's figure manager."""
+    fig = Figure(figsize=figsize, layout=layout)
+    return fig, fig.subplots(nrows, ncols, **subplot_kw)
+
+
+def category_frequencies(freq: xr.Dataset, ncols: int = 4):
+    items = list(freq[dims.ITEM].values)
+    cats = list(freq[dims.CATEGORY].values)
+    nrows = int(np.ceil(len(items) / ncols))
+    fig, axes = _figure(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), sharey=True, squeeze=False)
+    x = np.arange(len(cats))
+    for ax, item in zip(axes.flat, items, strict=False):
+        f = freq.sel({dims.ITEM: item})
+        ax.bar(x, f["observed"].values, color="#c9d6e8", label="observed")
+        ax.errorbar(
+            x,
+            f["mean"].values,
+            yerr=[f["mean"] - f["low"], f["high"] - f["mean"]],
+            fmt="o",
+            color="#b2182b",
+            ms=3,
+            label="replicated (90%)",
+        )
+        ax.set_title(item, fontsize=9)
+        ax.set_xticks(x, [str(i + 1) for i in x])
+    for ax in list(axes.flat)[len(items) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Category shares per item: observed and posterior predictive")
+    fig.tight_layout()
+    return fig
+
+
+def group_support(support: xr.Dataset, group: str):
+    items = list(support[dims.ITEM].values)
+    levels = list(support[group].values)
+    fig, ax = _figure(figsize=(max(6, 0.5 * len(levels) * 1.2), 4))
+    avg = support.mean(dims.ITEM)
+    x = np.arange(len(levels))
+    ax.errorbar(
+        x,
+        avg["mean"],
+        yerr=[avg["mean"] - avg["low"], avg["high"] - avg["mean"]],
+        fmt="o",
+        color="#b2182b",
+        label="replicated (90%)",
+    )
+    ax.scatter(x, avg["observed"], marker="x", color="black", zorder=3, label="observed")
+    ax.set_xticks(x, levels, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(f"mean support share over {len(items)} items")
+    ax.set_title(f"Support by {group}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def battery_index(index: dict[str, pd.DataFrame]):
+    fig, axes = _figure(1, len(index), figsize=(5.5 * len(index), 3.6), squeeze=False)
+    for ax, (battery, f) in zip(axes.flat, index.items(), strict=False):
+        mid = (f["low_edge"] + f["high_edge"]) / 2
+        width = f["high_edge"] - f["low_edge"]
+        ax.bar(mid, f["observed"], width=width, color="#c9d6e8", label="observed")
+        ax.fill_between(
+            mid,
+            f["low"],
+            f["high"],
+            step="mid",
+            alpha=0.4,
+            color="#b2182b",
+            label="replicated (90%)",
+        )
+        ax.set_title(
+            f"{battery} index: observed mean {f.attrs['observed_mean']:.2f}, "
+            f"replicated {f.attrs['replicated_mean']:.2f}",
+            fontsize=9,
+        )
+        ax.set_xlabel("respondent mean of answered items")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pit(pit: pd.DataFrame):
+    fig, ax = _figure(figsize=(6, 3.6))
+    u = np.concatenate(list(pit.attrs["u"].values()))
+    bins = sum(c.startswith("bin_") for c in pit.columns)
+    ax.hist(u, bins=bins, range=(0, 1), color="#c9d6e8", edgecolor="white")
+    expected = len(u) / bins
+    sd = np.sqrt(expected * (1 - 1 / bins))
+    ax.axhspan(expected - 2 * sd, expected + 2 * sd, color="#b2182b", alpha=0.15, label="uniform +/- 2 sd")
+    ax.axhline(expected, color="#b2182b")
+    ax.set_title("Randomised PIT of observed answers (all items)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pareto_k(loo: az.ELPDData):
+    fig, ax = _figure(figsize=(6, 3.4))
+    k = np.asarray(loo.pareto_k)
+    ax.scatter(np.arange(len(k)), k, s=4, color=np.where(k > 0.7, "#b2182b", "#4575b4"))
+    ax.axhline(0.7, color="#b2182b", ls="--", lw=1)
+    ax.set_xlabel("respondent")
+    ax.set_ylabel("Pareto k")
+    ax.set_title("PSIS-LOO Pareto k per respondent")
+    fig.tight_layout()
+    return fig
+
+
+def support_per_item(table: pd.DataFrame):
+    fig, ax = _figure(figsize=(9, 4.2))
+    x = np.arange(len(table))
+    ax.errorbar(
+        x,
+        table["model"],
+        yerr=[table["model"] - table["model_low"], table["model_high"] - table["model"]],
+        fmt="o",
+        color="#b2182b",
+        label="model (90%)",
+    )
+    ax.scatter(x, table["observed"], marker="x", color="black", label="observed", zorder=3)
+    ax.scatter(
+        x,
+        table["published"],
+        marker="s",
+        facecolor="none",
+        edgecolor="#1f78b4",
+        label="published",
+        zorder=3,
+    )
+    ax.set_xticks(x, table.index, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("support share")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def group_shrinkage(frame: pd.DataFrame, group: str):
+    batteries = list(pd.unique(frame["battery"]))
+    fig, axes = _figure(
+        1, len(batteries), figsize=(5.6 * len(batteries), 3.8), squeeze=False, layout="constrained"
+    )
+    for ax, b in zip(axes.flat, batteries, strict=False):
+        f = frame[frame["battery"] == b]
+        ax.errorbar(
+            f["raw"],
+            f["pooled"],
+            yerr=[f["pooled"] - f["low"], f["high"] - f["pooled"]],
+            fmt="none",
+            ecolor="#bbb",
+            zorder=1,
+        )
+        sc = ax.scatter(
+            f["raw"],
+            f["pooled"],
+            s=10 + 2 * np.sqrt(f["n"]) * 3,
+            c=np.log1p(f["n"]),
+            cmap="viridis",
+            zorder=2,
+        )
+        ax.axhline(0, color="#999", lw=0.8)
+        ax.axvline(0, color="#999", lw=0.8)
+        ax.set_xlabel("raw index deviation (answer scale)")
+        ax.set_ylabel("pooled effect u (latent scale)")
+        ax.set_title(f"{group}: {b}", fontsize=9)
+    fig.colorbar(sc, ax=axes.ravel().tolist(), label="log(1 + n)")
+    return fig
+
+
+def sbc_ranks(u: pd.DataFrame, band: tuple, failed=(), ncols: int = 6):
+    """SBC rank histograms and ECDF differences with a simultaneous band, per quantity.
+
+    Parameters
+    ----------
+    u : pandas.DataFrame
+        One column per quantity: the ranks as uniform values on (0, 1)
+        (:func:`scsurvey.sbc.pit_values`).
+    band : (x, lower, upper)
+        The simultaneous ECDF band (:func:`scsurvey.sbc.ecdf_band`).
+    failed : collection of str
+        Quantities drawn in red.
+
+    Returns
+    -------
+    (Figure, Figure)
+        The histograms and the ECDF differences.
+    """
+    qs = list(u.columns)
+    nrows = int(np.ceil(len(qs) / ncols))
+    hist, axes_h = _figure(nrows, ncols, figsize=(2.6 * ncols, 1.9 * nrows), squeeze=False)
+    ecdf, axes_e = _figure(nrows, ncols, figsize=(2.6 * ncols, 1.9 * nrows), squeeze=False)
+    x, lo, hi = band
+    bins = max(2, min(20, len(u) // 5))
+    expected = len(u) / bins
+    for q, ah, ae in zip(qs, axes_h.flat, axes_e.flat, strict=False):
+        values = u[q].to_numpy()
+        color = "#b2182b" if q in failed else "#4575b4"
+        ah.hist(values, bins=bins, range=(0, 1), color=color)
+        ah.axhline(expected, color="black", lw=0.8)
+        ae.fill_between(x, lo - x, hi - x, color="#ddd")
+        ae.plot(x, (values[None, :] <= x[:, None]).mean(axis=1) - x, color=color)
+        for ax in (ah, ae):
+            ax.set_title(q, fontsize=7)
+            ax.tick_params(labelsize=6)
+    for ax in [*list(axes_h.flat)[len(qs) :], *list(axes_e.flat)[len(qs) :]]:
+        ax.axis("off")
+    hist.tight_layout()
+    ecdf.tight_layout()
+    return hist, ecdf

@@ -1,0 +1,219 @@
+"""Run NUTS: compile a model for its sampler and sample in rounds until the diagnostics pass.
+
+A round after divergences starts afresh at a higher ``target_accept``; otherwise it adds
+chains. See :func:`sample`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import replace
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from .diagnostics import diagnose
+from .spec import ModelSpec
+
+
+def check_initial_point(model: pm.Model) -> None:
+    """Fail before sampling if the log-density or its gradient is not finite."""
+    point = model.initial_point()
+    bad = {k: float(v) for k, v in model.point_logps(point).items() if not np.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"log-density not finite at the initial point: {bad}")
+    grad = model.compile_dlogp()(point)
+    if not np.all(np.isfinite(grad)):
+        raise FloatingPointError("gradient of the log-density not finite at the initial point")
+
+
+def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = False):
+    """Compile a model for nutpie.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    backend : {"jax", "numba"}
+    swappable : bool
+        Keep data containers as inputs so that ``.with_data`` can swap them (SBC). When
+        False, data are frozen into compile-time constants, which lets XLA fold work that
+        depends on data alone, and (Numba) lets the compiled wrappers be cached on disk
+        (`scsurvey.nutpie_numba`).
+    """
+    import nutpie
+
+    from . import nutpie_numba
+
+    cached = backend == "numba" and not swappable and nutpie_numba.available()
+    with nutpie_numba.cached_wrappers() if cached else contextlib.nullcontext():
+        return nutpie.compile_pymc_model(
+            model,
+            backend=backend,
+            gradient_backend="pytensor",
+            freeze_model=not swappable,
+            **({"cache": True} if cached else {}),
+        )
+
+
+def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = None):
+    """Sample a compiled nutpie model with the spec's sampler settings."""
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=sampler.draws,
+        tune=sampler.tune,
+        chains=sampler.chains,
+        cores=min(sampler.cores, sampler.chains),
+        seed=sampler.seed if seed is None else seed,
+        target_accept=sampler.target_accept,
+        low_rank_modified_mass_matrix=sampler.low_rank,
+        progress_bar=progress,
+        save_warmup=False,
+    )
+
+
+def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
+    """Compile once; return ``draw(seed, target_accept)`` drawing the spec's chains."""
+    s = spec.sampler
+    if s.name == "nutpie":
+        compiled = compile_nutpie(model, s.nutpie_backend)
+        return lambda seed, target_accept: sample_nutpie(
+            compiled, replace(s, target_accept=target_accept), progress, seed=seed
+        )
+
+    def draw(seed, target_accept):  # PyMC and numpyro compile inside pm.sample
+        return pm.sample(
+            draws=s.draws,
+            tune=s.tune,
+            chains=s.chains,
+            cores=min(s.cores, s.chains),
+            random_seed=seed,
+            target_accept=target_accept,
+            nuts_sampler=s.name,
+            progressbar=progress,
+            model=model,
+            compute_convergence_checks=False,
+        )
+
+    return draw
+
+
+def next_round(divergences: int, target_accept: float) -> tuple[str, float]:
+    """What the next sampling round does after a fit that is not clean.
+
+    Divergent transitions mark a region the integrator cannot follow at the tuned step
+    size; more chains cannot remove them (the count only grows), so the next round starts
+    afresh, discarding the divergent chains, with ``target_accept`` halfway to 1 (smaller
+    steps). Otherwise the next round adds chains to the ones there are.
+
+    Returns
+    -------
+    action : {"restart", "add"}
+    target_accept : float
+    """
+    if divergences:
+        return "restart", round(1 - (1 - target_accept) / 2, 4)
+    return "add", target_accept
+
+
+def merge_chains(first: az.InferenceData, more: az.InferenceData) -> az.InferenceData:
+    """``first`` with the chains of ``more`` appended (posterior and, where both have it,
+    sample_stats)."""
+    out = first.copy()
+    for group in ("posterior", "sample_stats"):
+        if group not in first.groups() or group not in more.groups():
+            continue
+        a, b = first[group], more[group]
+        b = b.assign_coords(chain=np.arange(a.sizes["chain"], a.sizes["chain"] + b.sizes["chain"]))
+        merged = xr.concat([a, b], dim="chain", data_vars="all", coords="minimal", compat="override")
+        merged.attrs = a.attrs
+        out[group] = merged
+    return out
+
+
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of sampling round ``round_`` (0 is the spec's own seed)."""
+    return seed if round_ == 0 else seed + 7919 * round_
+
+
+def sample(
+    model: pm.Model, spec: ModelSpec, progress: bool = True, log=None
+) -> tuple[az.InferenceData, dict]:
+    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass.
+
+    The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
+    :func:`diagnose`), another round either adds as many chains, each with its own seed and
+    tuning, or, after divergences, starts afresh at a higher ``target_accept``
+    (:func:`next_round`), until ``sampler.rounds`` rounds are done or ``sampler.budget_s``
+    seconds of sampling are spent (a round is not started when the previous one says it
+    would overrun).
+
+    Parameters
+    ----------
+    model : pymc.Model
+    spec : ModelSpec
+    progress : bool
+        Show the sampler's progress bar in every round.
+    log : callable, optional
+        Receives one line per round (default: print to stderr).
+
+    Returns
+    -------
+    idata : arviz.InferenceData
+        Groups ``posterior`` and ``sample_stats``, every round's chains.
+    timing : dict
+        ``compile_s``, ``sample_s`` and ``rounds``: per round its seed, chains, seconds
+        and what the diagnostics said after it.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    s = spec.sampler
+    t0 = time.perf_counter()
+    draw = _sampler_for(model, spec, progress)
+    t1 = time.perf_counter()
+    idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
+    while True:
+        k = len(rounds)
+        r0 = time.perf_counter()
+        more = draw(round_seed(s.seed, k), target_accept)
+        idata = more if idata is None or action == "restart" else merge_chains(idata, more)
+        seconds = time.perf_counter() - r0
+        diag = diagnose(idata)
+        rounds.append(
+            {
+                "round": k + 1,
+                "seed": round_seed(s.seed, k),
+                "action": "first" if k == 0 else action,
+                "target_accept": target_accept,
+                "chains_added": s.chains,
+                "chains_total": int(idata.posterior.sizes["chain"]),
+                "seconds": seconds,
+                "clean": diag.ok,
+                "failures": diag.failures,
+            }
+        )
+        verdict = "clean" if diag.ok else "not clean: " + "; ".join(diag.failures)
+        log(
+            f"round {k + 1}/{s.rounds}: {rounds[-1]['chains_total']} chains x {s.draws} draws "
+            f"in {seconds:.1f} s, {verdict}"
+        )
+        spent = time.perf_counter() - t1
+        if diag.ok or len(rounds) >= s.rounds:
+            break
+        if spent + seconds > s.budget_s:
+            log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")
+            break
+        action, target_accept = next_round(diag.divergences, target_accept)
+        if action == "restart":
+            log(
+                f"round {k + 2}/{s.rounds}: divergences: a fresh run of {s.chains} chains at "
+                f"target_accept {target_accept} (seed {round_seed(s.seed, k + 1)})"
+            )
+        else:
+            log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
+    t2 = time.perf_counter()
+    return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds}

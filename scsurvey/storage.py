@@ -1,0 +1,159 @@
+"""Files: the stamp that ties a posterior to its inputs, atomic writes, a lock per model
+directory, and reading a stored posterior with errors that name the file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import arviz as az
+
+from .manifest import MODEL_SOURCES
+from .spec import ModelSpec
+from .survey import SurveyData
+
+LIBRARIES = ("scsurvey", "pymc", "pytensor", "arviz", "nutpie", "numpy", "xarray", "pandas")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a posterior depends on."""
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def code_hash() -> str:
+    """SHA-256 of the modules that define the model and its data."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in MODEL_SOURCES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
+
+
+class StorageError(OSError):
+    """A stored posterior cannot be read or written; the message names the file."""
+
+
+class LockedError(RuntimeError):
+    """Another process is fitting the same model."""
+
+
+def stamp(
+    idata,
+    spec: ModelSpec,
+    data: SurveyData,
+    timing: dict,
+    spec_hash: str | None = None,
+    overrides: dict | None = None,
+) -> None:
+    """Attributes that tie a posterior to its spec, data, code and libraries.
+
+    ``spec_hash`` is the hash of the spec file; sampler settings overridden for this run
+    (``overrides``) are recorded beside it rather than making the posterior stale. The
+    codebook's content is stored too, so that :func:`scsurvey.survey` can rebuild the model.
+    """
+    attrs = {
+        "model_name": spec.name,
+        "spec_hash": spec_hash or spec.hash(),
+        "sampler_overrides": json.dumps(overrides or {}),
+        "data_hash": data.data_hash,
+        "content_hash": data.content_hash(),
+        "codebook_content": json.dumps(data.codebook.raw or {}, default=str),
+        "code_hash": code_hash(),
+        "codebook": spec.codebook,
+        "data_file": spec.data,
+        "link": spec.link,
+        "sampler": spec.sampler.name,
+        "seed": spec.sampler.seed,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_time_s": float(sum(timing.values())),
+        "versions": json.dumps(versions()),
+        "spec": json.dumps(spec.as_dict()),
+    }
+    for group in idata.groups():
+        idata[group].attrs.update(attrs)
+
+
+def write_atomic(idata: az.InferenceData, path: Path) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_posterior(path: Path | str) -> az.InferenceData:
+    """Read a stored posterior, with an error naming the file when it cannot be read.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    StorageError
+        If ``path`` is a directory, or not a readable netCDF file (truncated, say).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no posterior there")
+    if path.is_dir():
+        raise StorageError(f"{path}: is a directory; give the posterior file (posterior.nc)")
+    try:
+        return az.from_netcdf(path, engine="h5netcdf")
+    except (OSError, ValueError, KeyError) as err:
+        raise StorageError(
+            f"{path}: not a readable posterior (truncated, or not a netCDF file written by scsurvey): "
+            f"{type(err).__name__}: {err}; fit the model again to replace it"
+        ) from None
+
+
+@contextlib.contextmanager
+def model_lock(directory: Path | str):
+    """Hold an exclusive lock on a model directory for the length of a fit.
+
+    A second fit of the same model fails at once with :class:`LockedError` rather than
+    leaving one fit's posterior beside the other's ``run.json``. The lock is an OS file
+    lock (``flock``): it goes when the process ends, however it ends.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock_path = directory / ".lock"
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"{directory}: another fit of this model is running (it holds {lock_path}); "
+                "wait for it to finish"
+            ) from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json_atomic(payload: dict, path: Path) -> None:
+    """Same as :func:`write_atomic` for a JSON file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
