@@ -190,6 +190,12 @@ class SurveyModel:
         -------
         arviz.InferenceData
             Also kept as ``self.idata``; ``self.run`` holds timings, rounds and diagnostics.
+
+        Examples
+        --------
+        >>> idata = m.fit(draws=500, seed=2)  # doctest: +SKIP
+        >>> [r["clean"] for r in m.run["rounds"]]  # doctest: +SKIP
+        [False, True]
         """
         spec = self.spec.replace(sampler=sampler_overrides) if sampler_overrides else self.spec
         self.idata, self.run = fit_survey(
@@ -229,6 +235,11 @@ class SurveyModel:
             The netCDF file to write.
         run_json : str or Path, optional
             Also write the run record (timings, rounds, diagnostics) there.
+
+        Examples
+        --------
+        >>> m.save("verbagg.nc")  # doctest: +SKIP
+        PosixPath('verbagg.nc')
         """
         idata, path = self._fitted(), Path(path)
         with model_lock(path.parent):
@@ -281,6 +292,16 @@ def load(path: str | Path) -> SurveyModel:
     ------
     ModelMismatchError
         If the stored data or variables do not match the rebuilt model.
+    StorageError
+        If the file is truncated or not a posterior.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/verbagg/posterior.nc")  # doctest: +SKIP
+    >>> m.diagnostics.ok, m.spec.components.covariates  # doctest: +SKIP
+    (True, True)
+    >>> ss.summaries.support_table(m.idata, m.codebook)  # doctest: +SKIP
     """
     idata = read_posterior(path)
     attrs = idata.posterior.attrs

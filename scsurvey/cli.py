@@ -168,13 +168,14 @@ def cmd_deps(args) -> int:
     Runs before the virtual environment exists (Make includes its output), so it reads the
     spec with the standard library alone.
     """
-    import tomllib
+    from .spec import SpecError
+    from .tomlfile import read_toml
 
     path = Path(args.root) / "models" / f"{args.model}.toml"
     try:
-        inputs = tomllib.loads(path.read_text()).get("inputs", {})
-    except tomllib.TOMLDecodeError as err:
-        print(f"scsurvey deps: model spec {path}: not valid TOML: {err}", file=sys.stderr)
+        inputs = read_toml(path, SpecError, "model spec").get("inputs", {})
+    except SpecError as err:
+        print(f"scsurvey deps: {err}", file=sys.stderr)
         return EXIT_USAGE
     files = " ".join(inputs.get(k, "") for k in ("codebook", "data")).strip()
     print(f"models/{args.model}/posterior.nc: {files}")

@@ -99,6 +99,128 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     return render_report(idata, spec, codebook, run, out_dir, others)
 
 
+def _header(idata, spec, codebook) -> dict:
+    """Where the fit came from: spec, data, sampler, seed, overrides, the twin caveat."""
+    attrs = idata.posterior.attrs
+    obs = idata.observed_data[dims.OBSERVED].values
+    return {
+        "model": spec.name,
+        "description": spec.description,
+        "created_at": attrs.get("created_at"),
+        "sampler": attrs.get("sampler"),
+        "seed": attrs.get("seed"),
+        "overrides": json.loads(attrs.get("sampler_overrides", "{}") or "{}"),
+        "spec_hash": attrs.get("spec_hash", ""),
+        "data_hash": attrs.get("data_hash", ""),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "synthetic": bool(spec.twin),
+        "twin_file": spec.twin,
+        "survey_title": codebook.title or codebook.name,
+        "n_respondents": obs.shape[0],
+        "n_items": obs.shape[1],
+        "n_batteries": len(codebook.batteries),
+        "missing_share": float((obs < 0).mean()),
+        "data_file": spec.data,
+        "codebook": spec.codebook,
+        "interval": int(100 * draws.INTERVAL),
+    }
+
+
+def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
+    """Convergence: the table of worst values, the rank plots of the slowest quantities."""
+    attrs = idata.posterior.attrs
+    diag = json.loads(attrs["diagnostics"])
+    rows = {
+        "max R-hat": (diag["max_rhat"], diag["max_rhat_var"]),
+        "min bulk ESS": (diag["min_ess_bulk"], diag["min_ess_bulk_var"]),
+        "min tail ESS": (diag["min_ess_tail"], diag["min_ess_tail_var"]),
+        "divergences": (diag["divergences"], ""),
+        "min BFMI": (diag["min_bfmi"], ""),
+        "mean tree depth": (diag.get("mean_tree_depth"), ""),
+        "mean step size": (diag.get("mean_step_size"), ""),
+    }
+    table = pd.DataFrame(rows.values(), index=list(rows), columns=["value", "where"])
+    axes = az.plot_rank(idata, var_names=_slowest(idata)[:4], kind="vlines")
+    gaps = run.get("centering", {}).get("gaps", [])
+    return {
+        "diagnostics_ok": bool(attrs.get("diagnostics_ok")),
+        "failures": diag["failures"],
+        "rhat_max": RHAT_MAX,
+        "ess_min": ESS_MIN,
+        "diagnostics_table": _html(table, 3),
+        "wall_time": run.get("wall_time_s", float("nan")),
+        "rounds": len(run.get("rounds", [])) or 1,
+        "chains": int(idata.posterior.sizes["chain"]),
+        "centering": ", ".join(f"{b} {w:.2f}" for b, w in zip(codebook.battery_ids, gaps, strict=False))
+        or "not recorded",
+        "ess_per_second": run.get("ess_per_second", float("nan")),
+        "figures": {"rank": _save(np.ravel(axes)[0].get_figure(), fig_dir, "rank.png")},
+    }
+
+
+def _support(idata, codebook, fig_dir: Path) -> dict:
+    """Support per item: observed, model and published."""
+    support = summaries.support_table(idata, codebook)
+    labels = [lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask, strict=False) if s]
+    return {
+        "support_labels": ", ".join(labels),
+        "support_table": _html(support.drop(columns=["label"])),
+        "figures": {"support": _save(plots.support_per_item(support), fig_dir, "support.png")},
+    }
+
+
+def _effects(idata, codebook, fig_dir: Path) -> dict:
+    """Who supports: covariate effects, published findings, profile contrasts."""
+    if "beta" not in idata.posterior:
+        return {"who_table": "", "contrast_table": "", "figures": {}}
+    beta = idata.posterior["beta"]
+    n_effects = beta.size // (beta.sizes["chain"] * beta.sizes["draw"])  # not the draws
+    axes = az.plot_forest(
+        idata, var_names=["beta"], combined=True, hdi_prob=draws.INTERVAL, figsize=(7, 0.22 * n_effects + 1.5)
+    )
+    return {
+        "who_table": _html(summaries.who_supports(idata, codebook)),
+        "contrast_table": _html(summaries.profile_contrasts(idata, codebook)),
+        "figures": {"forest": _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")},
+    }
+
+
+def _groups(idata, fig_dir: Path) -> dict:
+    """Partially pooled group effects beside raw deviations, and support by group."""
+    groups = []
+    for group, frame in summaries.group_shrinkage(idata).items():
+        gs = checks.group_support(idata, group)
+        groups.append(
+            {
+                "name": group,
+                "figure": _save(plots.group_shrinkage(frame, group), fig_dir, f"shrinkage_{group}.png"),
+                "ppc_figure": _save(plots.group_support(gs, group), fig_dir, f"ppc_{group}.png"),
+            }
+        )
+    return {"groups": groups}
+
+
+def _checks(idata, fig_dir: Path) -> dict:
+    """Posterior-predictive checks and PSIS-LOO."""
+    freq = checks.category_frequencies(idata)
+    index = checks.battery_index(idata)
+    pit = checks.randomized_pit(idata)
+    loo, pareto = checks.loo_respondents(idata)
+    return {
+        "pit_table": _html(pit[["n", "p_uniform"]]),
+        "loo_elpd": loo.elpd_loo,
+        "loo_se": loo.se,
+        "loo_p": loo.p_loo,
+        "pareto_table": _html(pareto),
+        "figures": {
+            "categories": _save(plots.category_frequencies(freq), fig_dir, "categories.png"),
+            "index": _save(plots.battery_index(index), fig_dir, "index.png"),
+            "pit": _save(plots.pit(pit), fig_dir, "pit.png"),
+            "pareto": _save(plots.pareto_k(loo), fig_dir, "pareto_k.png"),
+        },
+    }
+
+
 def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict | None = None) -> Path:
     """Render the report of one posterior into ``out_dir`` (index.html and figures/).
 
@@ -119,140 +241,24 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     Path
         The HTML file.
     """
-    name = spec.name
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
-    attrs = idata.posterior.attrs
-    diag = json.loads(attrs["diagnostics"])
-
-    figures = {}
-    slow = _slowest(idata)
-    axes = az.plot_rank(idata, var_names=slow[:4], kind="vlines")
-    figures["rank"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "rank.png")
-
-    support = summaries.support_table(idata, codebook)
-    figures["support"] = _save(plots.support_per_item(support), fig_dir, "support.png")
-    freq = checks.category_frequencies(idata)
-    figures["categories"] = _save(plots.category_frequencies(freq), fig_dir, "categories.png")
-    index = checks.battery_index(idata)
-    figures["index"] = _save(plots.battery_index(index), fig_dir, "index.png")
-    pit = checks.randomized_pit(idata)
-    figures["pit"] = _save(plots.pit(pit), fig_dir, "pit.png")
-    loo, pareto = checks.loo_respondents(idata)
-    figures["pareto"] = _save(plots.pareto_k(loo), fig_dir, "pareto_k.png")
-
-    who = contrasts = pd.DataFrame()
-    if "beta" in idata.posterior:
-        who = summaries.who_supports(idata, codebook)
-        contrasts = summaries.profile_contrasts(idata, codebook)
-        beta = idata.posterior["beta"]
-        n_effects = beta.size // (beta.sizes["chain"] * beta.sizes["draw"])  # not the draws
-        axes = az.plot_forest(
-            idata,
-            var_names=["beta"],
-            combined=True,
-            hdi_prob=draws.INTERVAL,
-            figsize=(7, 0.22 * n_effects + 1.5),
-        )
-        figures["forest"] = _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")
-
-    groups = []
-    for group, frame in summaries.group_shrinkage(idata).items():
-        fig = plots.group_shrinkage(frame, group)
-        gs = checks.group_support(idata, group)
-        groups.append(
-            {
-                "name": group,
-                "figure": _save(fig, fig_dir, f"shrinkage_{group}.png"),
-                "ppc_figure": _save(plots.group_support(gs, group), fig_dir, f"ppc_{group}.png"),
-            }
-        )
-
+    sections = [
+        _header(idata, spec, codebook),
+        _diagnostics(idata, codebook, run, fig_dir),
+        _support(idata, codebook, fig_dir),
+        _effects(idata, codebook, fig_dir),
+        _groups(idata, fig_dir),
+        _checks(idata, fig_dir),
+    ]
     others = others or {}
     comparison = summaries.compare_models(others) if len(others) > 1 else pd.DataFrame()
-
-    diag_rows = pd.DataFrame(
-        {
-            "value": [
-                diag["max_rhat"],
-                diag["min_ess_bulk"],
-                diag["min_ess_tail"],
-                diag["divergences"],
-                diag["min_bfmi"],
-                diag.get("mean_tree_depth"),
-                diag.get("mean_step_size"),
-            ],
-            "where": [
-                diag["max_rhat_var"],
-                diag["min_ess_bulk_var"],
-                diag["min_ess_tail_var"],
-                "",
-                "",
-                "",
-                "",
-            ],
-        },
-        index=[
-            "max R-hat",
-            "min bulk ESS",
-            "min tail ESS",
-            "divergences",
-            "min BFMI",
-            "mean tree depth",
-            "mean step size",
-        ],
-    )
-    obs = idata.observed_data[dims.OBSERVED].values
+    context = {"comparison_table": _html(comparison.drop(columns=["loo_i"], errors="ignore")), "figures": {}}
+    for section in sections:
+        context["figures"].update(section.pop("figures", {}))
+        context.update(section)
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
-    html = env.get_template("report.html.j2").render(
-        model=name,
-        description=spec.description,
-        created_at=attrs.get("created_at"),
-        sampler=attrs.get("sampler"),
-        seed=attrs.get("seed"),
-        overrides=json.loads(attrs.get("sampler_overrides", "{}") or "{}"),
-        spec_hash=attrs.get("spec_hash", ""),
-        data_hash=attrs.get("data_hash", ""),
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        synthetic=bool(spec.twin),
-        twin_file=spec.twin,
-        survey_title=codebook.title or codebook.name,
-        n_respondents=obs.shape[0],
-        n_items=obs.shape[1],
-        n_batteries=len(codebook.batteries),
-        missing_share=float((obs < 0).mean()),
-        data_file=spec.data,
-        codebook=spec.codebook,
-        diagnostics_ok=bool(attrs.get("diagnostics_ok")),
-        failures=diag["failures"],
-        rhat_max=RHAT_MAX,
-        ess_min=ESS_MIN,
-        diagnostics_table=_html(diag_rows, 3),
-        wall_time=run.get("wall_time_s", float("nan")),
-        rounds=len(run.get("rounds", [])) or 1,
-        chains=int(idata.posterior.sizes["chain"]),
-        centering=", ".join(
-            f"{b} {w:.2f}"
-            for b, w in zip(codebook.battery_ids, run.get("centering", {}).get("gaps", []), strict=False)
-        )
-        or "not recorded",
-        ess_per_second=run.get("ess_per_second", float("nan")),
-        figures=figures,
-        interval=int(100 * draws.INTERVAL),
-        support_labels=", ".join(
-            lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask, strict=False) if s
-        ),
-        support_table=_html(support.drop(columns=["label"])),
-        who_table=_html(who),
-        contrast_table=_html(contrasts),
-        groups=groups,
-        pit_table=_html(pit[["n", "p_uniform"]]),
-        loo_elpd=loo.elpd_loo,
-        loo_se=loo.se,
-        loo_p=loo.p_loo,
-        pareto_table=_html(pareto),
-        comparison_table=_html(comparison.drop(columns=["loo_i"], errors="ignore")),
-    )
+    html = env.get_template("report.html.j2").render(**context)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "index.html"
     tmp = target.with_name(".index.html.tmp")
