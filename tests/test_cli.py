@@ -126,3 +126,19 @@ def test_a_project_error_is_one_clear_line_and_the_traceback_waits_for_debug(tmp
 
     with pytest.raises(SpecError):
         cli.main(["--root", str(tmp_path), "--debug", "fit", "m", "--no-progress"])
+
+
+def test_make_commands_run_without_the_scientific_stack(root):
+    """Make runs `deps` and `sources` with the system Python before .venv exists."""
+    import subprocess
+    import sys
+
+    blocked = "; ".join(
+        f"sys.modules[{m!r}] = None" for m in ("numpy", "pandas", "pytensor", "pymc", "arviz")
+    )
+    calls = "main(['deps', 'full']); main(['sources', 'model'])"
+    code = f"import sys; {blocked}; from scsurvey.cli import main; {calls}"
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("models/full/posterior.nc: data/codebook/scs2020.toml ")
+    assert "scsurvey/model.py" in out.stdout and "scsurvey/sampling.py" in out.stdout
