@@ -11,9 +11,11 @@ normal likelihood with sampling variance ``s2`` per parameter and a population v
 ``tau2`` the sampler sees independent coordinates at ``w = tau2 / (tau2 + s2)``: centred where
 each item's own answers pin it down, non-centred where pooling does the work.
 
-Two blocks are pooled across the items of a battery: the log threshold gaps ``g`` and the
-item-specific covariate deviations ``delta``. ``auto`` estimates ``s2`` and ``tau2`` for the
-gaps from each item's category counts (a pilot that needs no fit); see :func:`gap_pilot`.
+Three blocks are pooled across the items of a battery: the first thresholds (item
+locations) ``alpha``, the log threshold gaps ``g`` and the item-specific covariate
+deviations ``delta``. ``auto`` estimates ``s2`` and ``tau2`` for the locations and the gaps
+from each item's category counts (pilots that need no fit); see :func:`location_pilot` and
+:func:`gap_pilot`.
 For the deviations no pilot is built: ``auto`` means non-centred, which is right when the
 deviations are small against their sampling error (measured on the twin in docs/design.md).
 """
@@ -25,11 +27,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 AUTO = "auto"
-BLOCKS = ("gaps", "item_deviations", "groups")
+BLOCKS = ("locations", "gaps", "item_deviations", "groups")
 # Group intercepts default to non-centred: with the pilot's weights (0.5-0.7 for occupation
 # on the twin, whose true sd is 0.08) `full` diverged where the non-centred form did not
 # (docs/design.md); "auto" is there to opt in.
-DEFAULTS = {"gaps": AUTO, "item_deviations": AUTO, "groups": 0.0}
+DEFAULTS = {"locations": AUTO, "gaps": AUTO, "item_deviations": AUTO, "groups": 0.0}
 # Below this many answers per item and gap the pilot's delta-method variances are unreliable
 # (empty categories); such a battery is written non-centred.
 MIN_PILOT_ANSWERS = 20
@@ -42,6 +44,7 @@ class Centering:
     gaps: tuple[float, ...]
     item_deviations: tuple[float, ...]
     groups: dict = field(default_factory=dict)  # grouping factor -> weight per battery
+    locations: tuple[float, ...] = ()  # first thresholds (empty: non-centred)
     setting: dict = field(default_factory=dict)
     evidence: dict = field(default_factory=dict)
 
@@ -52,7 +55,9 @@ class Centering:
 def non_centred(n_batteries: int) -> Centering:
     """Every block non-centred: the form in which the twin's true values are written."""
     zeros = (0.0,) * n_batteries
-    return Centering(gaps=zeros, item_deviations=zeros, groups={}, setting={b: 0.0 for b in BLOCKS})
+    return Centering(
+        gaps=zeros, item_deviations=zeros, groups={}, locations=zeros, setting={b: 0.0 for b in BLOCKS}
+    )
 
 
 def group_weight(centering: Centering, gid: str, n_batteries: int) -> tuple[float, ...]:
@@ -129,6 +134,41 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
             tau2 = max(0.0, float(log_gaps.var(axis=0, ddof=1).mean()) - mean_s2)
         else:
             tau2 = prior_sigma**2
+        w = tau2 / (tau2 + mean_s2) if min_count >= MIN_PILOT_ANSWERS else 0.0
+        out.append({"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": int(min_count)})
+    return out
+
+
+def location_pilot(responses, battery_of_item, prior_sigma: float) -> list[dict]:
+    """Sampling and between-item variances of the first thresholds, per battery.
+
+    Each item's first cumulative logit ``L = logit P(y = lowest)`` (0.5 added to both
+    counts) has sampling variance ``1 / n_low + 1 / n_rest``; the between-item variance is
+    ``tau2 = max(0, var_j(L) - mean(s2))`` (method of moments), or the prior's scale for a
+    one-item battery. As for the gaps, the marginal scale shrinks every item's location by
+    a similar factor, so the ratio ``w = tau2 / (tau2 + s2)`` carries over to the latent one.
+    Small surveys with similar items get ``w`` near 0 (non-centred: the locations move with
+    their mean), large ones with distinct items near 1.
+
+    Returns
+    -------
+    list of dict
+        Per battery: ``s2``, ``tau2``, ``w`` and the smallest count of the lowest category
+        or of the rest.
+    """
+    battery_of_item = np.asarray(battery_of_item)
+    out = []
+    for b in range(int(battery_of_item.max()) + 1):
+        logits, s2, min_count = [], [], np.inf
+        for j in np.flatnonzero(battery_of_item == b):
+            y = responses[:, j]
+            y = y[y >= 0]
+            low, rest = float((y == 0).sum()), float((y > 0).sum())
+            logits.append(np.log((low + 0.5) / (rest + 0.5)))
+            s2.append(1.0 / (low + 0.5) + 1.0 / (rest + 0.5))
+            min_count = min(min_count, low, rest)
+        mean_s2 = float(np.mean(s2))
+        tau2 = max(0.0, float(np.var(logits, ddof=1)) - mean_s2) if len(logits) > 1 else prior_sigma**2
         w = tau2 / (tau2 + mean_s2) if min_count >= MIN_PILOT_ANSWERS else 0.0
         out.append({"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": int(min_count)})
     return out
@@ -239,19 +279,26 @@ def resolve(
         group_weights = {gid: tuple(round(p["w"], 3) for p in rows) for gid, rows in pilot.items()}
     else:
         group_weights = {gid: (0.0,) * n_batteries for gid in groups}
-    for block in ("gaps", "item_deviations"):
+    pilots = {
+        "locations": lambda: location_pilot(
+            np.asarray(responses), battery_of_item, priors["sigma_alpha"]["sigma"]
+        ),
+        "gaps": lambda: gap_pilot(
+            np.asarray(responses), battery_of_item, n_categories, priors["sigma_g"]["sigma"]
+        ),
+    }
+    for block in ("locations", "gaps", "item_deviations"):
         value = setting[block]
         if value != AUTO:
             weights[block] = (float(value),) * n_batteries
-        elif block == "gaps" and answered:
-            pilot = gap_pilot(
-                np.asarray(responses), battery_of_item, n_categories, priors["sigma_g"]["sigma"]
-            )
-            evidence["gaps"] = pilot
+        elif block in pilots and answered:
+            pilot = pilots[block]()
+            evidence[block] = pilot
             weights[block] = tuple(round(p["w"], 3) for p in pilot)
         else:
             weights[block] = (0.0,) * n_batteries
     return Centering(
+        locations=weights["locations"],
         gaps=weights["gaps"],
         item_deviations=weights["item_deviations"],
         groups=group_weights,

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from . import dims
+from .dims import OBSERVED
 from .draws import (
     HIGH,
     LOW,
@@ -25,6 +26,7 @@ from .draws import (
     replicated_answers,
     support_indicator,
 )
+from .integrated import integrated, require
 
 
 def category_frequencies(idata, max_draws: int | None = 1000) -> xr.Dataset:
@@ -120,58 +122,151 @@ def battery_index(idata, max_draws: int | None = 500) -> dict[str, pd.DataFrame]
     return out
 
 
-def randomized_pit(idata, max_draws: int | None = 1000, bins: int = 20, seed: int = 0) -> pd.DataFrame:
-    """Randomised probability integral transform of observed answers, per item.
+def rest_scores(obs: np.ndarray, battery_of_item) -> tuple[np.ndarray, np.ndarray]:
+    """Per answer, the mean and the mean absolute value of the respondent's *other* answers
+    in the same battery, each item standardised first (NaN with no other answer)."""
+    y = np.where(obs >= 0, obs, np.nan).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (y - np.nanmean(y, axis=0)) / np.nanstd(y, axis=0)
+    battery_of_item = np.asarray(battery_of_item)
+    mean = np.full(y.shape, np.nan)
+    extremity = np.full(y.shape, np.nan)
+    for b in pd.unique(battery_of_item):
+        cols = np.flatnonzero(battery_of_item == b)
+        zb = z[:, cols]
+        seen = np.isfinite(zb)
+        total, count = np.nansum(zb, axis=1), seen.sum(axis=1)
+        total_abs = np.nansum(np.abs(zb), axis=1)
+        for k, j in enumerate(cols):
+            others = count - seen[:, k]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean[:, j] = (total - np.where(seen[:, k], zb[:, k], 0.0)) / others
+                extremity[:, j] = (total_abs - np.where(seen[:, k], np.abs(zb[:, k]), 0.0)) / others
+    return mean, extremity
 
-    For a discrete answer y with predictive CDF F, ``u = F(y - 1) + V (F(y) - F(y - 1))``,
-    V ~ Uniform(0, 1), is uniform when the model is calibrated (Smith 1985; Czado, Gneiting
-    and Held 2009). F is the posterior predictive ECDF of the same cell.
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per item: PIT counts per bin (``bin_0``...), ``n`` and the p-value of a
-        chi-square test of uniformity; ``attrs['u']`` keeps every PIT value per item.
-    """
+PIT_TESTS = ("p_uniform", "p_location", "p_dispersion")
+
+
+def _pit_table(u, obs, items, bins, rest=None) -> pd.DataFrame:
     from scipy import stats
 
-    obs = observed_answers(idata).values
-    rep = replicated_answers(idata, max_draws).values  # (sample, respondent, item)
-    below = (rep < obs[None]).mean(0)
-    at_or_below = (rep <= obs[None]).mean(0)
-    v = np.random.default_rng(seed).random(obs.shape)
-    u = below + v * (at_or_below - below)
-    items = list(idata.observed_data[dims.ITEM].values)
     rows, values = [], {}
     for j, item in enumerate(items):
-        uj = u[obs[:, j] >= 0, j]
+        answered = obs[:, j] >= 0
+        uj = u[answered, j]
         counts = np.histogram(uj, np.linspace(0, 1, bins + 1))[0]
-        rows.append(
-            {
-                "item": item,
-                "n": len(uj),
-                "p_uniform": stats.chisquare(counts).pvalue,
-                **{f"bin_{b}": c for b, c in enumerate(counts)},
-            }
-        )
+        row = {"item": item, "n": len(uj), "p_uniform": stats.kstest(uj, "uniform").pvalue}
+        if rest is not None:
+            mean, extremity = rest[0][answered, j], rest[1][answered, j]
+            ok = np.isfinite(mean)
+            enough = ok.sum() > 10 and np.ptp(mean[ok]) > 0
+            row["p_location"] = stats.spearmanr(uj[ok], mean[ok]).pvalue if enough else np.nan
+            row["p_dispersion"] = (
+                stats.spearmanr(np.abs(uj[ok] - 0.5), extremity[ok]).pvalue if enough else np.nan
+            )
+            tests = [row[t] for t in PIT_TESTS if np.isfinite(row[t])]
+            row["p_item"] = min(1.0, len(tests) * min(tests))  # Bonferroni over the item's tests
+        rows.append({**row, **{f"bin_{b}": c for b, c in enumerate(counts)}})
         values[item] = uj
     frame = pd.DataFrame(rows).set_index("item")
     frame.attrs["u"] = values
     return frame
 
 
-def loo_respondents(idata) -> tuple[az.ELPDData, pd.DataFrame]:
+PIT_KINDS = ("rest", "in_sample")
+
+
+def randomized_pit(
+    idata, kind: str = "rest", bins: int = 20, seed: int = 0, max_draws: int | None = 1000
+) -> pd.DataFrame:
+    """Randomised probability integral transform of observed answers, per item.
+
+    For a discrete answer y with predictive CDF F, ``u = F(y - 1) + V (F(y) - F(y - 1))``,
+    V ~ Uniform(0, 1), is uniform when the predictive is calibrated (Smith 1985; Czado,
+    Gneiting and Held 2009).
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+    kind : {"rest", "in_sample"}
+        ``"rest"`` (default): F is each answer's predictive given the respondent's *other*
+        answers, their latent traits integrated out (:mod:`scsurvey.integrated`). Under the
+        model u is uniform *and independent of those other answers*, so besides uniformity
+        (KS, ``p_uniform``) each item is tested for a rank correlation of u with the mean
+        of the respondent's other answers in the battery (``p_location``: misfitting
+        discriminations) and of ``|u - 1/2|`` with their extremity (``p_dispersion``:
+        answer styles, heavier tails); ``p_item`` is the smallest, Bonferroni-adjusted.
+        Calibration is measured on fits of simulated surveys (the SBC study records it).
+        ``"in_sample"``: F is the posterior predictive
+        of the same cell, whose latent trait was fitted to that very answer; it uses each
+        answer twice and rejects even the true model (kept for comparison only).
+    bins : int
+        Histogram bins kept per item.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per item: PIT counts per bin (``bin_0``...), ``n``, the p-values above and
+        ``p_item`` (kind "rest"); ``attrs['u']`` keeps every PIT value per item.
+    """
+    if kind not in PIT_KINDS:
+        raise ValueError(f"kind = {kind!r}: expected one of {PIT_KINDS}")
+    obs = observed_answers(idata).values
+    if kind == "rest":
+        ds = integrated(idata)
+        below, at_or_below = ds["cdf_lo"].values, ds["cdf_hi"].values
+    else:
+        require(idata, "posterior_predictive", what="the in-sample PIT")
+        rep = replicated_answers(idata, max_draws).values  # (sample, respondent, item)
+        below = (rep < obs[None]).mean(0)
+        at_or_below = (rep <= obs[None]).mean(0)
+    v = np.random.default_rng(seed).random(obs.shape)
+    u = below + v * (at_or_below - below)
+    rest = rest_scores(obs, idata.constant_data["battery_of_item"].values) if kind == "rest" else None
+    frame = _pit_table(u, obs, list(idata.observed_data[dims.ITEM].values), bins, rest)
+    frame.attrs["kind"] = kind
+    return frame
+
+
+LOO_KINDS = ("integrated", "conditional")
+
+
+def loo_respondents(idata, kind: str = "integrated") -> tuple[az.ELPDData, pd.DataFrame]:
     """Leave-one-respondent-out PSIS-LOO with Pareto-k diagnostics.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+    kind : {"integrated", "conditional"}
+        ``"integrated"`` (default): each respondent's latent traits integrated out given
+        the population-level draws (:mod:`scsurvey.integrated`), as leaving a respondent
+        out asks. ``"conditional"``: given their own fitted traits, whose posterior moves
+        too much without them for importance sampling (most Pareto k above 0.7).
 
     Returns
     -------
     loo : arviz.ELPDData
     k_table : pandas.DataFrame
-        Count and share of respondents per Pareto-k range.
+        Count and share of respondents per Pareto-k range; ``attrs['reliable']`` is True
+        when no respondent has k above 0.7.
     """
+    if kind not in LOO_KINDS:
+        raise ValueError(f"kind = {kind!r}: expected one of {LOO_KINDS}")
+    if kind == "integrated":
+        ll = integrated(idata)[OBSERVED]
+        small = az.InferenceData(log_likelihood=xr.Dataset({OBSERVED: ll}))
+        n = ll.sizes["chain"] * ll.sizes["draw"]
+        # relative efficiency of the likelihood draws (what the loo package uses)
+        lik = np.exp(ll - ll.max(("chain", "draw")))
+        reff = float(np.nanmean(az.ess(xr.Dataset({"l": lik}), method="mean")["l"].values)) / n
+    else:
+        require(idata, "log_likelihood", what="the conditional LOO")
+        small, reff = idata, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reported in the k table instead
-        loo = az.loo(idata, pointwise=True)
+        loo = az.loo(small, pointwise=True, reff=reff)
+    loo.attrs["kind"] = kind
     k = np.asarray(loo.pareto_k)
     bands = [
         ("good (k <= 0.7)", k <= 0.7),
@@ -185,6 +280,8 @@ def loo_respondents(idata) -> tuple[az.ELPDData, pd.DataFrame]:
         },
         index=[b for b, _ in bands],
     )
+    table.attrs["reliable"] = bool((k <= 0.7).all())
+    table.attrs["kind"] = kind
     return loo, table
 
 

@@ -10,6 +10,8 @@ from dataclasses import asdict
 import arviz as az
 
 from .diagnostics import diagnose
+from .fitstats import SCORES, scores
+from .integrated import add_integrated
 from .model import BuiltModel, build
 from .predictive import add_predictive
 from .sampling import check_initial_point, sample
@@ -48,7 +50,10 @@ def fit_survey(
     -------
     idata : arviz.InferenceData
         Groups posterior, sample_stats, prior, prior_predictive, posterior_predictive,
-        log_likelihood (per respondent), observed_data and constant_data, with the stamp
+        log_likelihood (per respondent, conditional on their latent traits),
+        log_likelihood_integrated (traits integrated out, on thinned draws, with each
+        answer's predictive given the respondent's others), observed_data and
+        constant_data, with the stamp
         and the diagnostics in every group's attributes.
     run : dict
         What ``run.json`` records: sampler settings, timings, rounds, diagnostics, centring.
@@ -60,7 +65,11 @@ def fit_survey(
     rounds = timing.pop("rounds")
     t1 = time.perf_counter()
     add_predictive(idata, built, data, spec, progress)
-    timing["predictive_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    timing["predictive_s"] = t2 - t1
+    add_integrated(idata)
+    idata.add_groups({SCORES: scores(idata)})
+    timing["integrated_s"] = time.perf_counter() - t2
     diag = diagnose(idata)
     stamp(idata, spec, data, timing, spec_hash=spec_hash, overrides=overrides)
     for group in idata.groups():

@@ -13,6 +13,9 @@ MODEL_SOURCES = (
     "sampling.py",
     "predictive.py",
     "fit.py",
+    "integrated.py",
+    "fitstats.py",
+    "draws.py",
     "dims.py",
     "tomlfile.py",
 )
@@ -22,7 +25,6 @@ DATA_SOURCES = (*MODEL_SOURCES, "simulate.py")
 REPORT_SOURCES = (
     "checks.py",
     "summaries.py",
-    "draws.py",
     "plots.py",
     "report.py",
     "templates/report.html.j2",

@@ -6,9 +6,9 @@ Respondent i, item j in battery b(j), answer y_ij in 0..K-1 (missing allowed)::
     eta_ij   = lambda_j theta_{i, b(j)} + x_i' delta_j
     P(y_ij <= k) = F(c_jk - eta_ij)
 
-Parameterisation (why, measured in docs/design.md): item locations and discriminations are
-written centred; the pooled threshold gaps and item deviations partially centred, with a
-weight per battery chosen from the data (:mod:`scsurvey.centering`); respondent- and
+Parameterisation (why, measured in docs/design.md): item discriminations are written
+centred; the pooled item locations, threshold gaps and item deviations partially centred,
+with a weight per battery chosen from the data (:mod:`scsurvey.centering`); respondent- and
 group-level effects, informed by few answers each, non-centred. Group effects are zero-sum
 over levels and covariates centred, so the thresholds alone carry the location.
 """
@@ -31,6 +31,10 @@ from .survey import MISSING, SurveyData
 
 PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
 CENTERING_GAPS = "centering_gaps"  # pm.Data: per item, the centring weight of its gaps
+CENTERING_LOCATIONS = "centering_locations"  # pm.Data: per item, the weight of its location
+# raw (partially centred) variable -> the parameter it gives; the raw one's meaning moves
+# with the centring weight
+RAW = {"alpha_raw": "alpha", "g_raw": "g"}
 
 
 @dataclass
@@ -56,11 +60,21 @@ def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
     ]
 
 
-def _thresholds(priors, battery_of_item, n_thresholds, w_gaps):
+def _partially_centred(name, mu, sd, w, dims_):
+    """``name ~ Normal(mu, sd)`` written with centring weight ``w`` (scsurvey.centering)."""
+    raw = pm.Normal(f"{name}_raw", w * mu, sd**w, dims=dims_)
+    return pm.Deterministic(name, mu + sd ** (1 - w) * (raw - w * mu), dims=dims_)
+
+
+def _thresholds(priors, battery_of_item, n_thresholds, centering):
     p = priors
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
     sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
-    alpha = pm.Normal("alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], dims=dims.ITEM)
+    w_loc = np.asarray(centering.locations or (0.0,) * (int(np.max(battery_of_item)) + 1), dtype=float)
+    w_a = pm.Data(CENTERING_LOCATIONS, w_loc[battery_of_item], dims=dims.ITEM)
+    alpha = _partially_centred(
+        "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], w_a, dims.ITEM
+    )
     if n_thresholds == 1:
         cuts = alpha[:, None]
     else:
@@ -70,11 +84,10 @@ def _thresholds(priors, battery_of_item, n_thresholds, w_gaps):
         sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
         # Partially centred, the weight per item from its battery (scsurvey.centering): the
         # same prior for every weight, a different geometry for the sampler.
-        w = pm.Data(CENTERING_GAPS, np.asarray(w_gaps, dtype=float)[battery_of_item], dims=dims.ITEM)[:, None]
-        mu = gbar[battery_of_item]
+        w_gaps = np.asarray(centering.gaps, dtype=float)[battery_of_item]
+        w = pm.Data(CENTERING_GAPS, w_gaps, dims=dims.ITEM)[:, None]
         sd = sigma_g[battery_of_item][:, None]
-        g_raw = pm.Normal("g_raw", w * mu, sd**w, dims=(dims.ITEM, dims.GAP))
-        g = pm.Deterministic("g", mu + sd ** (1 - w) * (g_raw - w * mu), dims=(dims.ITEM, dims.GAP))
+        g = _partially_centred("g", gbar[battery_of_item], sd, w, (dims.ITEM, dims.GAP))
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
     return pm.Deterministic("cuts", cuts, dims=(dims.ITEM, dims.THRESHOLD))
 
@@ -240,9 +253,13 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
     cols = covariate_columns(spec, data)
     with pm.Model(coords=coords) as model:
         y_obs = pm.Data(OBSERVED_DATA, data.responses.astype(np.int64), dims=(dims.RESPONDENT, dims.ITEM))
-        cuts = _thresholds(priors, battery_of_item, n_thresholds, centering.gaps)
-        a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
-        lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
+        cuts = _thresholds(priors, battery_of_item, n_thresholds, centering)
+        if comp.discrimination:
+            a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
+            lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
+        else:  # equal discriminations within a battery (a Rasch-type graded model)
+            a = pm.Normal("a_battery", 0.0, priors["a"]["sigma"], dims=dims.BATTERY)
+            lam = pm.Deterministic("lambda", pt.exp(a)[battery_of_item], dims=dims.ITEM)
 
         theta = _residual(priors, n_batteries, comp.correlated)
         if cols:

@@ -226,3 +226,16 @@ def sbc_ranks(u: pd.DataFrame, band: tuple, failed=(), ncols: int = 6):
     hist.tight_layout()
     ecdf.tight_layout()
     return hist, ecdf
+
+
+def information(info: xr.Dataset):
+    """Test information per battery (from :func:`scsurvey.fitstats.information`)."""
+    fig, ax = _figure(figsize=(6, 3.6))
+    for battery in info[dims.BATTERY].values:
+        ax.plot(info["theta"], info["test_information"].sel({dims.BATTERY: battery}), label=str(battery))
+    ax.set_xlabel("latent trait")
+    ax.set_ylabel("test information")
+    ax.set_title("Test information per battery")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

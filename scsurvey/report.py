@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from . import checks, dims, draws, plots, summaries
+from . import checks, dims, draws, fitstats, plots, summaries
 from .codebook import load_codebook
 from .diagnostics import ESS_MIN, RHAT_MAX
 from .project import StalePosteriorError, load_posterior, model_paths
@@ -141,7 +141,13 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
     }
     table = pd.DataFrame(rows.values(), index=list(rows), columns=["value", "where"])
     axes = az.plot_rank(idata, var_names=_slowest(idata)[:4], kind="vlines")
-    gaps = run.get("centering", {}).get("gaps", [])
+    weights = run.get("centering", {})
+    centering = "; ".join(
+        f"{block}: "
+        + ", ".join(f"{b} {w:.2f}" for b, w in zip(codebook.battery_ids, weights[block], strict=False))
+        for block in ("locations", "gaps")
+        if weights.get(block)
+    )
     return {
         "diagnostics_ok": bool(attrs.get("diagnostics_ok")),
         "failures": diag["failures"],
@@ -151,8 +157,7 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
         "wall_time": run.get("wall_time_s", float("nan")),
         "rounds": len(run.get("rounds", [])) or 1,
         "chains": int(idata.posterior.sizes["chain"]),
-        "centering": ", ".join(f"{b} {w:.2f}" for b, w in zip(codebook.battery_ids, gaps, strict=False))
-        or "not recorded",
+        "centering": centering or "not recorded",
         "ess_per_second": run.get("ess_per_second", float("nan")),
         "figures": {"rank": _save(np.ravel(axes)[0].get_figure(), fig_dir, "rank.png")},
     }
@@ -206,13 +211,27 @@ def _checks(idata, fig_dir: Path) -> dict:
     index = checks.battery_index(idata)
     pit = checks.randomized_pit(idata)
     loo, pareto = checks.loo_respondents(idata)
+    items = fitstats.item_fit(idata)
+    persons = fitstats.person_fit(idata)
+    scores = fitstats.scores(idata)
     return {
-        "pit_table": _html(pit[["n", "p_uniform"]]),
+        "pit_table": _html(pit[["n", *checks.PIT_TESTS, "p_item"]]),
+        "pit_flagged": list(pit.index[pit["p_item"] < 0.05]),
+        "item_fit_table": _html(items),
+        "items_flagged": list(items.index[items["flagged"]]),
+        "persons_flagged": persons.attrs["flagged_share"],
+        "reliability": ", ".join(
+            f"{b} {float(r):.2f}"
+            for b, r in zip(scores[dims.BATTERY].values, scores["reliability"].values, strict=True)
+        ),
         "loo_elpd": loo.elpd_loo,
         "loo_se": loo.se,
         "loo_p": loo.p_loo,
+        "loo_kind": pareto.attrs["kind"],
+        "loo_reliable": pareto.attrs["reliable"],
         "pareto_table": _html(pareto),
         "figures": {
+            "information": _save(plots.information(fitstats.information(idata)), fig_dir, "information.png"),
             "categories": _save(plots.category_frequencies(freq), fig_dir, "categories.png"),
             "index": _save(plots.battery_index(index), fig_dir, "index.png"),
             "pit": _save(plots.pit(pit), fig_dir, "pit.png"),

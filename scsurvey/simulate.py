@@ -333,6 +333,7 @@ def _threshold_hyper(codebook, alpha, g) -> dict[str, np.ndarray]:
         ]
     )
     out["g_raw"] = (g - out["gbar"][b_of]) / out["sigma_g"][b_of][:, None]
+    out["alpha_raw"] = (alpha - out["mu_alpha"][b_of]) / out["sigma_alpha"][b_of]
     return out
 
 

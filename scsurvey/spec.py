@@ -32,6 +32,7 @@ class Components:
     groups: tuple[str, ...] = ()
     item_covariates: tuple[str, ...] = ()
     correlated: bool = False
+    discrimination: bool = True  # False: one discrimination per battery, shared by its items
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class ModelSpec:
             "groups": list(c.groups),
             "item_covariates": list(c.item_covariates),
             "correlated": c.correlated,
+            "discrimination": c.discrimination,
             "priors": copy.deepcopy(self.priors),
             "centering": dict(self.centering),
         }
@@ -139,7 +141,16 @@ def default_sampler_config() -> dict:
     return asdict(Sampler())
 
 
-MODEL_KEYS = ("link", "covariates", "groups", "item_covariates", "correlated", "priors", "centering")
+MODEL_KEYS = (
+    "link",
+    "covariates",
+    "groups",
+    "item_covariates",
+    "correlated",
+    "discrimination",
+    "priors",
+    "centering",
+)
 
 
 def _typed(value, kind, source, key):
@@ -166,6 +177,7 @@ def _components(comp: dict, source: str) -> Components:
         groups=_names(comp.get("groups", []), source, "components.groups"),
         item_covariates=_names(comp.get("item_covariates", []), source, "components.item_covariates"),
         correlated=_typed(comp.get("correlated", False), bool, source, "components.correlated"),
+        discrimination=_typed(comp.get("discrimination", True), bool, source, "components.discrimination"),
     )
     if components.item_covariates and components.covariates is False:
         raise SpecError(f"{source}: components.item_covariates needs components.covariates")

@@ -271,13 +271,34 @@ def profile_contrasts(idata, codebook: Codebook, max_draws: int = 1000) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def compare_models(posteriors: dict[str, az.InferenceData]) -> pd.DataFrame:
-    """LOO comparison (leave one respondent out) of fitted specs, best first."""
+def compare_models(posteriors: dict[str, az.InferenceData], kind: str = "integrated") -> pd.DataFrame:
+    """LOO comparison (leave one respondent out) of specs fitted to the same data, best first.
+
+    Parameters
+    ----------
+    posteriors : dict
+        Model name -> InferenceData.
+    kind : {"integrated", "conditional"}
+        Which log-likelihood (:func:`scsurvey.checks.loo_respondents`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ArviZ's comparison table, with ``reliable`` (no respondent with Pareto k > 0.7).
+    """
+    from .checks import loo_respondents
+
     if len(posteriors) < 2:
         return pd.DataFrame()
+    loos, reliable = {}, {}
+    for name, idata in posteriors.items():
+        loos[name], table = loo_respondents(idata, kind)
+        reliable[name] = table.attrs["reliable"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return az.compare(posteriors, ic="loo")
+        out = az.compare(loos, ic="loo")
+    out["reliable"] = [reliable[name] for name in out.index]
+    return out
 
 
 __all__ = [

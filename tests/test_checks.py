@@ -86,16 +86,18 @@ def test_battery_index_known_answer():
 
 
 def test_pit_is_uniform_when_data_come_from_the_predictive():
+    """The randomised PIT against a predictive given as draws (the in-sample kind's code)."""
     rng = np.random.default_rng(0)
     probs = np.array([0.2, 0.5, 0.3])
     rep = rng.choice(3, size=(1, 400, 300, 2), p=probs)
     obs = rng.choice(3, size=(300, 2), p=probs)
-    pit = checks.randomized_pit(hand_built(obs, rep), max_draws=None, bins=10)
-    # calibrated by construction: chi-square p-values should not be tiny (alpha 0.001)
+    pit = checks.randomized_pit(hand_built(obs, rep), "in_sample", max_draws=None, bins=10)
+    # calibrated by construction: KS p-values should not be tiny (alpha 0.001)
     assert (pit["p_uniform"] > 0.001).all(), pit["p_uniform"]
     # a miscalibrated predictive (shifted toward "no") is caught
     bad = rng.choice(3, size=(1, 400, 300, 2), p=[0.6, 0.3, 0.1])
-    assert (checks.randomized_pit(hand_built(obs, bad), max_draws=None, bins=10)["p_uniform"] < 1e-6).all()
+    shifted = checks.randomized_pit(hand_built(obs, bad), "in_sample", max_draws=None, bins=10)
+    assert (shifted["p_uniform"] < 1e-6).all()
 
 
 @pytest.fixture(scope="module")
@@ -227,12 +229,15 @@ def test_every_check_draws_a_figure_without_touching_pyplot(tiny):
     assert plt.get_fignums() == open_before
 
 
-def test_compare_models_ranks_by_elpd(tiny):
+@pytest.mark.parametrize("kind", ["integrated", "conditional"])
+def test_compare_models_ranks_by_elpd(tiny, kind):
+    group = "log_likelihood_integrated" if kind == "integrated" else "log_likelihood"
     worse = tiny.copy()
-    worse.log_likelihood["y"] = worse.log_likelihood["y"] - 1.0  # 1 nat worse per respondent
-    table = summaries.compare_models({"good": tiny, "worse": worse})
+    worse[group]["y"] = worse[group]["y"] - 1.0  # 1 nat worse per respondent
+    table = summaries.compare_models({"good": tiny, "worse": worse}, kind)
     assert list(table.index) == ["good", "worse"]
     assert table.loc["worse", "elpd_diff"] == pytest.approx(80, rel=0.05)
+    assert "reliable" in table.columns
 
 
 def test_codebook_fixture_matches(codebook):

@@ -26,7 +26,7 @@ def report(tmp_path_factory, root, codebook):
     run = json.loads(FIXTURE.with_suffix(".run.json").read_text())
     out = tmp_path_factory.mktemp("report")
     worse = idata.copy()
-    worse.log_likelihood["y"] = worse.log_likelihood["y"] - 0.5
+    worse.log_likelihood_integrated["y"] = worse.log_likelihood_integrated["y"] - 0.5
     path = render_report(idata, spec, codebook, run, out, others={"full": idata, "worse": worse})
     return path, idata
 

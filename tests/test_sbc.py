@@ -108,6 +108,11 @@ def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_t
     good = sbc.run_study("baseline", root=project, progress=False, **SMALL)
     assert good.attrs["n_sims"] == 40
     assert (good["verdict"] == "pass").all(), good[good["verdict"] == "fail"]
+    # the calibrated predictive check on these fits of surveys simulated from the model:
+    # 40 x 13 item tests, rejecting at 5% (Bonferroni over three tests makes it a little
+    # less); binomial sd 1 pp, and answers of one survey share a fit, so 0.5-10% is accepted
+    assert good.attrs["pit_tests"] == 40 * 13
+    assert 0.005 <= good.attrs["pit_reject_rate"] <= 0.10, good.attrs["pit_reject_rate"]
     # 24 surveys suffice: under a sd-6 vs sd-1.5 mismatch most ranks sit at 0 or L
     bad = sbc.run_study(
         "baseline",

@@ -1,0 +1,358 @@
+"""Each respondent's answers with their latent traits integrated out, given a posterior draw.
+
+The conditional log-likelihood ``log p(y_i | theta_i, phi)`` treats each respondent's latent
+traits as parameters: leaving one respondent out then moves their own traits from the
+posterior to the prior, and PSIS-LOO fails (most Pareto k above 0.7 on the twin). The
+integrated (marginal) one,
+
+    log p(y_i | phi) = log  integral  prod_j p(y_ij | theta)  N(theta; mu_i(phi), R(phi))  dtheta,
+
+with ``mu_i`` the respondent's covariate and group part and ``R`` the battery correlation,
+is what leave-one-respondent-out asks (Merkle, Furr and Rabe-Hesketh 2019). The integral is
+over one trait per battery, by adaptive Gauss-Hermite quadrature: a product grid centred
+and scaled at each respondent's conditional posterior of ``theta``.
+
+The same pass gives a calibrated predictive check: each answer's distribution given the
+respondent's *other* answers (their traits integrated out) and the population-level
+draws. Its randomised PIT is uniform under the model; an answer style, a heavier-tailed
+link or discriminations the model lacks make a respondent's answers hang together other
+than the model says, and the PIT shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import product
+
+import arviz as az
+import numba
+import numpy as np
+import xarray as xr
+from numpy.polynomial.hermite_e import hermegauss
+
+from . import dims
+from .dims import OBSERVED
+from .draws import posterior_draws
+
+NODES_PER_DIM = {1: 25, 2: 15, 3: 7}  # product grids of 25, 225 and 343 nodes (accuracy: tests)
+INFLATE = 1.5  # the quadrature's spread against the conditional posterior's sd
+INTEGRATED = "log_likelihood_integrated"  # InferenceData group written by :func:`add_integrated`
+
+
+class MissingGroupError(ValueError):
+    """A posterior lacks a group a check needs; the message names it and what adds it."""
+
+
+def require(idata, *groups: str, what: str) -> None:
+    """Raise :class:`MissingGroupError` unless ``idata`` has every group in ``groups``."""
+    missing = [g for g in groups if g not in idata.groups()]
+    if missing:
+        raise MissingGroupError(
+            f"{what} needs the InferenceData groups {missing}, which this posterior lacks "
+            f"(it has {list(idata.groups())}); refit it with this version (`make fit`) to add them"
+        )
+
+
+@dataclass
+class Population:
+    """Per posterior sample: what the integral over each respondent's traits needs."""
+
+    mean: np.ndarray  # (sample, respondent, battery): covariate and group part of theta
+    chol: np.ndarray  # (sample, battery, battery): Cholesky factor of the residual correlation
+    lam: np.ndarray  # (sample, item)
+    offset: np.ndarray  # (sample, respondent, item): item-specific covariate effects
+    cuts: np.ndarray  # (sample, item, threshold)
+    col: np.ndarray  # (item,): battery position of each item
+    link: str
+
+
+def thin(idata, max_draws: int | None) -> az.InferenceData:
+    """Every k-th draw of every chain, keeping at most about ``max_draws`` in all."""
+    post = idata.posterior
+    total = post.sizes["chain"] * post.sizes["draw"]
+    step = 1 if max_draws is None else max(1, int(np.ceil(total / max_draws)))
+    return idata.isel(draw=slice(None, None, step)) if step > 1 else idata
+
+
+def population(idata) -> Population:
+    """The population-level part of every posterior sample of ``idata``."""
+    post, const = idata.posterior, idata.constant_data
+    n_s = post.sizes["chain"] * post.sizes["draw"]
+    n_i = const.sizes[dims.RESPONDENT]
+    batteries = list(post[dims.BATTERY].values)
+    col = np.array([batteries.index(b) for b in const["battery_of_item"].values])
+    mean = np.zeros((n_s, n_i, len(batteries)))
+    X = const["X"]
+    if "beta" in post:
+        beta = posterior_draws(idata, "beta")  # (s, battery, covariate)
+        x = X.sel({dims.ALL_COVARIATES: list(beta[dims.COVARIATE].values)}).values
+        mean += np.einsum("sbp,ip->sib", beta.values, x)
+    for name in post.data_vars:
+        if name.startswith("u_"):
+            gid = name[2:]
+            u = posterior_draws(idata, name).values  # (s, battery, level)
+            mean += np.transpose(u[:, :, const[f"index_{gid}"].values], (0, 2, 1))
+    if "corr_matrix" in post:
+        chol = np.linalg.cholesky(posterior_draws(idata, "corr_matrix").values)
+    else:
+        chol = np.broadcast_to(np.eye(len(batteries)), (n_s, len(batteries), len(batteries)))
+    offset = np.zeros((n_s, n_i, len(col)))
+    if "delta" in post:
+        delta = posterior_draws(idata, "delta")  # (s, item_covariate, item)
+        x = X.sel({dims.ALL_COVARIATES: list(delta[dims.ITEM_COVARIATE].values)}).values
+        offset = np.einsum("ip,spj->sij", x, delta.values)
+    return Population(
+        mean=mean,
+        chol=np.asarray(chol),
+        lam=posterior_draws(idata, "lambda").values,
+        offset=offset,
+        cuts=posterior_draws(idata, "cuts").values,
+        col=col,
+        link=post.attrs.get("link", "logit"),
+    )
+
+
+def grid(n_batteries: int, per_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Product Gauss-Hermite nodes for N(0, I) in ``n_batteries`` dims and their log weights."""
+    n = per_dim or NODES_PER_DIM.get(n_batteries, 5)
+    x, w = hermegauss(n)
+    w = w / w.sum()
+    nodes = np.array(list(product(x, repeat=n_batteries)))
+    log_w = np.array([np.log(w[list(idx)]).sum() for idx in product(range(n), repeat=n_batteries)])
+    return nodes, log_w
+
+
+@numba.njit(cache=True)
+def _log_cdf(x, probit):
+    """log F(x) of the link's noise: logistic, or normal with an asymptotic far lower tail."""
+    if probit:
+        if x > -30.0:
+            return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
+        return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2.0 * math.pi)
+    if x > 0:
+        return -math.log1p(math.exp(-x))
+    return x - math.log1p(math.exp(x))
+
+
+@numba.njit(cache=True)
+def _log1mexp(x):
+    """log(1 - exp(x)) for x < 0, accurate near 0 as well (Maechler 2012)."""
+    return math.log(-math.expm1(x)) if x > -0.6931471805599453 else math.log1p(-math.exp(x))
+
+
+@numba.njit(cache=True)
+def _log_interval(hi, lo, probit):
+    """log(F(hi) - F(lo)), hi > lo; either bound may be infinite."""
+    if hi + lo > 0:  # reflect into the lower tail, where log F keeps its digits
+        hi, lo = -lo, -hi
+    l_hi = _log_cdf(hi, probit) if hi < np.inf else 0.0
+    if lo == -np.inf:
+        return l_hi
+    return l_hi + _log1mexp(min(_log_cdf(lo, probit) - l_hi, -1e-300))
+
+
+@numba.njit(cache=True)
+def _cdf(x, probit):
+    if x == np.inf:
+        return 1.0
+    if x == -np.inf:
+        return 0.0
+    if probit:
+        return 0.5 * math.erfc(-x / math.sqrt(2.0))
+    return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+
+
+@numba.njit(cache=True, parallel=True)
+def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, scale, z, log_w, probit):
+    n_s, n_i, n_b = mean.shape
+    n_q, n_j, n_k = z.shape[0], y.shape[1], cuts.shape[2]
+    loglik = np.empty((n_s, n_i))
+    cdf_hi = np.zeros((n_i, n_j))
+    cdf_lo = np.zeros((n_i, n_j))
+    half_log_2pi = 0.5 * n_b * math.log(2.0 * math.pi)
+    for i in numba.prange(n_i):
+        log_p = np.empty((n_q, n_j))
+        f_hi = np.empty((n_q, n_j))
+        f_lo = np.empty((n_q, n_j))
+        log_mass = np.empty(n_q)
+        theta = np.empty(n_b)
+        log_det_scale = 0.0
+        for b in range(n_b):
+            log_det_scale += math.log(abs(scale[i, b, b]))
+        for s in range(n_s):
+            for q in range(n_q):
+                prior = 0.0
+                std = 0.0
+                for b in range(n_b):
+                    t = centre[i, b]
+                    for c in range(b + 1):
+                        t += scale[i, b, c] * z[q, c]
+                    theta[b] = t
+                    std += z[q, b] * z[q, b]
+                for b in range(n_b):
+                    v = 0.0
+                    for c in range(b + 1):
+                        v += inv_chol[s, b, c] * (theta[c] - mean[s, i, c])
+                    prior += v * v
+                total = 0.0
+                for j in range(n_j):
+                    k = y[i, j]
+                    eta = lam[s, j] * theta[col[j]] + offset[s, i, j]
+                    hi = cuts[s, j, k] - eta if 0 <= k < n_k else np.inf
+                    lo = cuts[s, j, k - 1] - eta if k >= 1 else -np.inf
+                    if k < 0:  # missing: no contribution, no check
+                        log_p[q, j] = 0.0
+                        f_hi[q, j] = 0.0
+                        f_lo[q, j] = 0.0
+                        continue
+                    fh = _cdf(hi, probit)
+                    fl = _cdf(lo, probit)
+                    # the plain difference where it keeps its digits, the log form in the tails
+                    lp = math.log(fh - fl) if fh - fl > 1e-6 else _log_interval(hi, lo, probit)
+                    log_p[q, j] = lp
+                    total += lp
+                    f_hi[q, j] = fh
+                    f_lo[q, j] = fl
+                log_prior = -0.5 * prior - log_det_chol[s] - half_log_2pi
+                log_std = -0.5 * std - half_log_2pi
+                log_mass[q] = log_w[q] + total + log_prior - log_std + log_det_scale
+            top = log_mass.max()
+            acc = 0.0
+            for q in range(n_q):
+                acc += math.exp(log_mass[q] - top)
+            loglik[s, i] = top + math.log(acc)
+            for j in range(n_j):
+                if y[i, j] < 0:
+                    continue
+                top = -np.inf
+                for q in range(n_q):
+                    top = max(top, log_mass[q] - log_p[q, j])
+                norm = 0.0
+                hi_acc = 0.0
+                lo_acc = 0.0
+                for q in range(n_q):
+                    w = math.exp(log_mass[q] - log_p[q, j] - top)
+                    norm += w
+                    hi_acc += w * f_hi[q, j]
+                    lo_acc += w * f_lo[q, j]
+                cdf_hi[i, j] += hi_acc / norm / n_s
+                cdf_lo[i, j] += lo_acc / norm / n_s
+    return loglik, cdf_hi, cdf_lo
+
+
+def integrate(
+    pop: Population,
+    y: np.ndarray,
+    centre: np.ndarray,
+    scale: np.ndarray,
+    per_dim: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integrated log-likelihood per sample and respondent, and each answer's predictive CDF
+    given the respondent's other answers.
+
+    Parameters
+    ----------
+    pop : Population
+    y : ndarray of int, shape (respondent, item)
+        0-based answers, negative where missing.
+    centre : ndarray, shape (respondent, battery)
+        Where each respondent's quadrature grid is centred.
+    scale : ndarray, shape (respondent, battery, battery)
+        Lower-triangular factor spreading the grid.
+    per_dim : int, optional
+        Nodes per battery (default :data:`NODES_PER_DIM`).
+
+    Returns
+    -------
+    loglik : ndarray, shape (sample, respondent)
+    cdf_hi, cdf_lo : ndarray, shape (respondent, item)
+        ``P(Y_ij <= y_ij | y_i,-j)`` and ``P(Y_ij < y_ij | y_i,-j)``, averaged over samples
+        (0 where the answer is missing).
+    """
+    z, log_w = grid(pop.mean.shape[2], per_dim)
+    f = np.ascontiguousarray
+    return _integrate(
+        f(pop.mean, dtype=float),
+        f(np.linalg.inv(pop.chol), dtype=float),
+        np.log(np.diagonal(pop.chol, axis1=1, axis2=2)).sum(-1),
+        f(pop.lam, dtype=float),
+        f(pop.offset, dtype=float),
+        f(pop.cuts, dtype=float),
+        f(pop.col, dtype=np.int64),
+        f(y, dtype=np.int64),
+        f(centre, dtype=float),
+        f(scale, dtype=float),
+        f(z, dtype=float),
+        f(log_w, dtype=float),
+        pop.link == "probit",
+    )
+
+
+def adaptive_grid(idata) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and spread of each respondent's grid: the mean and (inflated) Cholesky factor of
+    the conditional posterior of their traits."""
+    theta = posterior_draws(idata, "theta").values  # (s, i, b)
+    centre = theta.mean(axis=0)
+    dev = theta - centre
+    cov = np.einsum("sib,sic->ibc", dev, dev) / max(theta.shape[0] - 1, 1)
+    cov = cov * INFLATE**2 + 1e-6 * np.eye(theta.shape[2])
+    return centre, np.linalg.cholesky(cov)
+
+
+def compute(idata, max_draws: int | None = 400, per_dim: int | None = None) -> xr.Dataset:
+    """Integrated log-likelihood and leave-one-answer-out predictive CDFs of a posterior.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A stored fit with ``posterior`` (``theta`` among it), ``observed_data`` and
+        ``constant_data``.
+    max_draws : int, optional
+        Thin each chain evenly to at most about this many samples in all.
+    per_dim : int, optional
+        Quadrature nodes per battery.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``y`` (chain, draw, respondent): the integrated log-likelihood on the thinned draws;
+        ``cdf_hi`` and ``cdf_lo`` (respondent, item).
+    """
+    require(idata, "posterior", "observed_data", "constant_data", what="the integrated likelihood")
+    small = thin(idata, max_draws)
+    pop = population(small)
+    y = idata.observed_data[OBSERVED].values.astype(int)
+    centre, scale = adaptive_grid(idata)
+    loglik, cdf_hi, cdf_lo = integrate(pop, y, centre, scale, per_dim)
+    post = small.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"], y.shape[0])
+    coords = {
+        "chain": post["chain"].values,
+        "draw": post["draw"].values,
+        dims.RESPONDENT: idata.observed_data[dims.RESPONDENT].values,
+        dims.ITEM: idata.observed_data[dims.ITEM].values,
+    }
+    return xr.Dataset(
+        {
+            OBSERVED: (("chain", "draw", dims.RESPONDENT), loglik.reshape(shape)),
+            "cdf_hi": ((dims.RESPONDENT, dims.ITEM), cdf_hi),
+            "cdf_lo": ((dims.RESPONDENT, dims.ITEM), cdf_lo),
+        },
+        coords=coords,
+        attrs={
+            "method": "adaptive Gauss-Hermite",
+            "nodes_per_battery": per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5),
+        },
+    )
+
+
+def add_integrated(idata, max_draws: int | None = 400) -> az.InferenceData:
+    """Store :func:`compute`'s result in the group ``log_likelihood_integrated``."""
+    idata.add_groups({INTEGRATED: compute(idata, max_draws)})
+    return idata
+
+
+def integrated(idata, max_draws: int | None = 400) -> xr.Dataset:
+    """The stored integrated group, or computed now for a posterior that lacks it."""
+    return idata[INTEGRATED] if INTEGRATED in idata.groups() else compute(idata, max_draws)

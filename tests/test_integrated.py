@@ -1,0 +1,207 @@
+"""The integrated likelihood and the calibrated predictive check built on it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import generic_codebook
+
+import scsurvey as ss
+from scsurvey import checks, fitstats, integrated
+from scsurvey.likelihood import category_probs, ordinal_random
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return az.from_netcdf(FIXTURE)
+
+
+def test_quadrature_matches_a_brute_force_monte_carlo_integral(tiny):
+    """Adaptive Gauss-Hermite (15 x 15 nodes) against 400,000 prior draws of the two traits, for
+    four respondents and two posterior draws. Tolerance: 4 Monte Carlo standard errors of
+    the log integral plus 0.002 (the grid's own error: 0.0005 against 31 x 31 nodes on this
+    poorly mixed fixture; 0.01 with 9 x 9)."""
+    small = integrated.thin(tiny, 2)
+    pop = integrated.population(small)
+    y = tiny.observed_data["y"].values.astype(int)
+    centre, scale = integrated.adaptive_grid(tiny)
+    loglik, *_ = integrated.integrate(pop, y, centre, scale)
+    rng = np.random.default_rng(0)
+    m = 400_000
+    for s in range(2):
+        for i in (0, 17, 41, 79):
+            theta = pop.mean[s, i] + rng.standard_normal((m, 2)) @ pop.chol[s].T
+            eta = pop.lam[s] * theta[:, pop.col] + pop.offset[s, i]
+            probs = category_probs(eta, pop.cuts[s][None], pop.link)  # (m, item, K)
+            answered = y[i] >= 0
+            p = probs[:, answered, :][:, np.arange(answered.sum()), y[i, answered]]
+            log_lik = np.log(p).sum(axis=1)
+            top = log_lik.max()
+            w = np.exp(log_lik - top)
+            mc = top + np.log(w.mean())
+            se = w.std() / w.mean() / np.sqrt(m)
+            assert abs(loglik[s, i] - mc) < 4 * se + 0.002, (s, i, loglik[s, i], mc, se)
+
+
+def simulate_battery(n, lam, cuts, rng, link="logit"):
+    theta = rng.standard_normal(n)
+    return ordinal_random(lam * theta[:, None], cuts, link, rng=rng)
+
+
+def population_at(lam, cuts, n, link="logit") -> integrated.Population:
+    """The true parameters as a one-sample Population (one battery, no covariates)."""
+    j = len(lam)
+    return integrated.Population(
+        mean=np.zeros((1, n, 1)),
+        chol=np.ones((1, 1, 1)),
+        lam=np.asarray(lam, float)[None],
+        offset=np.zeros((1, n, j)),
+        cuts=np.asarray(cuts, float)[None],
+        col=np.zeros(j, int),
+        link=link,
+    )
+
+
+def test_pit_given_the_rest_is_calibrated_at_the_true_parameters():
+    """40 simulated surveys (250 respondents, 6 items): the per-item test rejects at 5% in
+    about 5% of the 240 item tests (Bonferroni over three tests makes it a little less).
+    Accepted: 1-9% (binomial sd at 5% is 1.4 pp)."""
+    rng = np.random.default_rng(11)
+    rejections = []
+    for _ in range(40):
+        lam = np.exp(rng.normal(0, 0.4, 6))
+        cuts = np.sort(rng.normal(0, 1.2, (6, 4)), axis=1)
+        y = simulate_battery(250, lam, cuts, rng)
+        centre = np.zeros((250, 1))
+        scale = np.ones((250, 1, 1))  # the prior: wide, so many nodes
+        _, hi, lo = integrated.integrate(population_at(lam, cuts, 250), y, centre, scale, per_dim=41)
+        u = lo + rng.random(y.shape) * (hi - lo)
+        rest = checks.rest_scores(y, np.zeros(6, int))
+        table = checks._pit_table(u, y, [f"q{j}" for j in range(6)], 10, rest)
+        rejections += list(table["p_item"] < 0.05)
+    rate = float(np.mean(rejections))
+    assert 0.01 <= rate <= 0.09, rate
+
+
+N_RANDOM = 20  # respondents appended who answer at random
+
+
+@pytest.fixture(scope="module")
+def misfit():
+    """300 respondents, 8 items whose discriminations run from 0.3 to 3.3, plus 20 who answer
+    at random, fitted by the model that gives a battery's items one discrimination
+    (`discrimination = false`): the wrong model, with a known way of being wrong."""
+    raw = generic_codebook(n_categories=5, batteries=(("a", 8),), groups=False)
+    rng = np.random.default_rng(1)
+    lam = np.exp(np.linspace(-1.2, 1.2, 8))
+    cuts = np.sort(rng.normal(0, 1, (8, 4)), axis=1) * 1.5
+    theta = rng.standard_normal(300)
+    y = ordinal_random(lam * theta[:, None], cuts, "logit", rng=rng)
+    y = np.concatenate([y, rng.integers(0, 5, (N_RANDOM, 8))])
+    n = len(y)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            **{f"q_a{j}": y[:, j] + 1 for j in range(8)},
+            "x1": rng.normal(size=n),
+            "sex": rng.integers(0, 2, n),
+        }
+    )
+    m = ss.SurveyModel(
+        frame,
+        ss.parse_codebook(raw),
+        model_config={"discrimination": False},
+        sampler_config={"draws": 200, "tune": 300, "chains": 2, "rounds": 1, "prior_draws": 10},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = m.fit(progress=False)
+    return idata, theta
+
+
+def test_a_planted_misfit_is_flagged_by_the_check(misfit):
+    """The check must flag at least 3 of the 8 items (measured without the random
+    respondents: 5, the extremes at p < 0.005); under a correct model about 0.4 would be."""
+    idata, _ = misfit
+    assert "log_likelihood_integrated" in idata.groups()
+    pit = checks.randomized_pit(idata)
+    flagged = pit.index[pit["p_item"] < 0.05]
+    assert len(flagged) >= 3, pit[["p_uniform", "p_location", "p_dispersion", "p_item"]]
+    assert {"a0", "a7"} <= set(flagged)  # the least and the most discriminating items
+    # leave-one-respondent-out with the traits integrated out: importance sampling holds
+    _, k_table = checks.loo_respondents(idata)
+    assert k_table.loc["good (k <= 0.7)", "share"] >= 0.99, k_table
+
+
+def test_item_fit_finds_the_discriminations_the_model_lacks(misfit):
+    """Observed item-rest correlations above every replicate's for the most discriminating
+    item, below for the least (PPP < 0.05 and > 0.95)."""
+    idata, _ = misfit
+    table = fitstats.item_fit(idata)
+    assert table.loc["a7", "ppp_item_rest"] < 0.05 and table.loc["a0", "ppp_item_rest"] > 0.95, table
+    assert table.loc["a7", "flagged"] and table.loc["a0", "flagged"]
+    assert table["item_rest_observed"].between(-1, 1).all()
+
+
+def test_person_fit_flags_random_answering(misfit):
+    """Random answerers are less likely under the model than its replicates: most of them
+    are flagged (measured 15 of 20), few of the others (at most 10%; PPP is conservative)."""
+    idata, _ = misfit
+    table = fitstats.person_fit(idata)
+    random = table["flagged"].values[-N_RANDOM:]
+    others = table["flagged"].values[:-N_RANDOM]
+    assert random.mean() >= 0.5 and others.mean() <= 0.10, (random.mean(), others.mean())
+    assert table.attrs["flagged_share"] == pytest.approx(table["flagged"].mean())
+
+
+def test_scores_follow_the_true_traits_and_reliability_is_a_share(misfit):
+    idata, theta = misfit
+    sc = fitstats.scores(idata)
+    est = sc["mean"].values[: len(theta), 0]
+    # 8 items under a model with the discriminations wrong: measured 0.80; a score that
+    # ignored the answers would correlate about 0
+    assert np.corrcoef(est, theta)[0, 1] > 0.7
+    (rel,) = sc["reliability"].values
+    assert 0.6 < rel < 1.0
+    assert (sc["sd"] > 0).all()
+
+
+def test_information_of_a_binary_logit_item_is_the_known_curve():
+    """One two-category item: I(theta) = lambda^2 p (1 - p), p = logistic(lambda theta - c)."""
+    lam, cut = 1.7, 0.4
+    idata = az.from_dict(
+        posterior={"lambda": np.full((1, 3, 1), lam), "cuts": np.full((1, 3, 1, 1), cut)},
+        coords={"item": ["q"], "threshold": ["t"], "battery": ["b"]},
+        dims={"lambda": ["item"], "cuts": ["item", "threshold"]},
+        constant_data={"battery_of_item": np.array(["b"])},
+    )
+    idata.posterior = idata.posterior.assign_coords(battery=["b"])
+    info = fitstats.information(idata, grid=np.array([-1.0, 0.0, 2.0]))
+    p = 1 / (1 + np.exp(-(lam * np.array([-1.0, 0.0, 2.0]) - cut)))
+    np.testing.assert_allclose(info["item_information"].values[:, 0], lam**2 * p * (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(info["test_information"].values[:, 0], lam**2 * p * (1 - p), rtol=1e-6)
+
+
+def test_integrated_loo_is_more_reliable_than_the_conditional(tiny_fit):
+    _, idata, _ = tiny_fit
+    _, integrated_k = checks.loo_respondents(idata)
+    _, conditional_k = checks.loo_respondents(idata, "conditional")
+    good = "good (k <= 0.7)"
+    assert integrated_k.loc[good, "share"] > conditional_k.loc[good, "share"], (integrated_k, conditional_k)
+
+
+def test_a_check_asked_of_a_posterior_without_its_group_names_it(tiny):
+    bare = az.InferenceData(posterior=tiny.posterior, observed_data=tiny.observed_data)
+    with pytest.raises(integrated.MissingGroupError, match=r"\['constant_data'\].*make fit"):
+        checks.randomized_pit(bare)
+    with pytest.raises(integrated.MissingGroupError, match=r"\['posterior_predictive'\]"):
+        checks.randomized_pit(bare, "in_sample")
+    with pytest.raises(integrated.MissingGroupError, match=r"\['log_likelihood'\]"):
+        checks.loo_respondents(bare, "conditional")
