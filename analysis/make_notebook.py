@@ -63,6 +63,29 @@ cells = [
     nbf.v4.new_code_cell(
         "pit = checks.randomized_pit(idata)\ndisplay(plots.pit(pit))\npit[['n', 'p_uniform']].round(3)"
     ),
+    nbf.v4.new_markdown_cell(
+        "Item fit (posterior predictive p-values of category counts and item-rest "
+        "correlations) and person fit (respondents whose answers are less likely than 95% "
+        "of their replicates)."
+    ),
+    nbf.v4.new_code_cell(
+        "from scsurvey import fitstats\n\n"
+        "items = fitstats.item_fit(idata)\n"
+        "persons = fitstats.person_fit(idata)\n"
+        "print('respondents flagged:', round(100 * persons.attrs['flagged_share'], 1), '%')\n"
+        "items.round(3)"
+    ),
+    nbf.v4.new_markdown_cell("## Scores, information and reliability"),
+    nbf.v4.new_code_cell(
+        "scores = fitstats.scores(idata)\n"
+        "print(scores['reliability'].to_series().round(3))\n"
+        "plots.information(fitstats.information(idata))"
+    ),
+    nbf.v4.new_markdown_cell(
+        "## Leave-one-respondent-out LOO\n\nWith each respondent's latent traits integrated "
+        "out (the default); `checks.loo_respondents(idata, 'conditional')` shows why the "
+        "conditional one is not used."
+    ),
     nbf.v4.new_code_cell("loo, k_table = checks.loo_respondents(idata)\nprint(loo)\nk_table"),
 ]
 

@@ -121,10 +121,11 @@ def cmd_example(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report import write_index, write_report
 
     path = write_report(args.model, root=args.root)
-    print(f"report: {path.resolve()}")
+    index = write_index(args.root)
+    print(f"report: {path.resolve()}\nall reports: {index.resolve()}")
     return 0
 
 

@@ -16,7 +16,7 @@ from .model import BuiltModel, build
 from .predictive import add_predictive
 from .sampling import check_initial_point, sample
 from .spec import ModelSpec
-from .storage import stamp, versions
+from .storage import lean, stamp, versions
 from .survey import SurveyData
 
 
@@ -71,6 +71,8 @@ def fit_survey(
     idata.add_groups({SCORES: scores(idata)})
     timing["integrated_s"] = time.perf_counter() - t2
     diag = diagnose(idata)
+    model = built.model
+    lean(idata, {v.name for v in model.value_vars} - {v.name for v in model.free_RVs})
     stamp(idata, spec, data, timing, spec_hash=spec_hash, overrides=overrides)
     for group in idata.groups():
         idata[group].attrs["diagnostics_ok"] = int(diag.ok)

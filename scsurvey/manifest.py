@@ -28,4 +28,5 @@ REPORT_SOURCES = (
     "plots.py",
     "report.py",
     "templates/report.html.j2",
+    "templates/index.html.j2",
 )

@@ -20,12 +20,101 @@ from .spec import load_spec
 
 
 def _html(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A table for people: the index as a named first column, words as headers, counts as
+    integers, floats at ``digits`` decimals, empty cells for missing values."""
     if frame is None or frame.empty:
         return ""
-    html = frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0, escape=True)
+    out = frame.copy()
+    name = out.index.name or ("" if isinstance(out.index, pd.RangeIndex) else "name")
+    if not isinstance(out.index, pd.RangeIndex) or out.index.name:
+        out.insert(0, name, out.index)
+    out = out.reset_index(drop=True)
+    for col in out.columns:
+        if pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].map({True: "yes", False: ""})
+        elif col in INTEGER_COLUMNS and pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+    out.columns = [str(c).replace("_", " ") for c in out.columns]
+    html = out.to_html(
+        float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0, escape=True, index=False
+    )
     for word in ("agrees", "contradicts", "uncertain"):
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
     return html
+
+
+INTEGER_COLUMNS = {"n", "respondents", "divergences", "rank"}
+
+
+def _pct(v) -> str:
+    return "" if pd.isna(v) else f"{100 * v:.1f}%"
+
+
+def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
+    """The support table with labels, percentages and the interval in one column."""
+    labels = {i.id: i.label or i.id for i in codebook.items}
+    batteries = {b.id: b.label or b.id for b in codebook.batteries}
+    return pd.DataFrame(
+        {
+            "item": [labels.get(i, i) for i in support.index],
+            "battery": [batteries.get(b, b) for b in support["battery"]],
+            "observed": support["observed"].map(_pct),
+            "model": support["model"].map(_pct),
+            f"model {int(100 * draws.INTERVAL)}% interval": [
+                f"{_pct(lo)} to {_pct(hi)}"
+                for lo, hi in zip(support["model_low"], support["model_high"], strict=True)
+            ],
+            "published": support["published"].map(_pct),
+            "model minus published (points)": (100 * support["model - published"]).map(
+                lambda v: "" if pd.isna(v) else f"{v:+.1f}"
+            ),
+        }
+    ).set_index("item")
+
+
+def headline(
+    support: pd.DataFrame, who: pd.DataFrame, codebook, diagnostics_ok: bool, pit, loo_reliable
+) -> str:
+    """Two to four sentences from the numbers: the range of support per battery, the
+    published findings the model agrees with, is uncertain about or contradicts, and whether
+    the diagnostics and checks passed."""
+    labels = {i.id: i.label or i.id for i in codebook.items}
+    sentences = []
+    for b in codebook.batteries:
+        rows = support[support["battery"] == b.id]
+        if rows.empty:
+            continue
+        lo, hi = rows["model"].idxmin(), rows["model"].idxmax()
+        if lo == hi:
+            sentences.append(
+                f"{b.label or b.id}: {_pct(rows.loc[lo, 'model'])} support "
+                f"({int(100 * draws.INTERVAL)}% interval {_pct(rows.loc[lo, 'model_low'])} to "
+                f"{_pct(rows.loc[lo, 'model_high'])})."
+            )
+            continue
+        sentences.append(
+            f"{b.label or b.id}: support ranges from {_pct(rows.loc[lo, 'model'])} for "
+            f"“{labels[lo]}” ({_pct(rows.loc[lo, 'model_low'])} to {_pct(rows.loc[lo, 'model_high'])}) "
+            f"to {_pct(rows.loc[hi, 'model'])} for “{labels[hi]}” "
+            f"({_pct(rows.loc[hi, 'model_low'])} to {_pct(rows.loc[hi, 'model_high'])})."
+        )
+    if who is not None and not who.empty and "verdict" in who:
+        counts = who["verdict"].value_counts()
+        parts = [f"agrees with {counts.get('agrees', 0)}", f"is uncertain about {counts.get('uncertain', 0)}"]
+        parts.append(f"contradicts {counts.get('contradicts', 0)}")
+        sentences.append(f"Of {len(who)} published findings the model " + ", ".join(parts) + ".")
+    flagged = list(pit.index[pit["p_item"] < 0.05]) if "p_item" in pit else []
+    state = "passed" if diagnostics_ok else "FAILED"
+    checks_text = (
+        "the calibrated predictive check flagged no item"
+        if not flagged
+        else f"the calibrated predictive check flagged {len(flagged)} of {len(pit)} items"
+    )
+    loo_text = (
+        "leave-one-out is reliable" if loo_reliable else "leave-one-out is not reliable (Pareto k > 0.7)"
+    )
+    sentences.append(f"Convergence diagnostics {state}; {checks_text}; {loo_text}.")
+    return " ".join(sentences)
 
 
 def _save(fig, folder: Path, name: str) -> str:
@@ -130,16 +219,22 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
     """Convergence: the table of worst values, the rank plots of the slowest quantities."""
     attrs = idata.posterior.attrs
     diag = json.loads(attrs["diagnostics"])
+
+    def fmt(v, spec):
+        return "" if v is None or not np.isfinite(v) else format(v, spec)
+
     rows = {
-        "max R-hat": (diag["max_rhat"], diag["max_rhat_var"]),
-        "min bulk ESS": (diag["min_ess_bulk"], diag["min_ess_bulk_var"]),
-        "min tail ESS": (diag["min_ess_tail"], diag["min_ess_tail_var"]),
-        "divergences": (diag["divergences"], ""),
-        "min BFMI": (diag["min_bfmi"], ""),
-        "mean tree depth": (diag.get("mean_tree_depth"), ""),
-        "mean step size": (diag.get("mean_step_size"), ""),
+        "max R-hat": (fmt(diag["max_rhat"], ".3f"), diag["max_rhat_var"]),
+        "min bulk ESS": (fmt(diag["min_ess_bulk"], ",.0f"), diag["min_ess_bulk_var"]),
+        "min tail ESS": (fmt(diag["min_ess_tail"], ",.0f"), diag["min_ess_tail_var"]),
+        "divergences": (f"{int(diag['divergences']):,}", ""),
+        "min BFMI": (fmt(diag["min_bfmi"], ".2f"), ""),
+        "mean tree depth": (fmt(diag.get("mean_tree_depth"), ".1f"), ""),
+        "mean step size": (fmt(diag.get("mean_step_size"), ".3f"), ""),
     }
-    table = pd.DataFrame(rows.values(), index=list(rows), columns=["value", "where"])
+    table = pd.DataFrame(
+        rows.values(), index=pd.Index(list(rows), name="diagnostic"), columns=["value", "where"]
+    )
     axes = az.plot_rank(idata, var_names=_slowest(idata)[:4], kind="vlines")
     weights = run.get("centering", {})
     centering = "; ".join(
@@ -168,8 +263,9 @@ def _support(idata, codebook, fig_dir: Path) -> dict:
     support = summaries.support_table(idata, codebook)
     labels = [lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask, strict=False) if s]
     return {
+        "_support": support,
         "support_labels": ", ".join(labels),
-        "support_table": _html(support.drop(columns=["label"])),
+        "support_table": _html(support_for_people(support, codebook)),
         "figures": {"support": _save(plots.support_per_item(support), fig_dir, "support.png")},
     }
 
@@ -177,14 +273,24 @@ def _support(idata, codebook, fig_dir: Path) -> dict:
 def _effects(idata, codebook, fig_dir: Path) -> dict:
     """Who supports: covariate effects, published findings, profile contrasts."""
     if "beta" not in idata.posterior:
-        return {"who_table": "", "contrast_table": "", "figures": {}}
+        return {"_who": pd.DataFrame(), "who_table": "", "contrast_table": "", "figures": {}}
     beta = idata.posterior["beta"]
     n_effects = beta.size // (beta.sizes["chain"] * beta.sizes["draw"])  # not the draws
     axes = az.plot_forest(
         idata, var_names=["beta"], combined=True, hdi_prob=draws.INTERVAL, figsize=(7, 0.22 * n_effects + 1.5)
     )
+    who = summaries.who_supports(idata, codebook)
+    labels = {c.id: c.label or c.id for c in codebook.covariates}
+    batteries = {b.id: b.label or b.id for b in codebook.batteries}
+    shown = who.assign(
+        covariate=who["covariate"].map(lambda c: labels.get(c, c)),
+        battery=who["battery"].map(lambda b: batteries.get(b, b)),
+    )
+    if "p_published_direction" in shown:
+        shown = shown.rename(columns={"p_published_direction": "probability of the published direction"})
     return {
-        "who_table": _html(summaries.who_supports(idata, codebook)),
+        "_who": who,
+        "who_table": _html(shown, 2),
         "contrast_table": _html(summaries.profile_contrasts(idata, codebook)),
         "figures": {"forest": _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")},
     }
@@ -215,6 +321,7 @@ def _checks(idata, fig_dir: Path) -> dict:
     persons = fitstats.person_fit(idata)
     scores = fitstats.scores(idata)
     return {
+        "_pit": pit,
         "pit_table": _html(pit[["n", *checks.PIT_TESTS, "p_item"]]),
         "pit_flagged": list(pit.index[pit["p_item"] < 0.05]),
         "item_fit_table": _html(items),
@@ -276,6 +383,15 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     for section in sections:
         context["figures"].update(section.pop("figures", {}))
         context.update(section)
+    context["headline"] = headline(
+        context["_support"],
+        context["_who"],
+        codebook,
+        context["diagnostics_ok"],
+        context["_pit"],
+        context["loo_reliable"],
+    )
+    context["title"] = codebook.title or codebook.name
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
     html = env.get_template("report.html.j2").render(**context)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,7 +399,41 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     tmp = target.with_name(".index.html.tmp")
     tmp.write_text(html)
     tmp.replace(target)
+    summary = {
+        "model": spec.name,
+        "title": context["title"],
+        "description": spec.description,
+        "headline": context["headline"],
+        "diagnostics_ok": context["diagnostics_ok"],
+        "loo_reliable": context["loo_reliable"],
+        "data_hash": idata.posterior.attrs.get("data_hash", ""),
+        "elpd_loo": float(context["loo_elpd"]),
+        "elpd_se": float(context["loo_se"]),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return target
 
 
-__all__ = ["current_posteriors", "render_report", "write_report"]
+def write_index(root: Path | str = ".") -> Path:
+    """``reports/index.html``: every reported model with its status, headline and link, and
+    the models fitted to the same data side by side by integrated LOO."""
+    root = Path(root)
+    summaries_ = [json.loads(p.read_text()) for p in sorted((root / "reports").glob("*/summary.json"))]
+    by_data: dict[str, list] = {}
+    for s in summaries_:
+        by_data.setdefault(s["data_hash"], []).append(s)
+    env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
+    html = env.get_template("index.html.j2").render(
+        models=summaries_,
+        comparisons=[
+            sorted(group, key=lambda s: -s["elpd_loo"]) for group in by_data.values() if len(group) > 1
+        ],
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    target = root / "reports" / "index.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(html)
+    return target
+
+
+__all__ = ["current_posteriors", "render_report", "write_index", "write_report"]

@@ -87,6 +87,28 @@ def stamp(
         idata[group].attrs.update(attrs)
 
 
+FLOAT32_GROUPS = ("posterior", "prior", "log_likelihood", "log_likelihood_integrated", "scores")
+
+
+def lean(idata: az.InferenceData, unconstrained: set[str]) -> az.InferenceData:
+    """Keep what users read: no unconstrained copies in the posterior, float32 draws.
+
+    Samplers store each transformed parameter twice (``sigma_g`` and ``sigma_g_log__``); the
+    second is the sampler's working coordinate, not a quantity anyone reads. float32 keeps
+    seven significant digits, far below Monte Carlo error; diagnostics are computed before.
+    """
+    post = idata.posterior.drop_vars([v for v in idata.posterior.data_vars if v in unconstrained])
+    used = {d for v in post.data_vars.values() for d in v.dims}
+    idata.posterior = post.drop_vars([c for c in post.coords if c not in used and c in post.dims])
+    for group in FLOAT32_GROUPS:
+        if group in idata.groups():
+            ds = idata[group]
+            idata[group] = ds.assign(
+                {k: v.astype("float32") for k, v in ds.data_vars.items() if v.dtype == "float64"}
+            )
+    return idata
+
+
 def write_atomic(idata: az.InferenceData, path: Path) -> None:
     """Write to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,14 @@ def test_fit_stores_every_group_with_dims(tiny_fit):
     # the per-respondent log-likelihood is usable for leave-one-respondent-out LOO
     loo = az.loo(stored)
     assert np.isfinite(loo.elpd_loo) and loo.pareto_k.shape == (240,)
+    # lean: the sampler's unconstrained copies are not stored, draws are float32
+    assert not [v for v in stored.posterior.data_vars if v.endswith("__")]
+    assert {"sigma_g", "sigma_province", "partial_corr01"} <= set(stored.posterior.data_vars)
+    assert stored.posterior["beta"].dtype == np.float32 and ll.dtype == np.float32
+    # and the stored file still loads into the model it came from
+    import scsurvey as ss
+
+    assert ss.load(model_paths("full", project)["posterior"]).spec.name == "full"
 
 
 def test_fit_is_stamped(tiny_fit):

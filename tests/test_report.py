@@ -72,13 +72,56 @@ def test_table_numbers_come_from_the_posterior(report, codebook):
     path, idata = report
     html = path.read_text()
     table = summaries.support_table(idata, codebook)
+    labels = {i.id: i.label for i in codebook.items}
     for item in ("surv_train", "pun_internet"):
-        row = re.search(rf"<th>{item}</th>(.*?)</tr>", html, re.S).group(1)
+        # rows are labelled from the codebook; shares read as percentages
+        row = re.search(rf"<td>{re.escape(labels[item])}</td>(.*?)</tr>", html, re.S).group(1)
         cells = re.findall(r"<td>([^<]*)</td>", row)
-        assert f"{table.loc[item, 'observed']:.3f}" in cells
-        assert f"{table.loc[item, 'model']:.3f}" in cells
-        assert f"{table.loc[item, 'published']:.3f}" in cells
+        assert f"{100 * table.loc[item, 'observed']:.1f}%" in cells
+        assert f"{100 * table.loc[item, 'model']:.1f}%" in cells
+        assert f"{100 * table.loc[item, 'published']:.1f}%" in cells
     assert "worse" in html  # the comparison table lists both models
+
+
+def test_tables_are_for_people(report):
+    """No 0..N index column, no snake_case headers, counts without decimals."""
+    html = report[0].read_text()
+    headers = re.findall(r"<th>([^<]*)</th>", html)
+    assert headers and not [h for h in headers if "_" in h], [h for h in headers if "_" in h]
+    assert "<th></th>" not in html
+    # counts as integers, not 0.000 divergences or a tree depth of 5.000
+    assert re.search(r"<td>divergences</td>\s*<td>\d+</td>", html)
+    assert re.search(r"<td>mean tree depth</td>\s*<td>\d+\.\d</td>", html)
+    assert not re.search(r"<tr>\s*<th>0</th>", html)
+
+
+def test_the_headline_comes_first_and_says_what_was_found(report, codebook):
+    html = report[0].read_text()
+    headline = re.search(r'<p class="headline" id="headline">(.*?)</p>', html, re.S).group(1)
+    assert html.index('id="headline"') < html.index('id="support"') < html.index('id="diagnostics"')
+    for battery in codebook.batteries:
+        assert f"{battery.label or battery.id}: support ranges from" in headline
+    assert "published findings" in headline and "Convergence diagnostics FAILED" in headline
+    assert f"<h1>{codebook.title}</h1>" in html  # the title comes from the codebook
+    from importlib.resources import files
+
+    for template in ("report.html.j2", "index.html.j2"):  # nothing in them names this survey
+        text = (files("scsurvey") / "templates" / template).read_text()
+        assert "social credit" not in text.lower() and "china" not in text.lower(), template
+
+
+def test_the_index_page_lists_every_reported_model(report, tmp_path):
+    import shutil
+
+    from scsurvey.report import write_index
+
+    path, _ = report
+    root = tmp_path / "project"
+    shutil.copytree(path.parent, root / "reports" / "full")
+    index = write_index(root)
+    html = index.read_text()
+    assert 'href="full/index.html"' in html and "diagnostics failed" in html
+    assert json.loads((path.parent / "summary.json").read_text())["headline"] in html
 
 
 @pytest.mark.browser
