@@ -36,6 +36,14 @@ def category_frequencies(idata, max_draws: int | None = 1000) -> xr.Dataset:
     -------
     xarray.Dataset
         Variables ``observed``, ``mean``, ``low``, ``high``, dims (item, category).
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> freq = ss.checks.category_frequencies(idata)  # doctest: +SKIP
+    >>> ss.plots.category_frequencies(freq)  # doctest: +SKIP
     """
     obs = observed_answers(idata)
     mask = obs >= 0
@@ -58,6 +66,13 @@ def group_support(idata, group: str, max_draws: int | None = 1000) -> xr.Dataset
     -------
     xarray.Dataset
         ``observed``, ``mean``, ``low``, ``high`` and ``n`` (answers), dims (group, item).
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.checks.group_support(idata, "province")  # doctest: +SKIP
     """
     levels = list(idata.constant_data[group].values)
     index = idata.constant_data[f"index_{group}"].values
@@ -89,6 +104,13 @@ def battery_index(idata, max_draws: int | None = 500) -> dict[str, pd.DataFrame]
         Battery -> DataFrame with one row per index value bin (edges at the scale's
         half-steps): observed count and replicated mean, 5% and 95% counts; the frame's
         ``attrs`` hold the observed mean and the replicated mean with its interval.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.plots.battery_index(ss.checks.battery_index(idata))  # doctest: +SKIP
     """
     obs = observed_answers(idata)
     mask = obs >= 0
@@ -209,6 +231,14 @@ def randomized_pit(
     pandas.DataFrame
         One row per item: PIT counts per bin (``bin_0``...), ``n``, the p-values above and
         ``p_item`` (kind "rest"); ``attrs['u']`` keeps every PIT value per item.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> pit = ss.checks.randomized_pit(idata)  # doctest: +SKIP
+    >>> pit.index[pit["p_item"] < 0.05]  # items the calibrated check flags  # doctest: +SKIP
     """
     if kind not in PIT_KINDS:
         raise ValueError(f"kind = {kind!r}: expected one of {PIT_KINDS}")
@@ -250,6 +280,14 @@ def loo_respondents(idata, kind: str = "integrated") -> tuple[az.ELPDData, pd.Da
     k_table : pandas.DataFrame
         Count and share of respondents per Pareto-k range; ``attrs['reliable']`` is True
         when no respondent has k above 0.7.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> loo, k_table = ss.checks.loo_respondents(idata)  # doctest: +SKIP
+    >>> k_table.attrs["reliable"]  # doctest: +SKIP
     """
     if kind not in LOO_KINDS:
         raise ValueError(f"kind = {kind!r}: expected one of {LOO_KINDS}")

@@ -88,6 +88,14 @@ def item_fit(idata, max_draws: int | None = 400, seed: int = 0) -> pd.DataFrame:
         from their expectation, against replicated), ``item_rest_observed``,
         ``item_rest_replicated`` (mean), ``ppp_item_rest`` (share of replicates with a
         larger correlation) and ``flagged`` (either PPP outside [0.05, 0.95]).
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> table = ss.fitstats.item_fit(idata)  # doctest: +SKIP
+    >>> table[table["flagged"]]  # doctest: +SKIP
     """
     require(idata, "posterior", "posterior_predictive", "observed_data", "constant_data", what="item fit")
     obs = observed_answers(idata).values
@@ -139,6 +147,13 @@ def person_fit(idata, max_draws: int | None = 400, seed: int = 0) -> pd.DataFram
     pandas.DataFrame
         One row per respondent: ``loglik`` (posterior mean), ``ppp`` and ``flagged``;
         ``attrs['flagged_share']``.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.fitstats.person_fit(idata).attrs["flagged_share"]  # doctest: +SKIP
     """
     require(idata, "posterior", "posterior_predictive", "observed_data", "constant_data", what="person fit")
     obs = observed_answers(idata).values
@@ -172,6 +187,13 @@ def scores(idata) -> xr.Dataset:
     xarray.Dataset
         ``mean`` and ``sd``, dims (respondent, battery), and ``reliability`` (battery): the
         marginal reliability.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.fitstats.scores(idata)["reliability"]  # doctest: +SKIP
     """
     require(idata, "posterior", what="person scores")
     theta = idata.posterior["theta"]
@@ -195,6 +217,13 @@ def information(idata, grid: np.ndarray | None = None) -> xr.Dataset:
     -------
     xarray.Dataset
         ``item_information`` (theta, item) and ``test_information`` (theta, battery).
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.plots.information(ss.fitstats.information(idata))  # doctest: +SKIP
     """
     require(idata, "posterior", "constant_data", what="information curves")
     grid = np.linspace(-4, 4, 81) if grid is None else np.asarray(grid, float)

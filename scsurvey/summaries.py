@@ -39,6 +39,13 @@ def support_table(idata, codebook: Codebook | None = None, max_draws: int | None
     pandas.DataFrame
         Indexed by item: ``observed``, ``model``, ``model_low``, ``model_high``,
         ``published``, ``model - observed``, ``model - published``, ``observed - published``.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.summaries.support_table(idata, m.codebook)[["observed", "model", "published"]]  # doctest: +SKIP
     """
     obs = observed_answers(idata)
     mask = obs >= 0
@@ -67,7 +74,14 @@ def support_table(idata, codebook: Codebook | None = None, max_draws: int | None
 
 
 def covariate_effects(idata) -> pd.DataFrame:
-    """Covariate effects per battery: mean, 90% interval, P(> 0), probability of direction."""
+    """Covariate effects per battery: mean, 90% interval, P(> 0), probability of direction.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> ss.summaries.covariate_effects(m.idata).query("p_direction > 0.95")  # doctest: +SKIP
+    """
     if "beta" not in idata.posterior:
         return pd.DataFrame()
     beta = posterior_draws(idata, "beta")
@@ -95,6 +109,13 @@ def who_supports(idata, codebook: Codebook) -> pd.DataFrame:
 
     A finding agrees when the 90% interval of the effect excludes zero on the published side,
     contradicts when it excludes zero on the other side, and is uncertain otherwise.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.summaries.who_supports(idata, m.codebook)[["finding", "verdict"]]  # doctest: +SKIP
     """
     effects = covariate_effects(idata)
     rows = []
@@ -224,6 +245,13 @@ def support_probability(idata, x: dict[str, float], max_draws: int = 1000, seed:
     Returns
     -------
     xarray.DataArray, dims (sample, item)
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.summaries.support_probability(idata, {"age": 1.0}).mean("sample")  # doctest: +SKIP
     """
     post = idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
@@ -246,7 +274,14 @@ def support_probability(idata, x: dict[str, float], max_draws: int = 1000, seed:
 
 
 def profile_contrasts(idata, codebook: Codebook, max_draws: int = 1000) -> pd.DataFrame:
-    """Differences in predicted support (profile a minus b) per item, with 90% intervals."""
+    """Differences in predicted support (profile a minus b) per item, with 90% intervals.
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> ss.summaries.profile_contrasts(m.idata, m.codebook)  # doctest: +SKIP
+    """
     rows = []
     covariates = set(idata.posterior["beta"][dims.COVARIATE].values) if "beta" in idata.posterior else set()
     for c in codebook.contrasts:
@@ -285,6 +320,13 @@ def compare_models(posteriors: dict[str, az.InferenceData], kind: str = "integra
     -------
     pandas.DataFrame
         ArviZ's comparison table, with ``reliable`` (no respondent with Pareto k > 0.7).
+
+    Examples
+    --------
+    >>> import scsurvey as ss
+    >>> m = ss.load("models/full/posterior.nc")  # doctest: +SKIP
+    >>> idata = m.idata  # doctest: +SKIP
+    >>> ss.summaries.compare_models({"baseline": a, "full": b})  # doctest: +SKIP
     """
     from .checks import loo_respondents
 
