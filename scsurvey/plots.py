@@ -7,11 +7,14 @@ shows the returned Figure inline, a report saves it with ``fig.savefig``.
 
 from __future__ import annotations
 
+import textwrap
+
 import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from . import dims
 
@@ -126,31 +129,123 @@ def pareto_k(loo: az.ELPDData):
     return fig
 
 
-def support_per_item(table: pd.DataFrame):
-    fig, ax = _figure(figsize=(9, 4.2))
-    x = np.arange(len(table))
-    ax.errorbar(
-        x,
-        table["model"],
-        yerr=[table["model"] - table["model_low"], table["model_high"] - table["model"]],
-        fmt="o",
-        color="#b2182b",
-        label="model (90%)",
+def _wrap(text: str, width: int = 38) -> str:
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def support_per_item(table: pd.DataFrame, labels: dict | None = None, battery_labels: dict | None = None):
+    """Support per item in the style of a published chart: items sorted by the model's share
+    within each battery, its interval, the observed share and the published one.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`scsurvey.summaries.support_table`.
+    labels, battery_labels : dict, optional
+        Item id -> label and battery id -> label (the codebook's).
+    """
+    labels, battery_labels = labels or {}, battery_labels or {}
+    batteries = list(pd.unique(table["battery"]))
+    sizes = [int((table["battery"] == b).sum()) for b in batteries]
+    fig, axes = _figure(
+        len(batteries),
+        1,
+        figsize=(8.5, 0.42 * sum(sizes) + 1.1 * len(batteries) + 0.6),
+        layout="constrained",
+        squeeze=False,
+        sharex=True,
+        gridspec_kw={"height_ratios": sizes},
     )
-    ax.scatter(x, table["observed"], marker="x", color="black", label="observed", zorder=3)
-    ax.scatter(
-        x,
-        table["published"],
-        marker="s",
-        facecolor="none",
-        edgecolor="#1f78b4",
-        label="published",
-        zorder=3,
+    for ax, b in zip(axes[:, 0], batteries, strict=True):
+        sub = table[table["battery"] == b].sort_values("model")
+        y = np.arange(len(sub))
+        ax.errorbar(
+            sub["model"],
+            y,
+            xerr=[sub["model"] - sub["model_low"], sub["model_high"] - sub["model"]],
+            fmt="o",
+            color="#b2182b",
+            label="model (90% interval)",
+        )
+        ax.scatter(sub["observed"], y, marker="x", color="black", label="observed", zorder=3)
+        if sub["published"].notna().any():
+            ax.scatter(
+                sub["published"],
+                y,
+                marker="s",
+                facecolor="none",
+                edgecolor="#1f78b4",
+                label="published",
+                zorder=3,
+            )
+        ax.set_yticks(y, [_wrap(labels.get(i, i)) for i in sub.index], fontsize=8)
+        ax.set_title(str(battery_labels.get(b, b)), fontsize=10, loc="left")
+        ax.set_xlim(0, 1)
+        ax.grid(axis="x", color="#eee")
+    axes[-1, 0].xaxis.set_major_formatter(PercentFormatter(1.0))
+    axes[-1, 0].set_xlabel("share answering in support")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8, frameon=False)
+    return fig
+
+
+def covariate_effects(
+    effects: pd.DataFrame,
+    labels: dict | None = None,
+    battery_labels: dict | None = None,
+    published: dict | None = None,
+):
+    """Covariate effects per battery as dots and 90% intervals, the published direction marked.
+
+    Parameters
+    ----------
+    effects : pandas.DataFrame
+        :func:`scsurvey.summaries.covariate_effects`.
+    labels, battery_labels : dict, optional
+        Covariate and battery labels.
+    published : dict, optional
+        ``(battery, covariate) -> "+" or "-"``: the published direction.
+    """
+    labels, battery_labels, published = labels or {}, battery_labels or {}, published or {}
+    batteries = list(pd.unique(effects["battery"]))
+    n = effects["covariate"].nunique()
+    fig, axes = _figure(
+        1,
+        len(batteries),
+        figsize=(4.2 * len(batteries) + 2.5, 0.34 * n + 1.4),
+        layout="constrained",
+        squeeze=False,
+        sharey=True,
     )
-    ax.set_xticks(x, table.index, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("support share")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    order = list(pd.unique(effects["covariate"]))
+    y = np.arange(len(order))[::-1]
+    for ax, b in zip(axes[0], batteries, strict=True):
+        sub = effects[effects["battery"] == b].set_index("covariate").loc[order]
+        ax.axvline(0, color="#999", lw=0.8)
+        ax.hlines(y, sub["low"], sub["high"], color="#4575b4")
+        ax.plot(sub["mean"], y, "o", color="#4575b4", ms=4)
+        for k, c in enumerate(order):
+            sign = published.get((b, c))
+            if sign:
+                ax.annotate(
+                    "published +" if sign == "+" else "published -",
+                    (1.0, y[k]),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                    color="#1a7f37",
+                    annotation_clip=False,
+                )
+        ax.set_title(str(battery_labels.get(b, b)), fontsize=10, loc="left")
+        ax.set_xlabel("effect on the latent support scale")
+
+    def label(c):  # a categorical covariate's dummy "education[college]": its label and level
+        base, _, level = c.partition("[")
+        return labels.get(c) or (f"{labels.get(base, base)}: {level.rstrip(']')}" if level else c)
+
+    axes[0, 0].set_yticks(y, [_wrap(label(c), 34) for c in order], fontsize=8)
     return fig
 
 

@@ -188,6 +188,15 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     return render_report(idata, spec, codebook, run, out_dir, others)
 
 
+def _labels(codebook) -> tuple[dict, dict, dict]:
+    """Item, covariate and battery labels from the codebook (ids where none is given)."""
+    return (
+        {i.id: i.label or i.id for i in codebook.items},
+        {c.id: c.label or c.id for c in codebook.covariates},
+        {b.id: b.label or b.id for b in codebook.batteries},
+    )
+
+
 def _header(idata, spec, codebook) -> dict:
     """Where the fit came from: spec, data, sampler, seed, overrides, the twin caveat."""
     attrs = idata.posterior.attrs
@@ -266,7 +275,13 @@ def _support(idata, codebook, fig_dir: Path) -> dict:
         "_support": support,
         "support_labels": ", ".join(labels),
         "support_table": _html(support_for_people(support, codebook)),
-        "figures": {"support": _save(plots.support_per_item(support), fig_dir, "support.png")},
+        "figures": {
+            "support": _save(
+                plots.support_per_item(support, _labels(codebook)[0], _labels(codebook)[2]),
+                fig_dir,
+                "support.png",
+            )
+        },
     }
 
 
@@ -274,11 +289,13 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
     """Who supports: covariate effects, published findings, profile contrasts."""
     if "beta" not in idata.posterior:
         return {"_who": pd.DataFrame(), "who_table": "", "contrast_table": "", "figures": {}}
-    beta = idata.posterior["beta"]
-    n_effects = beta.size // (beta.sizes["chain"] * beta.sizes["draw"])  # not the draws
-    axes = az.plot_forest(
-        idata, var_names=["beta"], combined=True, hdi_prob=draws.INTERVAL, figsize=(7, 0.22 * n_effects + 1.5)
-    )
+    _, covariates, batteries_ = _labels(codebook)
+    published = {
+        (b, f.covariate): f.direction
+        for f in codebook.findings
+        for b in ([f.battery] if f.battery else codebook.battery_ids)
+    }
+    forest = plots.covariate_effects(summaries.covariate_effects(idata), covariates, batteries_, published)
     who = summaries.who_supports(idata, codebook)
     labels = {c.id: c.label or c.id for c in codebook.covariates}
     batteries = {b.id: b.label or b.id for b in codebook.batteries}
@@ -292,7 +309,7 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
         "_who": who,
         "who_table": _html(shown, 2),
         "contrast_table": _html(summaries.profile_contrasts(idata, codebook)),
-        "figures": {"forest": _save(np.ravel(axes)[0].get_figure(), fig_dir, "forest_beta.png")},
+        "figures": {"forest": _save(forest, fig_dir, "forest_beta.png")},
     }
 
 

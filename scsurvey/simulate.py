@@ -333,7 +333,8 @@ def _threshold_hyper(codebook, alpha, g) -> dict[str, np.ndarray]:
         ]
     )
     out["g_raw"] = (g - out["gbar"][b_of]) / out["sigma_g"][b_of][:, None]
-    out["alpha_raw"] = (alpha - out["mu_alpha"][b_of]) / out["sigma_alpha"][b_of]
+    sd = out["sigma_alpha"][b_of]  # zero for the all-zero starting locations of the calibration
+    out["alpha_raw"] = np.divide(alpha - out["mu_alpha"][b_of], sd, out=np.zeros_like(alpha), where=sd > 0)
     return out
 
 

@@ -260,3 +260,41 @@ def test_support_probability_adds_up_over_any_split_of_the_levels(tiny):
     np.testing.assert_allclose(share([0, 4]), singles[0] + singles[4], atol=1e-9)
     np.testing.assert_allclose(share([1]), singles[1])
     assert (singles[0] > 0).all() and (singles[2] > 0).all()
+
+
+def _text_boxes(fig):
+    """Window extents of every visible, non-empty text of a drawn figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts], fig.bbox
+
+
+def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
+    """Every text label of the support and effect figures lies inside the figure, and no two
+    overlap (drawn at the report's size, with the codebook's long labels)."""
+    items = {i.id: i.label for i in codebook.items}
+    covs = {c.id: c.label for c in codebook.covariates}
+    batteries = {b.id: b.label for b in codebook.batteries}
+    published = {(b.id, f.covariate): f.direction for f in codebook.findings for b in codebook.batteries}
+    figures = {
+        "support": plots.support_per_item(summaries.support_table(tiny, codebook), items, batteries),
+        "effects": plots.covariate_effects(summaries.covariate_effects(tiny), covs, batteries, published),
+    }
+    for name, fig in figures.items():
+        boxes, frame = _text_boxes(fig)
+        assert len(boxes) > 10, name
+        for text, box in boxes:
+            assert box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1, (name, text)
+            assert box.y0 >= frame.y0 - 1 and box.y1 <= frame.y1 + 1, (name, text)
+        for a in range(len(boxes)):
+            for b in range(a + 1, len(boxes)):
+                (ta, ba), (tb, bb) = boxes[a], boxes[b]
+                assert not ba.overlaps(bb), (name, ta, tb)
+    # labels come from the codebook, not variable names
+    support_texts = [t for t, _ in _text_boxes(figures["support"])[0]]
+    assert any("domestic violence" in t for t in support_texts)
+    assert not any(t.startswith("surv_") for t in support_texts)
