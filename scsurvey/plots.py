@@ -334,3 +334,44 @@ def information(info: xr.Dataset):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def profile_contrasts(contrasts: pd.DataFrame, labels: dict | None = None):
+    """Difference in predicted support (profile a minus b) per item, one panel per contrast.
+
+    Parameters
+    ----------
+    contrasts : pandas.DataFrame
+        :func:`scsurvey.summaries.profile_contrasts`.
+    labels : dict, optional
+        Item id -> label.
+    """
+    labels = labels or {}
+    names = list(pd.unique(contrasts["contrast"]))
+    items = list(pd.unique(contrasts["item"]))
+    ncols = min(2, len(names))
+    nrows = int(np.ceil(len(names) / ncols))
+    fig, axes = _figure(
+        nrows,
+        ncols,
+        figsize=(5.2 * ncols + 2.4, 0.3 * len(items) * nrows + 1.2 * nrows),
+        layout="constrained",
+        squeeze=False,
+        sharey=True,
+        sharex=True,
+    )
+    y = np.arange(len(items))[::-1]
+    for ax, name in zip(axes.flat, names, strict=False):
+        sub = contrasts[contrasts["contrast"] == name].set_index("item").loc[items]
+        ax.axvline(0, color="#999", lw=0.8)
+        ax.hlines(y, sub["low"], sub["high"], color="#4575b4")
+        ax.plot(sub["difference"], y, "o", color="#4575b4", ms=4)
+        ax.set_title(_wrap(name, 48), fontsize=9, loc="left")
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_yticks(y, [_wrap(labels.get(i, i), 34) for i in items], fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("difference in support (points)")
+    return fig

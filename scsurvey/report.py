@@ -296,6 +296,12 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
         for b in ([f.battery] if f.battery else codebook.battery_ids)
     }
     forest = plots.covariate_effects(summaries.covariate_effects(idata), covariates, batteries_, published)
+    contrasts = summaries.profile_contrasts(idata, codebook)
+    figures = {"forest": _save(forest, fig_dir, "forest_beta.png")}
+    if not contrasts.empty:
+        figures["contrasts"] = _save(
+            plots.profile_contrasts(contrasts, _labels(codebook)[0]), fig_dir, "contrasts.png"
+        )
     who = summaries.who_supports(idata, codebook)
     labels = {c.id: c.label or c.id for c in codebook.covariates}
     batteries = {b.id: b.label or b.id for b in codebook.batteries}
@@ -308,8 +314,13 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
     return {
         "_who": who,
         "who_table": _html(shown, 2),
-        "contrast_table": _html(summaries.profile_contrasts(idata, codebook)),
-        "figures": {"forest": _save(forest, fig_dir, "forest_beta.png")},
+        "contrast_table": _html(
+            contrasts.assign(item=contrasts["item"].map(_labels(codebook)[0])).rename(
+                columns={"p_positive": "probability a > b"}
+            ),
+            3,
+        ),
+        "figures": figures,
     }
 
 

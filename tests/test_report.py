@@ -147,17 +147,24 @@ def test_a_real_browser_opens_the_report(report, tmp_path):
                 "--no-first-run",
             ],
         )
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(path.as_uri(), wait_until="load")
         images_ok = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         heights = page.evaluate("Array.from(document.images).map(i => i.naturalHeight)")
         n_images = page.evaluate("document.images.length")
+        # nothing wider than the window at 1280 px: no horizontal scrolling
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        headline = page.inner_text("#headline")
+        sections = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.id)")
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert errors == [], errors
+    assert overflow <= 0, overflow
+    assert "support ranges from" in headline
+    assert sections == ["data", "support", "who", "groups", "ppc", "diagnostics", "comparison"], sections
     assert images_ok and n_images >= 10
     assert max(heights) < 4000, heights  # every figure sized by what it shows, not by draws
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
