@@ -293,14 +293,15 @@ def loo_respondents(idata, kind: str = "integrated") -> tuple[az.ELPDData, pd.Da
         raise ValueError(f"kind = {kind!r}: expected one of {LOO_KINDS}")
     if kind == "integrated":
         ll = integrated(idata)[OBSERVED]
-        small = az.InferenceData(log_likelihood=xr.Dataset({OBSERVED: ll}))
-        n = ll.sizes["chain"] * ll.sizes["draw"]
-        # relative efficiency of the likelihood draws (what the loo package uses)
-        lik = np.exp(ll - ll.max(("chain", "draw")))
-        reff = float(np.nanmean(az.ess(xr.Dataset({"l": lik}), method="mean")["l"].values)) / n
     else:
         require(idata, "log_likelihood", what="the conditional LOO")
-        small, reff = idata, None
+        ll = idata.log_likelihood[OBSERVED]
+    # both are stored on thinned draws: the relative efficiency comes from the likelihood
+    # draws themselves (as the loo package computes it), not from the full posterior
+    small = az.InferenceData(log_likelihood=xr.Dataset({OBSERVED: ll}))
+    n = ll.sizes["chain"] * ll.sizes["draw"]
+    lik = np.exp(ll - ll.max(("chain", "draw")))
+    reff = float(np.nanmean(az.ess(xr.Dataset({"l": lik}), method="mean")["l"].values)) / n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # reported in the k table instead
         loo = az.loo(small, pointwise=True, reff=reff)

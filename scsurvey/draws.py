@@ -6,6 +6,7 @@ back) and needs nothing else.
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -67,3 +68,11 @@ def battery_scores(idata, answers: xr.DataArray, mask: xr.DataArray) -> xr.Datas
 
 def posterior_draws(idata, var: str) -> xr.DataArray:
     return idata.posterior[var].stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)
+
+
+def thin(idata, max_draws: int | None) -> az.InferenceData:
+    """Every k-th draw of every chain, keeping at most about ``max_draws`` in all."""
+    post = idata.posterior
+    total = post.sizes["chain"] * post.sizes["draw"]
+    step = 1 if max_draws is None else max(1, int(np.ceil(total / max_draws)))
+    return idata.isel(draw=slice(None, None, step)) if step > 1 else idata

@@ -18,6 +18,7 @@ information. Marginal reliability: ``var(E[theta | y]) / (var(E[theta | y]) + E[
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -37,8 +38,17 @@ def _thin(n: int, max_draws: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_draws, replace=False))
 
 
+def _aligned(idata):
+    """The posterior at the draws the posterior predictive was drawn from (it may be thinned)."""
+    rep = idata.posterior_predictive
+    post = idata.posterior.sel(chain=rep["chain"].values, draw=rep["draw"].values)
+    return az.InferenceData(posterior=post, constant_data=idata.constant_data)
+
+
 def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
-    """Category probabilities of every cell under each chosen draw, (sample, respondent, item, K)."""
+    """Category probabilities of every cell under each chosen draw, (sample, respondent, item, K),
+    ``draws`` indexing the stacked posterior predictive."""
+    idata = _aligned(idata)
     theta = posterior_draws(idata, "theta").values[draws]  # (s, i, b)
     lam = posterior_draws(idata, "lambda").values[draws]  # (s, j)
     cuts = posterior_draws(idata, "cuts").values[draws]  # (s, j, k)

@@ -33,7 +33,7 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from . import dims
 from .dims import OBSERVED
-from .draws import posterior_draws
+from .draws import posterior_draws, thin
 
 NODES_PER_DIM = {1: 25, 2: 15, 3: 7}  # product grids of 25, 225 and 343 nodes (accuracy: tests)
 INFLATE = 1.5  # the quadrature's spread against the conditional posterior's sd
@@ -65,14 +65,6 @@ class Population:
     cuts: np.ndarray  # (sample, item, threshold)
     col: np.ndarray  # (item,): battery position of each item
     link: str
-
-
-def thin(idata, max_draws: int | None) -> az.InferenceData:
-    """Every k-th draw of every chain, keeping at most about ``max_draws`` in all."""
-    post = idata.posterior
-    total = post.sizes["chain"] * post.sizes["draw"]
-    step = 1 if max_draws is None else max(1, int(np.ceil(total / max_draws)))
-    return idata.isel(draw=slice(None, None, step)) if step > 1 else idata
 
 
 def population(idata) -> Population:

@@ -205,3 +205,22 @@ def test_a_check_asked_of_a_posterior_without_its_group_names_it(tiny):
         checks.randomized_pit(bare, "in_sample")
     with pytest.raises(integrated.MissingGroupError, match=r"\['log_likelihood'\]"):
         checks.loo_respondents(bare, "conditional")
+
+
+def test_fit_statistics_pair_each_replicate_with_the_draw_it_came_from(tiny):
+    """Replicates stored for every third draw only: the statistics use those draws'
+    parameters, not the first third of the posterior."""
+    thinned = tiny.copy()
+    thinned.posterior_predictive = tiny.posterior_predictive.isel(draw=slice(None, None, 3))
+    n = thinned.posterior_predictive.sizes["chain"] * thinned.posterior_predictive.sizes["draw"]
+    both = tiny.copy()
+    both.posterior = tiny.posterior.isel(draw=slice(None, None, 3))
+    both.posterior_predictive = thinned.posterior_predictive
+    np.testing.assert_allclose(
+        fitstats._cell_probs(thinned, np.arange(n)), fitstats._cell_probs(both, np.arange(n))
+    )
+    # pairing replicate k with posterior draw k instead would use other parameters
+    assert not np.allclose(
+        fitstats._cell_probs(both, np.arange(n))[1], fitstats._cell_probs(tiny, np.arange(n))[1]
+    )
+    assert fitstats.person_fit(thinned)["ppp"].between(0, 1).all()
