@@ -100,9 +100,10 @@ def headline(
         )
     if who is not None and not who.empty and "verdict" in who:
         counts = who["verdict"].value_counts()
-        parts = [f"agrees with {counts.get('agrees', 0)}", f"is uncertain about {counts.get('uncertain', 0)}"]
-        parts.append(f"contradicts {counts.get('contradicts', 0)}")
-        sentences.append(f"Of {len(who)} published findings the model " + ", ".join(parts) + ".")
+        sentences.append(
+            f"Of {len(who)} published findings the model agrees with {counts.get('agrees', 0)}, "
+            f"is uncertain about {counts.get('uncertain', 0)} and contradicts {counts.get('contradicts', 0)}."
+        )
     flagged = list(pit.index[pit["p_item"] < 0.05]) if "p_item" in pit else []
     state = "passed" if diagnostics_ok else "FAILED"
     checks_text = (

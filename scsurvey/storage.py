@@ -116,6 +116,10 @@ def write_atomic(idata: az.InferenceData, path: Path) -> None:
     os.close(fd)
     try:
         idata.to_netcdf(tmp, engine="h5netcdf")
+        # mkstemp creates the file private (0600); a posterior is as readable as any file
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 interrupted writes."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def test_fit_stores_every_group_with_dims(tiny_fit):
     # the per-respondent log-likelihood is usable for leave-one-respondent-out LOO
     loo = az.loo(stored)
     assert np.isfinite(loo.elpd_loo) and loo.pareto_k.shape == (240,)
+    # readable like any other file the user writes (not mkstemp's private 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = model_paths("full", project)["posterior"].stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask, oct(mode)
     # lean: the sampler's unconstrained copies are not stored, draws are float32
     assert not [v for v in stored.posterior.data_vars if v.endswith("__")]
     assert {"sigma_g", "sigma_province", "partial_corr01"} <= set(stored.posterior.data_vars)
