@@ -249,35 +249,46 @@ def covariate_effects(
     return fig
 
 
-def group_shrinkage(frame: pd.DataFrame, group: str):
+def group_shrinkage(frame: pd.DataFrame, group: str, battery_labels: dict | None = None):
+    """Partially pooled effects of a grouping factor's levels, sorted, beside the raw means.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One grouping factor's rows of :func:`scsurvey.summaries.group_shrinkage`.
+    group : str
+        Its name (or label).
+    battery_labels : dict, optional
+        Battery id -> label.
+    """
+    battery_labels = battery_labels or {}
     batteries = list(pd.unique(frame["battery"]))
+    n_levels = frame["level"].nunique()
     fig, axes = _figure(
-        1, len(batteries), figsize=(5.6 * len(batteries), 3.8), squeeze=False, layout="constrained"
+        1,
+        len(batteries),
+        figsize=(4.6 * len(batteries) + 1.6, 0.26 * n_levels + 2.0),
+        squeeze=False,
     )
-    for ax, b in zip(axes.flat, batteries, strict=False):
-        f = frame[frame["battery"] == b]
-        ax.errorbar(
-            f["raw"],
-            f["pooled"],
-            yerr=[f["pooled"] - f["low"], f["high"] - f["pooled"]],
-            fmt="none",
-            ecolor="#bbb",
-            zorder=1,
-        )
-        sc = ax.scatter(
-            f["raw"],
-            f["pooled"],
-            s=10 + 2 * np.sqrt(f["n"]) * 3,
-            c=np.log1p(f["n"]),
-            cmap="viridis",
-            zorder=2,
-        )
-        ax.axhline(0, color="#999", lw=0.8)
+    for ax, b in zip(axes[0], batteries, strict=True):
+        f = frame[frame["battery"] == b].sort_values("pooled")
+        y = np.arange(len(f))
         ax.axvline(0, color="#999", lw=0.8)
-        ax.set_xlabel("raw index deviation (answer scale)")
-        ax.set_ylabel("pooled effect u (latent scale)")
-        ax.set_title(f"{group}: {b}", fontsize=9)
-    fig.colorbar(sc, ax=axes.ravel().tolist(), label="log(1 + n)")
+        ax.hlines(y, f["low"], f["high"], color="#4575b4")
+        ax.plot(f["pooled"], y, "o", color="#4575b4", ms=4, label="pooled effect (90%)")
+        ax.set_yticks(y, [f"{lvl} (n={n})" for lvl, n in zip(f["level"], f["n"], strict=True)], fontsize=7)
+        ax.set_xlabel("pooled effect (latent scale)", color="#4575b4")
+        raw = ax.twiny()
+        raw.plot(f["raw"], y, "x", color="black", ms=4, label="raw mean deviation")
+        raw.set_xlabel("raw index deviation (answer scale)", fontsize=8)
+        raw.tick_params(labelsize=7)
+        ax.set_title(f"{group}: {battery_labels.get(b, b)}", fontsize=9, loc="left")
+    handles = [*axes[0, 0].get_legend_handles_labels()[0], *raw.get_legend_handles_labels()[0]]
+    # constrained layout does not see twin axes' tick labels: tight_layout, the legend below
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(
+        handles, [h.get_label() for h in handles], loc="lower center", ncols=2, fontsize=8, frameon=False
+    )
     return fig
 
 

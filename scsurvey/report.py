@@ -198,6 +198,13 @@ def _labels(codebook) -> tuple[dict, dict, dict]:
     )
 
 
+def _group_label(codebook, gid: str) -> str:
+    try:
+        return codebook.group(gid).label or gid
+    except KeyError:
+        return gid
+
+
 def _header(idata, spec, codebook) -> dict:
     """Where the fit came from: spec, data, sampler, seed, overrides, the twin caveat."""
     attrs = idata.posterior.attrs
@@ -325,7 +332,7 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
     }
 
 
-def _groups(idata, fig_dir: Path) -> dict:
+def _groups(idata, codebook, fig_dir: Path) -> dict:
     """Partially pooled group effects beside raw deviations, and support by group."""
     groups = []
     for group, frame in summaries.group_shrinkage(idata).items():
@@ -333,7 +340,11 @@ def _groups(idata, fig_dir: Path) -> dict:
         groups.append(
             {
                 "name": group,
-                "figure": _save(plots.group_shrinkage(frame, group), fig_dir, f"shrinkage_{group}.png"),
+                "figure": _save(
+                    plots.group_shrinkage(frame, _group_label(codebook, group), _labels(codebook)[2]),
+                    fig_dir,
+                    f"shrinkage_{group}.png",
+                ),
                 "ppc_figure": _save(plots.group_support(gs, group), fig_dir, f"ppc_{group}.png"),
             }
         )
@@ -403,7 +414,7 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
         _diagnostics(idata, codebook, run, fig_dir),
         _support(idata, codebook, fig_dir),
         _effects(idata, codebook, fig_dir),
-        _groups(idata, fig_dir),
+        _groups(idata, codebook, fig_dir),
         _checks(idata, fig_dir),
     ]
     others = others or {}

@@ -269,12 +269,27 @@ def _text_boxes(fig):
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
-    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    texts = list(fig.texts)
+    for ax in fig.axes:
+        texts += [ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label]
+        for axis, ticks in ((ax.xaxis, ax.get_xticks()), (ax.yaxis, ax.get_yticks())):
+            if not axis.get_visible():  # a twin axes hides the axis it shares
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            labels = axis.get_majorticklabels()
+            # only the ticks drawn: matplotlib keeps label objects for ticks outside the view
+            texts += [lab for loc, lab in zip(ticks, labels, strict=False) if lo - 1e-9 <= loc <= hi + 1e-9]
+        legend = ax.get_legend()
+        texts += list(legend.get_texts()) if legend else []
+    for legend in fig.legends:
+        texts += list(legend.get_texts())
+    # twin axes share an axis and its labels: each text once
+    texts = list({id(t): t for t in texts if t.get_visible() and t.get_text().strip()}.values())
     return [(t.get_text(), t.get_window_extent(renderer)) for t in texts], fig.bbox
 
 
 def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
-    """Every text label of the support and effect figures lies inside the figure, and no two
+    """Every text label of the support, effect and group figures lies inside the figure, and no two
     overlap (drawn at the report's size, with the codebook's long labels)."""
     items = {i.id: i.label for i in codebook.items}
     covs = {c.id: c.label for c in codebook.covariates}
@@ -283,6 +298,7 @@ def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
     figures = {
         "support": plots.support_per_item(summaries.support_table(tiny, codebook), items, batteries),
         "effects": plots.covariate_effects(summaries.covariate_effects(tiny), covs, batteries, published),
+        "groups": plots.group_shrinkage(summaries.group_shrinkage(tiny)["province"], "province", batteries),
     }
     for name, fig in figures.items():
         boxes, frame = _text_boxes(fig)
@@ -298,3 +314,20 @@ def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
     support_texts = [t for t, _ in _text_boxes(figures["support"])[0]]
     assert any("domestic violence" in t for t in support_texts)
     assert not any(t.startswith("surv_") for t in support_texts)
+
+
+def test_the_label_check_sees_overlaps_and_labels_outside():
+    """The helper above must be able to fail: crowded tick labels overlap, a long title
+    runs past the figure's edge."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 2))
+    ax = fig.subplots()
+    ax.set_xticks(range(10), [f"label number {k}" for k in range(10)])
+    ax.set_title("a title far too long for a figure two inches wide, running off its edge")
+    boxes, frame = _text_boxes(fig)
+    outside = [t for t, b in boxes if b.x0 < frame.x0 - 1 or b.x1 > frame.x1 + 1]
+    overlapping = [
+        (ta, tb) for k, (ta, ba) in enumerate(boxes) for tb, bb in boxes[k + 1 :] if ba.overlaps(bb)
+    ]
+    assert outside and overlapping
