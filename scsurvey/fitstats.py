@@ -25,7 +25,7 @@ import xarray as xr
 
 from . import dims
 from .draws import observed_answers, posterior_draws, replicated_answers
-from .integrated import require
+from .integrated import population, require
 from .likelihood import category_probs, link_cdf
 
 FLAG = 0.05  # two-sided PPP flag: below FLAG or above 1 - FLAG
@@ -49,19 +49,10 @@ def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
     """Category probabilities of every cell under each chosen draw, (sample, respondent, item, K),
     ``draws`` indexing the stacked posterior predictive."""
     idata = _aligned(idata)
+    pop = population(idata)  # item parameters and item-specific covariate effects per draw
     theta = posterior_draws(idata, "theta").values[draws]  # (s, i, b)
-    lam = posterior_draws(idata, "lambda").values[draws]  # (s, j)
-    cuts = posterior_draws(idata, "cuts").values[draws]  # (s, j, k)
-    post = idata.posterior
-    batteries = list(post[dims.BATTERY].values)
-    col = np.array([batteries.index(b) for b in idata.constant_data["battery_of_item"].values])
-    eta = lam[:, None, :] * theta[:, :, col]
-    if "delta" in post:
-        delta = posterior_draws(idata, "delta").values[draws]  # (s, p, j)
-        names = list(post["delta"][dims.ITEM_COVARIATE].values)
-        x = idata.constant_data["X"].sel({dims.ALL_COVARIATES: names}).values
-        eta = eta + np.einsum("ip,spj->sij", x, delta)
-    return category_probs(eta, cuts[:, None], post.attrs.get("link", "logit"))
+    eta = pop.lam[draws][:, None, :] * theta[:, :, pop.col] + pop.offset[draws]
+    return category_probs(eta, pop.cuts[draws][:, None], pop.link)
 
 
 def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:

@@ -72,13 +72,18 @@ def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, 
     for name in ("observed_data", "constant_data"):  # nutpie and PyMC write their own
         if name in idata.groups():
             del idata[name]
+    idata.add_groups(observed_data=observed_dataset(data), constant_data=survey_constants(data))
+    return idata
+
+
+def observed_dataset(data: SurveyData, responses: np.ndarray | None = None) -> xr.Dataset:
+    """The ``observed_data`` group: ``data``'s answers, or other answers on its respondents
+    and items (a simulated survey)."""
     coords = data.coords()
-    observed = xr.Dataset(
-        {OBSERVED: ((dims.RESPONDENT, dims.ITEM), data.responses)},
+    return xr.Dataset(
+        {OBSERVED: ((dims.RESPONDENT, dims.ITEM), data.responses if responses is None else responses)},
         coords={dims.RESPONDENT: coords[dims.RESPONDENT], dims.ITEM: coords[dims.ITEM]},
     )
-    idata.add_groups(observed_data=observed, constant_data=survey_constants(data))
-    return idata
 
 
 def survey_constants(data: SurveyData) -> xr.Dataset:

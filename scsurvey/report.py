@@ -52,8 +52,7 @@ def _pct(v) -> str:
 
 def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
     """The support table with labels, percentages and the interval in one column."""
-    labels = {i.id: i.label or i.id for i in codebook.items}
-    batteries = {b.id: b.label or b.id for b in codebook.batteries}
+    labels, _, batteries = _labels(codebook)
     return pd.DataFrame(
         {
             "item": [labels.get(i, i) for i in support.index],
@@ -78,7 +77,7 @@ def headline(
     """Two to four sentences from the numbers: the range of support per battery, the
     published findings the model agrees with, is uncertain about or contradicts, and whether
     the diagnostics and checks passed."""
-    labels = {i.id: i.label or i.id for i in codebook.items}
+    labels = _labels(codebook)[0]
     sentences = []
     for b in codebook.batteries:
         rows = support[support["battery"] == b.id]
@@ -311,11 +310,9 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
             plots.profile_contrasts(contrasts, _labels(codebook)[0]), fig_dir, "contrasts.png"
         )
     who = summaries.who_supports(idata, codebook)
-    labels = {c.id: c.label or c.id for c in codebook.covariates}
-    batteries = {b.id: b.label or b.id for b in codebook.batteries}
     shown = who.assign(
-        covariate=who["covariate"].map(lambda c: labels.get(c, c)),
-        battery=who["battery"].map(lambda b: batteries.get(b, b)),
+        covariate=who["covariate"].map(lambda c: covariates.get(c, c)),
+        battery=who["battery"].map(lambda b: batteries_.get(b, b)),
     )
     if "p_published_direction" in shown:
         shown = shown.rename(columns={"p_published_direction": "probability of the published direction"})
@@ -359,7 +356,8 @@ def _checks(idata, fig_dir: Path) -> dict:
     loo, pareto = checks.loo_respondents(idata)
     items = fitstats.item_fit(idata)
     persons = fitstats.person_fit(idata)
-    scores = fitstats.scores(idata)
+    # stored at fit time; computed for a posterior written before the group existed
+    scores = idata[fitstats.SCORES] if fitstats.SCORES in idata.groups() else fitstats.scores(idata)
     return {
         "_pit": pit,
         "pit_table": _html(pit[["n", *checks.PIT_TESTS, "p_item"]]),

@@ -282,19 +282,15 @@ def rest_pit_pvalues(idata, data, survey: np.ndarray, max_draws: int = 200) -> d
     false-alarm rate on fits, not on the true parameters.
     """
     import arviz as az
-    import xarray as xr
 
     from .checks import randomized_pit
     from .integrated import add_integrated
-    from .predictive import survey_constants
+    from .predictive import observed_dataset, survey_constants
 
-    coords = data.coords()
-    observed = xr.Dataset(
-        {OBSERVED: ((dims.RESPONDENT, dims.ITEM), survey)},
-        coords={dims.RESPONDENT: coords[dims.RESPONDENT], dims.ITEM: coords[dims.ITEM]},
-    )
     full = az.InferenceData(
-        posterior=idata.posterior, observed_data=observed, constant_data=survey_constants(data)
+        posterior=idata.posterior,
+        observed_data=observed_dataset(data, survey),
+        constant_data=survey_constants(data),
     )
     add_integrated(full, max_draws)
     return randomized_pit(full)["p_item"].to_dict()

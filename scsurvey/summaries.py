@@ -15,6 +15,7 @@ import xarray as xr
 from numpy.polynomial.hermite_e import hermegauss
 
 from . import dims
+from .checks import loo_respondents
 from .codebook import Codebook
 from .draws import (
     HIGH,
@@ -328,8 +329,6 @@ def compare_models(posteriors: dict[str, az.InferenceData], kind: str = "integra
     >>> idata = m.idata  # doctest: +SKIP
     >>> ss.summaries.compare_models({"baseline": a, "full": b})  # doctest: +SKIP
     """
-    from .checks import loo_respondents
-
     if len(posteriors) < 2:
         return pd.DataFrame()
     loos, reliable = {}, {}
