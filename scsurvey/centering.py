@@ -124,9 +124,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     for b in range(int(battery_of_item.max()) + 1):
         cols = np.flatnonzero(battery_of_item == b)
         if k < 3:
-            out.append(
-                {"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "w_elements": [], "min_count": 0}
-            )
+            out.append({"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "w_elements": [], "min_count": 0})
             continue
         log_gaps, s2, min_count = [], [], np.inf
         for j in cols:
@@ -329,7 +327,7 @@ def resolve(
         for b in range(n_batteries):
             rank[battery_of_item == b] = np.arange(int((battery_of_item == b).sum()))
         gap_elements = tuple(
-            tuple(evidence["gaps"][b]["w_elements"][r]) for b, r in zip(battery_of_item, rank)
+            tuple(evidence["gaps"][b]["w_elements"][r]) for b, r in zip(battery_of_item, rank, strict=True)
         )
     return Centering(
         gap_elements=gap_elements,
