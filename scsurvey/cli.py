@@ -10,7 +10,7 @@ from pathlib import Path
 BANNER = "!" * 78
 EXIT_UNCLEAN = 3  # a fit stored but flagged: its diagnostics failed
 EXIT_USAGE = 2  # bad input: an unknown model, a malformed spec, codebook or data file
-MODEL_COMMANDS = ("fit", "status", "report", "sbc", "seeds", "deps")
+MODEL_COMMANDS = ("fit", "status", "report", "screenshots", "sbc", "seeds", "deps")
 
 
 def _progress_default() -> bool:
@@ -129,6 +129,26 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_screenshots(args) -> int:
+    from .browser import inspect_report
+
+    html = Path(args.root) / "reports" / args.model / "index.html"
+    if not html.is_file():
+        raise FileNotFoundError(f"{html}: no report yet; run `make report MODEL={args.model}`")
+    facts = inspect_report(html)
+    for section, path in facts.screenshots.items():
+        print(f"{section:12s} {path}")
+    print(f"{'page':12s} {facts.page_screenshot}\n{'pdf':12s} {facts.pdf}")
+    problems = [f"console error: {e}" for e in facts.errors]
+    if facts.overflow_px > 0:
+        problems.append(f"wider than the 1280 px window by {facts.overflow_px} px")
+    if not facts.images_decoded:
+        problems.append("an image did not decode")
+    for p in problems:
+        print(p, file=sys.stderr)
+    return 1 if problems else 0
+
+
 def cmd_sbc(args) -> int:
     from .sbc import run_study
 
@@ -237,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="write reports/<model>/index.html")
     p.add_argument("model")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "screenshots", help="open reports/<model>/index.html in headless Chromium: screenshots, PDF"
+    )
+    p.add_argument("model")
+    p.set_defaults(func=cmd_screenshots)
 
     p = sub.add_parser("sbc", help="simulation-based calibration study")
     p.add_argument("model")

@@ -292,6 +292,46 @@ def group_shrinkage(frame: pd.DataFrame, group: str, battery_labels: dict | None
     return fig
 
 
+def chain_ranks(draws_by_label: dict[str, np.ndarray], ncols: int = 2):
+    """Rank plots of a few quantities: per chain, the histogram of its draws' ranks among all
+    chains' draws (Vehtari et al. 2021). Chains that mix well give flat, overlapping bars.
+
+    Parameters
+    ----------
+    draws_by_label : dict
+        Panel title -> array of shape (chain, draw).
+    ncols : int
+
+    Returns
+    -------
+    Figure
+    """
+    from scipy.stats import rankdata
+
+    labels = list(draws_by_label)
+    nrows = int(np.ceil(len(labels) / ncols))
+    fig, axes = _figure(nrows, ncols, figsize=(4.6 * ncols, 2.3 * nrows), squeeze=False)
+    for label, ax in zip(labels, axes.flat, strict=False):
+        values = np.asarray(draws_by_label[label], dtype=float)
+        n_chains, n_draws = values.shape
+        ranks = rankdata(values.ravel()).reshape(values.shape) / values.size
+        bins = 20
+        expected = n_draws / bins
+        edges = np.linspace(0, 1, bins + 1)
+        for c in range(n_chains):
+            counts, _ = np.histogram(ranks[c], bins=edges)
+            ax.stairs(counts / expected, edges, lw=1.0)
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_title(_wrap(label, 48), fontsize=8)
+        ax.set_xlabel("rank among all draws (fraction)", fontsize=7)
+        ax.set_ylabel("draws / expected", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(labels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def sbc_ranks(u: pd.DataFrame, band: tuple, failed=(), ncols: int = 6):
     """SBC rank histograms and ECDF differences with a simultaneous band, per quantity.
 

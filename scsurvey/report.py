@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import arviz as az
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -38,12 +37,12 @@ def _html(frame: pd.DataFrame, digits: int = 3) -> str:
     html = out.to_html(
         float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0, escape=True, index=False
     )
-    for word in ("agrees", "contradicts", "uncertain"):
+    for word in ("agrees", "contradicts", "uncertain", "misfit"):
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
     return html
 
 
-INTEGER_COLUMNS = {"n", "respondents", "divergences", "rank"}
+INTEGER_COLUMNS = {"n", "answers", "respondents", "divergences", "rank"}
 
 
 def _pct(v) -> str:
@@ -120,23 +119,58 @@ def headline(
 def _save(fig, folder: Path, name: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / name, dpi=90, bbox_inches="tight")
-    if plt.fignum_exists(fig.number if hasattr(fig, "number") else -1):
-        plt.close(fig)  # ArviZ's figures are pyplot's; the project's own are not
     return f"figures/{name}"
 
 
-def _slowest(idata, n: int = 6) -> list[str]:
+def _slowest(idata, n: int = 4) -> list[tuple[str, dict, float]]:
+    """The ``n`` scalar elements with the lowest bulk ESS among the model's parameters
+    (respondent-level traits and the sampler's raw copies left out): name, selection, ESS."""
     ess = az.ess(idata.posterior, method="bulk")
-    scores = {}
+    found = []
     for name, da in ess.data_vars.items():
-        if name.startswith(("z_", "theta")) or name.endswith("__"):  # nutpie keeps x_log__ too
+        if name.startswith(("z_", "theta")) or name.endswith(("__", "_raw")) or name == "corr_matrix":
             continue
-        if da.size > 4:  # ESS has no draw dims: small variables only, one row of panels each
-            continue
-        vals = da.values[np.isfinite(da.values)]
-        if vals.size:
-            scores[name] = float(vals.min())
-    return sorted(scores, key=scores.get)[:n]
+        stacked = da.stack(element=da.dims) if da.dims else da.expand_dims("element")
+        for k in range(stacked.sizes["element"]):
+            value = float(stacked.values[k])
+            if np.isfinite(value):
+                sel = {d: stacked[d].values[k].item() for d in da.dims} if da.dims else {}
+                found.append((name, sel, value))
+    return sorted(found, key=lambda t: t[2])[:n]
+
+
+PARAMETER_LABELS = {
+    "mu_alpha": "mean item location",
+    "sigma_alpha": "spread of item locations",
+    "alpha": "item location",
+    "gbar": "mean log threshold gap",
+    "sigma_g": "spread of threshold gaps across items",
+    "g": "log threshold gap",
+    "beta": "effect",
+    "tau_item": "spread of item-specific effects",
+    "delta": "item-specific effect",
+    "partial_corr01": "correlation between batteries",
+    "lambda": "log discrimination",
+    "a": "discrimination",
+}
+
+
+def _parameter_label(codebook, name: str, sel: dict) -> str:
+    """A parameter element in words: what it is, and its coordinates by their codebook labels."""
+    items, covariates, batteries = _labels(codebook)
+    words = PARAMETER_LABELS.get(name)
+    if words is None and name.startswith(("sigma_", "u_")):
+        gid = name.split("_", 1)[1]
+        words = f"{'sd of' if name.startswith('sigma_') else 'effect of'} {_group_label(codebook, gid)}"
+    words = words or name
+    names = {**items, **covariates, **batteries}
+    where = [
+        str(names.get(v, v))
+        for d, v in sel.items()
+        if not d.endswith("_dim_0") and d not in ("gap", "threshold")
+    ]
+    where += [str(v) for d, v in sel.items() if d in ("gap", "threshold")]
+    return words + (f": {', '.join(where)}" if where else "")
 
 
 def current_posteriors(root: Path) -> dict[str, az.InferenceData]:
@@ -251,7 +285,13 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
     table = pd.DataFrame(
         rows.values(), index=pd.Index(list(rows), name="diagnostic"), columns=["value", "where"]
     )
-    axes = az.plot_rank(idata, var_names=_slowest(idata)[:4], kind="vlines")
+    slowest = {
+        f"{_parameter_label(codebook, name, sel)} (bulk ESS {ess:,.0f})": idata.posterior[name]
+        .sel(sel)
+        .transpose("chain", "draw")
+        .values
+        for name, sel, ess in _slowest(idata)
+    }
     weights = run.get("centering", {})
     centering = "; ".join(
         f"{block}: "
@@ -270,7 +310,7 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
         "chains": int(idata.posterior.sizes["chain"]),
         "centering": centering or "not recorded",
         "ess_per_second": run.get("ess_per_second", float("nan")),
-        "figures": {"rank": _save(np.ravel(axes)[0].get_figure(), fig_dir, "rank.png")},
+        "figures": {"rank": _save(plots.chain_ranks(slowest), fig_dir, "rank.png")},
     }
 
 
@@ -348,7 +388,42 @@ def _groups(idata, codebook, fig_dir: Path) -> dict:
     return {"groups": groups}
 
 
-def _checks(idata, fig_dir: Path) -> dict:
+def _pit_table(pit: pd.DataFrame, codebook) -> pd.DataFrame:
+    """The calibrated check per item in words: labels, the three p-values and a verdict."""
+    items, _, batteries = _labels(codebook)
+    battery_of = {i.id: batteries.get(i.battery, i.battery) for i in codebook.items}
+    table = pd.DataFrame(
+        {
+            "battery": [battery_of.get(i, "") for i in pit.index],
+            "answers": pit["n"].to_numpy(),
+            "PIT uniform (p)": pit["p_uniform"].to_numpy(),
+            "trend with rest score (p)": pit["p_location"].to_numpy(),
+            "spread with rest extremity (p)": pit["p_dispersion"].to_numpy(),
+            "item (p, three tests)": pit["p_item"].to_numpy(),
+            "verdict": np.where(pit["p_item"] < 0.05, "misfit", "fits"),
+        },
+        index=pd.Index([items.get(i, i) for i in pit.index], name="item"),
+    )
+    return table
+
+
+def _item_fit_table(fit: pd.DataFrame, codebook) -> pd.DataFrame:
+    """Item fit in words: labels, the two posterior predictive p-values and a verdict."""
+    items, _, batteries = _labels(codebook)
+    return pd.DataFrame(
+        {
+            "battery": [batteries.get(b, b) for b in fit["battery"]],
+            "category counts (PPP)": fit["ppp_categories"].to_numpy(),
+            "item-rest correlation": fit["item_rest_observed"].to_numpy(),
+            "in replicates": fit["item_rest_replicated"].to_numpy(),
+            "item-rest (PPP)": fit["ppp_item_rest"].to_numpy(),
+            "verdict": np.where(fit["flagged"], "misfit", "fits"),
+        },
+        index=pd.Index([items.get(i, i) for i in fit.index], name="item"),
+    )
+
+
+def _checks(idata, codebook, fig_dir: Path) -> dict:
     """Posterior-predictive checks and PSIS-LOO."""
     freq = checks.category_frequencies(idata)
     index = checks.battery_index(idata)
@@ -358,15 +433,16 @@ def _checks(idata, fig_dir: Path) -> dict:
     persons = fitstats.person_fit(idata)
     # stored at fit time; computed for a posterior written before the group existed
     scores = idata[fitstats.SCORES] if fitstats.SCORES in idata.groups() else fitstats.scores(idata)
+    labels, _, battery_labels = _labels(codebook)
     return {
         "_pit": pit,
-        "pit_table": _html(pit[["n", *checks.PIT_TESTS, "p_item"]]),
-        "pit_flagged": list(pit.index[pit["p_item"] < 0.05]),
-        "item_fit_table": _html(items),
-        "items_flagged": list(items.index[items["flagged"]]),
+        "pit_table": _html(_pit_table(pit, codebook)),
+        "pit_flagged": [labels.get(i, i) for i in pit.index[pit["p_item"] < 0.05]],
+        "item_fit_table": _html(_item_fit_table(items, codebook), 2),
+        "items_flagged": [labels.get(i, i) for i in items.index[items["flagged"]]],
         "persons_flagged": persons.attrs["flagged_share"],
         "reliability": ", ".join(
-            f"{b} {float(r):.2f}"
+            f"{battery_labels.get(b, b)} {float(r):.2f}"
             for b, r in zip(scores[dims.BATTERY].values, scores["reliability"].values, strict=True)
         ),
         "loo_elpd": loo.elpd_loo,
@@ -413,7 +489,7 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
         _support(idata, codebook, fig_dir),
         _effects(idata, codebook, fig_dir),
         _groups(idata, codebook, fig_dir),
-        _checks(idata, fig_dir),
+        _checks(idata, codebook, fig_dir),
     ]
     others = others or {}
     comparison = summaries.compare_models(others) if len(others) > 1 else pd.DataFrame()

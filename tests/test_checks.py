@@ -289,16 +289,20 @@ def _text_boxes(fig):
 
 
 def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
-    """Every text label of the support, effect and group figures lies inside the figure, and no two
+    """Every text label of the support, effect, group and rank figures lies inside the figure, and no two
     overlap (drawn at the report's size, with the codebook's long labels)."""
     items = {i.id: i.label for i in codebook.items}
     covs = {c.id: c.label for c in codebook.covariates}
     batteries = {b.id: b.label for b in codebook.batteries}
     published = {(b.id, f.covariate): f.direction for f in codebook.findings for b in codebook.batteries}
+    longest = max(batteries.values(), key=len)
+    chains = tiny.posterior["mu_alpha"].isel(battery=0).values
     figures = {
         "support": plots.support_per_item(summaries.support_table(tiny, codebook), items, batteries),
         "effects": plots.covariate_effects(summaries.covariate_effects(tiny), covs, batteries, published),
         "groups": plots.group_shrinkage(summaries.group_shrinkage(tiny)["province"], "province", batteries),
+        # the report's rank plots: four panels titled with the longest battery label
+        "ranks": plots.chain_ranks({f"{k}: spread of threshold gaps: {longest}": chains for k in range(4)}),
     }
     for name, fig in figures.items():
         boxes, frame = _text_boxes(fig)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from scsurvey import summaries
+from scsurvey.browser import chromium_path, inspect_report
 from scsurvey.report import render_report
 from scsurvey.spec import load_spec
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,6 @@ def test_the_headline_comes_first_and_says_what_was_found(report, codebook):
 
 
 def test_the_index_page_lists_every_reported_model(report, tmp_path):
-    import shutil
 
     from scsurvey.report import write_index
 
@@ -125,51 +124,41 @@ def test_the_index_page_lists_every_reported_model(report, tmp_path):
 
 
 @pytest.mark.browser
-def test_a_real_browser_opens_the_report(report, tmp_path):
-    if not Path(CHROMIUM).exists():
+def test_a_real_browser_opens_the_report(report, codebook):
+    executable = chromium_path()
+    if executable is None:
         if os.environ.get("CI"):
-            pytest.fail(f"chromium not found at {CHROMIUM}; .ci/run installs it")
+            pytest.fail("chromium not found; .ci/run installs it")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
-    path, _ = report
-    errors = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(path.as_uri(), wait_until="load")
-        images_ok = page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-        heights = page.evaluate("Array.from(document.images).map(i => i.naturalHeight)")
-        n_images = page.evaluate("document.images.length")
-        # nothing wider than the window at 1280 px: no horizontal scrolling
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        headline = page.inner_text("#headline")
-        sections = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.id)")
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
-    assert errors == [], errors
-    assert overflow <= 0, overflow
-    assert "support ranges from" in headline
-    assert sections == ["data", "support", "who", "groups", "ppc", "diagnostics", "comparison"], sections
-    assert images_ok and n_images >= 10
-    assert max(heights) < 4000, heights  # every figure sized by what it shows, not by draws
-    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
-    assert pixels.shape[0] > 2000  # a long page, not an error stub
-    assert pixels.std() > 10 and len(np.unique(pixels)) > 50  # not blank
+    path, idata = report
+    facts = inspect_report(path, executable=executable)
+    assert facts.errors == [], facts.errors
+    assert facts.overflow_px <= 0, facts.overflow_px
+    assert facts.sections == ["data", "support", "who", "groups", "ppc", "diagnostics", "comparison"]
+    assert facts.images_decoded and facts.images >= 10
+    assert max(facts.image_heights) < 4000, facts.image_heights  # sized by what they show
+    # the headline's numbers are the summaries': lowest and highest support per battery
+    support = summaries.support_table(idata, codebook)
+    for b in codebook.batteries:
+        rows = support[support["battery"] == b.id]
+        for item in (rows["model"].idxmin(), rows["model"].idxmax()):
+            for col in ("model", "model_low", "model_high"):
+                assert f"{100 * rows.loc[item, col]:.1f}%" in facts.headline, (item, col, facts.headline)
+    # a screenshot per section, each a real picture of that section
+    assert set(facts.screenshots) == set(facts.sections)
+    for section, shot in facts.screenshots.items():
+        pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+        assert pixels.shape[1] > 600 and pixels.shape[0] > 40, (section, pixels.shape)
+        assert pixels.std() > 10, section  # not blank
+    assert shot.parent == path.parent / "screenshots"
+    page = np.asarray(Image.open(facts.page_screenshot).convert("L"), dtype=float)
+    assert page.shape[0] > 2000  # a long page, not an error stub
+    # printed through Chromium's print-to-PDF: a complete PDF holding the figures
+    pdf = facts.pdf.read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-32:], pdf[:16]
+    assert len(pdf) > 100_000, len(pdf)
 
 
 def test_notebook_executes_against_the_fixture(root, tmp_path):
