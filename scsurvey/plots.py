@@ -224,19 +224,23 @@ def covariate_effects(
         ax.axvline(0, color="#999", lw=0.8)
         ax.hlines(y, sub["low"], sub["high"], color="#4575b4")
         ax.plot(sub["mean"], y, "o", color="#4575b4", ms=4)
+        lo, hi = min(sub["low"].min(), 0.0), max(sub["high"].max(), 0.0)
         for k, c in enumerate(order):
             sign = published.get((b, c))
             if sign:
+                # inside its own panel, on the side away from the estimate
+                right = sub.loc[c, "mean"] < (lo + hi) / 2
                 ax.annotate(
-                    "published +" if sign == "+" else "published -",
-                    (1.0, y[k]),
+                    "published +" if sign == "+" else "published \u2212",
+                    (1.0 if right else 0.0, y[k]),
                     xycoords=("axes fraction", "data"),
-                    xytext=(4, 0),
+                    xytext=(-4 if right else 4, 0),
                     textcoords="offset points",
+                    ha="right" if right else "left",
                     va="center",
                     fontsize=7,
                     color="#1a7f37",
-                    annotation_clip=False,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
                 )
         ax.set_title(str(battery_labels.get(b, b)), fontsize=10, loc="left")
         ax.set_xlabel("effect on the latent support scale")

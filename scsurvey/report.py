@@ -52,7 +52,7 @@ def _pct(v) -> str:
 def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
     """The support table with labels, percentages and the interval in one column."""
     labels, _, batteries = _labels(codebook)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "item": [labels.get(i, i) for i in support.index],
             "battery": [batteries.get(b, b) for b in support["battery"]],
@@ -68,6 +68,9 @@ def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
             ),
         }
     ).set_index("item")
+    if support["published"].isna().all():  # a codebook without published shares
+        table = table.drop(columns=["published", "model minus published (points)"])
+    return table
 
 
 def headline(
@@ -99,7 +102,8 @@ def headline(
     if who is not None and not who.empty and "verdict" in who:
         counts = who["verdict"].value_counts()
         sentences.append(
-            f"Of {len(who)} published findings the model agrees with {counts.get('agrees', 0)}, "
+            f"Of {len(who)} published finding{'s' if len(who) != 1 else ''} the model agrees with "
+            f"{counts.get('agrees', 0)}, "
             f"is uncertain about {counts.get('uncertain', 0)} and contradicts {counts.get('contradicts', 0)}."
         )
     flagged = list(pit.index[pit["p_item"] < 0.05]) if "p_item" in pit else []
@@ -320,6 +324,7 @@ def _support(idata, codebook, fig_dir: Path) -> dict:
     labels = [lbl for lbl, s in zip(codebook.scale.labels, codebook.scale.support_mask, strict=False) if s]
     return {
         "_support": support,
+        "has_published": bool(support["published"].notna().any()),
         "support_labels": ", ".join(labels),
         "support_table": _html(support_for_people(support, codebook)),
         "figures": {
@@ -359,7 +364,9 @@ def _effects(idata, codebook, fig_dir: Path) -> dict:
     return {
         "_who": who,
         "who_table": _html(shown, 2),
-        "contrast_table": _html(
+        "contrast_table": ""
+        if contrasts.empty
+        else _html(
             contrasts.assign(item=contrasts["item"].map(_labels(codebook)[0])).rename(
                 columns={"p_positive": "probability a > b"}
             ),
