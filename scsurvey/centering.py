@@ -9,9 +9,7 @@ A hierarchical parameter ``theta ~ Normal(mu, sigma)`` is written in partially c
 distribution of ``theta``, so the posterior is unchanged and only its geometry moves. For a
 normal likelihood with sampling variance ``s2`` per parameter and a population variance
 ``tau2`` the sampler sees independent coordinates at ``w = tau2 / (tau2 + s2)``: centred where
-each item's own answers pin it down, non-centred where pooling does the work. The weight is
-per element where ``s2`` is: each item's gaps get their own (the middle gaps of a scale are
-pinned down by many more answers than the outer ones).
+each item's own answers pin it down, non-centred where pooling does the work.
 
 Three blocks are pooled across the items of a battery: the first thresholds (item
 locations) ``alpha``, the log threshold gaps ``g`` and the item-specific covariate
@@ -49,18 +47,9 @@ class Centering:
     locations: tuple[float, ...] = ()  # first thresholds (empty: non-centred)
     setting: dict = field(default_factory=dict)
     evidence: dict = field(default_factory=dict)
-    # per item, the weight of each of its gaps (empty: every gap takes its battery's weight)
-    gap_elements: tuple[tuple[float, ...], ...] = ()
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-    def gap_weights(self, battery_of_item, n_gaps: int) -> np.ndarray:
-        """The gaps' weights, shape (item, gap): per element when chosen so, else per battery."""
-        if self.gap_elements:
-            return np.asarray(self.gap_elements, dtype=float)
-        per_item = np.asarray(self.gaps, dtype=float)[np.asarray(battery_of_item)]
-        return np.repeat(per_item[:, None], n_gaps, axis=1)
 
 
 def non_centred(n_batteries: int) -> Centering:
@@ -114,9 +103,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     Returns
     -------
     list of dict
-        Per battery: ``s2`` (mean), ``tau2``, ``w`` (from the mean ``s2``), ``w_elements``
-        (per item of the battery and gap, from each element's own ``s2``) and the smallest
-        count per item and gap.
+        Per battery: ``s2``, ``tau2``, ``w`` and the smallest count per item and gap.
     """
     battery_of_item = np.asarray(battery_of_item)
     k = n_categories
@@ -124,7 +111,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     for b in range(int(battery_of_item.max()) + 1):
         cols = np.flatnonzero(battery_of_item == b)
         if k < 3:
-            out.append({"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "w_elements": [], "min_count": 0})
+            out.append({"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "min_count": 0})
             continue
         log_gaps, s2, min_count = [], [], np.inf
         for j in cols:
@@ -147,18 +134,8 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
             tau2 = max(0.0, float(log_gaps.var(axis=0, ddof=1).mean()) - mean_s2)
         else:
             tau2 = prior_sigma**2
-        usable = min_count >= MIN_PILOT_ANSWERS
-        w = tau2 / (tau2 + mean_s2) if usable else 0.0
-        w_elements = tau2 / (tau2 + s2) if usable else np.zeros_like(s2)
-        out.append(
-            {
-                "s2": mean_s2,
-                "tau2": tau2,
-                "w": float(w),
-                "w_elements": np.round(w_elements, 3).tolist(),
-                "min_count": int(min_count),
-            }
-        )
+        w = tau2 / (tau2 + mean_s2) if min_count >= MIN_PILOT_ANSWERS else 0.0
+        out.append({"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": int(min_count)})
     return out
 
 
@@ -320,17 +297,7 @@ def resolve(
             weights[block] = tuple(round(p["w"], 3) for p in pilot)
         else:
             weights[block] = (0.0,) * n_batteries
-    gap_elements: tuple = ()
-    if "gaps" in evidence and n_categories >= 3:
-        battery_of_item = np.asarray(battery_of_item)
-        rank = np.zeros(len(battery_of_item), dtype=int)  # an item's position in its battery
-        for b in range(n_batteries):
-            rank[battery_of_item == b] = np.arange(int((battery_of_item == b).sum()))
-        gap_elements = tuple(
-            tuple(evidence["gaps"][b]["w_elements"][r]) for b, r in zip(battery_of_item, rank, strict=True)
-        )
     return Centering(
-        gap_elements=gap_elements,
         locations=weights["locations"],
         gaps=weights["gaps"],
         item_deviations=weights["item_deviations"],

@@ -30,7 +30,7 @@ from .spec import ModelSpec, SpecError, check_against_codebook
 from .survey import MISSING, SurveyData
 
 PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
-CENTERING_GAPS = "centering_gaps"  # pm.Data: per item and gap, the centring weight of the gap
+CENTERING_GAPS = "centering_gaps"  # pm.Data: per item, the centring weight of its gaps
 CENTERING_LOCATIONS = "centering_locations"  # pm.Data: per item, the weight of its location
 # raw (partially centred) variable -> the parameter it gives; the raw one's meaning moves
 # with the centring weight
@@ -82,10 +82,10 @@ def _thresholds(priors, battery_of_item, n_thresholds, centering):
         # prior placed directly on ordered cutpoints would not be normalised (see DESIGN.md).
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
         sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
-        # Partially centred, a weight per item and gap (scsurvey.centering): the same prior
-        # for every weight, a different geometry for the sampler.
-        w_gaps = centering.gap_weights(battery_of_item, n_thresholds - 1)
-        w = pm.Data(CENTERING_GAPS, w_gaps, dims=(dims.ITEM, dims.GAP))
+        # Partially centred, the weight per item from its battery (scsurvey.centering): the
+        # same prior for every weight, a different geometry for the sampler.
+        w_gaps = np.asarray(centering.gaps, dtype=float)[battery_of_item]
+        w = pm.Data(CENTERING_GAPS, w_gaps, dims=dims.ITEM)[:, None]
         sd = sigma_g[battery_of_item][:, None]
         g = _partially_centred("g", gbar[battery_of_item], sd, w, (dims.ITEM, dims.GAP))
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)

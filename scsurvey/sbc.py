@@ -201,12 +201,9 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
     swap = {OBSERVED_DATA: survey}
     # the weights the fit of this survey would choose
     centering = resolve(spec.centering, survey, cb.item_battery_index, cb.scale.n_categories, spec.priors)
-    model_vars = p["built"].model.named_vars
-    if CENTERING_GAPS in model_vars:
-        n_gaps = cb.scale.n_categories - 2
-        swap[CENTERING_GAPS] = centering.gap_weights(cb.item_battery_index, n_gaps)
-    if CENTERING_LOCATIONS in model_vars:
-        swap[CENTERING_LOCATIONS] = np.asarray(centering.locations)[cb.item_battery_index]
+    for name, weights in ((CENTERING_GAPS, centering.gaps), (CENTERING_LOCATIONS, centering.locations)):
+        if name in p["built"].model.named_vars:
+            swap[name] = np.asarray(weights)[cb.item_battery_index]
     compiled = p["compiled"].with_data(**swap)
     sampler = spec.sampler.__class__(
         **{

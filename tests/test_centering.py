@@ -169,20 +169,3 @@ def test_partial_centring_leaves_the_prior_of_group_effects_unchanged(w):
     for col in range(3):
         assert stats.ks_2samp(draws[0][:, col], draws[1][:, col]).pvalue > 0.001
     np.testing.assert_allclose(draws[0].sum(axis=1), 0, atol=1e-9)  # still zero-sum
-
-
-def test_each_gap_gets_its_own_weight_from_its_own_answers():
-    """A gap between two rare categories is pinned down by fewer answers than one between
-    common categories, so its weight is lower; per battery the weights sit in (0, 1)."""
-    rng = np.random.default_rng(7)
-    probs = np.array([0.02, 0.03, 0.25, 0.4, 0.25, 0.05])
-    y = np.column_stack([rng.choice(K, size=2000, p=p) for p in [probs] * 3 + [probs[::-1]] * 3])
-    centering = resolve({"gaps": "auto"}, y, np.zeros(6, int), K, DEFAULT_PRIORS)
-    w = centering.gap_weights(np.zeros(6, int), K - 2)
-    assert w.shape == (6, K - 2)
-    assert ((w > 0) & (w < 1)).all(), w
-    # items 0-2: gap2 spans categories 1|2 (rare below); gap3 spans 2|3 (common both sides)
-    assert (w[:3, 0] < w[:3, 2]).all(), w
-    # a fixed setting broadcasts its battery's weight to every gap
-    fixed = resolve({"gaps": 0.3}, y, np.zeros(6, int), K, DEFAULT_PRIORS)
-    assert np.array_equal(fixed.gap_weights(np.zeros(6, int), K - 2), np.full((6, K - 2), 0.3))
