@@ -328,16 +328,21 @@ def load(path: str | Path) -> SurveyModel:
     built = model.build()
     expected = {v.name for v in built.model.free_RVs} | {v.name for v in built.model.deterministics}
     allowed = expected | {v.name for v in built.model.value_vars}  # nutpie's unconstrained copies
-    present = set(idata.posterior.data_vars)
-    if expected - present or present - allowed:
+    # respondent-level residuals are not stored (storage.lean); their traits are stored apart
+    latent = {n for n in expected if dims.RESPONDENT in built.model.named_vars_to_dims.get(n, ())}
+    stored = {n: idata.posterior[n] for n in idata.posterior.data_vars}
+    if dims.RESPONDENT_DRAWS in idata.groups():
+        stored.update({n: idata[dims.RESPONDENT_DRAWS][n] for n in idata[dims.RESPONDENT_DRAWS].data_vars})
+    present = set(stored)
+    if (expected - present) - latent or present - allowed:
         raise ModelMismatchError(
             f"{path}: the posterior does not match the model rebuilt from it: "
-            f"variables only in the model {sorted(expected - present)}, "
+            f"variables only in the model {sorted((expected - present) - latent)}, "
             f"only in the posterior {sorted(present - allowed)}"
         )
-    for name in expected:
+    for name in expected & present:
         want = tuple(built.model.named_vars_to_dims.get(name, ()))
-        have = tuple(d for d in idata.posterior[name].dims if d not in dims.SAMPLE)
+        have = tuple(d for d in stored[name].dims if d not in dims.SAMPLE)
         if want and want != have:
             raise ModelMismatchError(f"{path}: variable {name!r} has dims {have}, the rebuilt model {want}")
     if attrs.get("code_hash") != code_hash():

@@ -21,5 +21,8 @@ STACKED = "sample"  # the two sample dims stacked into one
 # a grouping factor may not take one of these names
 STANDARD = (RESPONDENT, ITEM, BATTERY, BATTERY_OTHER, CATEGORY, THRESHOLD, COVARIATE, ITEM_COVARIATE, GAP)
 
+# respondent-level draws (``theta``) stored apart, at the posterior predictive's thinned draws
+RESPONDENT_DRAWS = "posterior_respondents"
+
 OBSERVED = "y"  # the observed answers, in the model and in InferenceData
 OBSERVED_DATA = "y_obs"  # the pm.Data container holding them (swapped by SBC)

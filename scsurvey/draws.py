@@ -67,7 +67,21 @@ def battery_scores(idata, answers: xr.DataArray, mask: xr.DataArray) -> xr.Datas
 
 
 def posterior_draws(idata, var: str) -> xr.DataArray:
-    return idata.posterior[var].stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)
+    """A variable's draws stacked to ``sample``: from the posterior, or for a respondent-level
+    variable stored apart (:func:`scsurvey.storage.lean`), at the posterior's draws that
+    group holds."""
+    if var in idata.posterior:
+        da = idata.posterior[var]
+    elif dims.RESPONDENT_DRAWS in idata.groups() and var in idata[dims.RESPONDENT_DRAWS]:
+        da = idata[dims.RESPONDENT_DRAWS][var]
+        chains = np.intersect1d(da["chain"].values, idata.posterior["chain"].values)
+        draws_ = np.intersect1d(da["draw"].values, idata.posterior["draw"].values)
+        if not len(chains) or not len(draws_):
+            raise KeyError(f"{var}: stored at draws the posterior here does not hold")
+        da = da.sel(chain=chains, draw=draws_)
+    else:
+        raise KeyError(f"{var!r} is in neither the posterior nor {dims.RESPONDENT_DRAWS!r}")
+    return da.stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)
 
 
 def thin(idata, max_draws: int | None) -> az.InferenceData:

@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import arviz as az
 
+from . import dims
 from .diagnostics import diagnose
 from .fitstats import SCORES, scores
 from .integrated import add_integrated
@@ -72,7 +73,8 @@ def fit_survey(
     timing["integrated_s"] = time.perf_counter() - t2
     diag = diagnose(idata)
     model = built.model
-    lean(idata, {v.name for v in model.value_vars} - {v.name for v in model.free_RVs})
+    latent = {v.name for v in model.free_RVs if dims.RESPONDENT in model.named_vars_to_dims.get(v.name, ())}
+    lean(idata, {v.name for v in model.value_vars} - {v.name for v in model.free_RVs}, latent)
     stamp(idata, spec, data, timing, spec_hash=spec_hash, overrides=overrides)
     for group in idata.groups():
         idata[group].attrs["diagnostics_ok"] = int(diag.ok)

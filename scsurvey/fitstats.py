@@ -42,7 +42,10 @@ def _aligned(idata):
     """The posterior at the draws the posterior predictive was drawn from (it may be thinned)."""
     rep = idata.posterior_predictive
     post = idata.posterior.sel(chain=rep["chain"].values, draw=rep["draw"].values)
-    return az.InferenceData(posterior=post, constant_data=idata.constant_data)
+    out = az.InferenceData(posterior=post, constant_data=idata.constant_data)
+    if dims.RESPONDENT_DRAWS in idata.groups():
+        out.add_groups({dims.RESPONDENT_DRAWS: idata[dims.RESPONDENT_DRAWS]})
+    return out
 
 
 def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
@@ -197,9 +200,9 @@ def scores(idata) -> xr.Dataset:
     >>> ss.fitstats.scores(idata)["reliability"]  # doctest: +SKIP
     """
     require(idata, "posterior", what="person scores")
-    theta = idata.posterior["theta"]
-    mean = theta.mean(dims.SAMPLE)
-    sd = theta.std(dims.SAMPLE)
+    theta = posterior_draws(idata, "theta")
+    mean = theta.mean(dims.STACKED)
+    sd = theta.std(dims.STACKED)
     between = mean.var(dims.RESPONDENT)
     within = (sd**2).mean(dims.RESPONDENT)
     reliability = between / (between + within)

@@ -15,7 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 import arviz as az
+import numpy as np
 
+from . import dims
 from .manifest import MODEL_SOURCES
 from .spec import ModelSpec
 from .survey import SurveyData
@@ -87,19 +89,48 @@ def stamp(
         idata[group].attrs.update(attrs)
 
 
-FLOAT32_GROUPS = ("posterior", "prior", "log_likelihood", "log_likelihood_integrated", "scores")
+FLOAT32_GROUPS = (
+    "posterior",
+    "prior",
+    "log_likelihood",
+    "log_likelihood_integrated",
+    "scores",
+    dims.RESPONDENT_DRAWS,
+)
 
 
-def lean(idata: az.InferenceData, unconstrained: set[str]) -> az.InferenceData:
-    """Keep what users read: no unconstrained copies in the posterior, float32 draws.
+def lean(
+    idata: az.InferenceData, unconstrained: set[str], latent: set[str] = frozenset(), max_draws: int = 1000
+) -> az.InferenceData:
+    """Keep what users read: population-level draws whole, respondent-level draws thinned,
+    no sampler coordinates, float32.
 
     Samplers store each transformed parameter twice (``sigma_g`` and ``sigma_g_log__``); the
-    second is the sampler's working coordinate, not a quantity anyone reads. float32 keeps
-    seven significant digits, far below Monte Carlo error; diagnostics are computed before.
+    second is the sampler's working coordinate, not a quantity anyone reads. Respondent-level
+    variables are most of a file (draws x respondents x batteries): the standardised
+    residuals ``latent`` (``z_respondent``) are the sampler's coordinates and are dropped;
+    the traits (``theta``) move to the group ``posterior_respondents`` at the draws the
+    posterior predictive was thinned to (at most ``max_draws``), enough for person scores
+    and fit statistics, which pair each replicate with its own draw. Their posterior means
+    and sds over every draw are in the ``scores`` group. float32 keeps seven significant
+    digits, far below Monte Carlo error; diagnostics are computed before.
     """
-    post = idata.posterior.drop_vars([v for v in idata.posterior.data_vars if v in unconstrained])
+    post = idata.posterior
+    respondent_level = [v for v, da in post.data_vars.items() if dims.RESPONDENT in da.dims]
+    kept = [v for v in respondent_level if v not in latent and v not in unconstrained]
+    if kept:
+        if "posterior_predictive" in idata.groups():
+            rep = idata.posterior_predictive
+            at = {"chain": rep["chain"].values, "draw": rep["draw"].values}
+        else:
+            total = post.sizes["chain"] * post.sizes["draw"]
+            at = {"draw": post["draw"].values[:: max(1, int(np.ceil(total / max_draws)))]}
+        idata.add_groups({dims.RESPONDENT_DRAWS: post[kept].sel(at)})
+    post = post.drop_vars([v for v in post.data_vars if v in unconstrained or v in respondent_level])
     used = {d for v in post.data_vars.values() for d in v.dims}
     idata.posterior = post.drop_vars([c for c in post.coords if c not in used and c in post.dims])
+    if "prior" in idata.groups():
+        idata.prior = idata.prior.drop_vars([v for v in idata.prior.data_vars if v in latent])
     for group in FLOAT32_GROUPS:
         if group in idata.groups():
             ds = idata[group]

@@ -11,6 +11,7 @@ import xarray as xr
 
 from scsurvey import checks, dims, plots, summaries
 from scsurvey.codebook import load_codebook
+from scsurvey.dims import RESPONDENT_DRAWS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 CATS = ["no", "maybe", "yes"]
@@ -157,9 +158,11 @@ def test_linear_predictor_matches_the_model_graph(tiny, codebook, root):
     data = prepare(_raw_frame(tiny, codebook), codebook, "fixture", require_answers=False)
     np.testing.assert_allclose(data.X, frame.to_numpy(), atol=1e-9)
     built = build(spec, data)
-    values = {rv.name: post[rv.name].values for rv in built.model.free_RVs}
-    eta_model, _ = _evaluate(built, values)
-    theta = post["theta"].values[None]  # (1, respondent, battery)
+    # the traits are stored apart (their residuals not at all): fix theta itself in the graph
+    theta = tiny[RESPONDENT_DRAWS]["theta"].sel(chain=post["chain"].item(), draw=post["draw"].item()).values
+    values = {rv.name: post[rv.name].values for rv in built.model.free_RVs if rv.name in post}
+    eta_model, _ = _evaluate(built, {**values, "theta": theta})
+    theta = theta[None]  # (1, respondent, battery)
     x = dict.fromkeys(data.covariate_names, 0.0)
     draw = 7  # chain 0
     eta_np = summaries.linear_predictor(tiny, x, theta, np.array([draw]))[0]

@@ -65,6 +65,13 @@ def test_fit_stores_every_group_with_dims(tiny_fit):
     assert not [v for v in stored.posterior.data_vars if v.endswith("__")]
     assert {"sigma_g", "sigma_province", "partial_corr01"} <= set(stored.posterior.data_vars)
     assert stored.posterior["beta"].dtype == np.float32 and ll.dtype == np.float32
+    # respondent-level draws: residuals dropped, traits apart at the predictive's draws
+    assert not [v for v in stored.posterior.data_vars if "respondent" in stored.posterior[v].dims]
+    theta = stored["posterior_respondents"]["theta"]
+    rep = stored.posterior_predictive
+    assert theta.sizes["draw"] == rep.sizes["draw"] and theta.dtype == np.float32
+    np.testing.assert_array_equal(theta["draw"].values, rep["draw"].values)
+    assert "z_respondent" not in stored.posterior and "z_respondent" not in stored.prior
     # and the stored file still loads into the model it came from
     import scsurvey as ss
 

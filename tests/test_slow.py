@@ -119,9 +119,10 @@ def test_anes_scores_agree_with_the_files_independent_graded_response_scores(tmp
     project = example_project(tmp_path, root, "anes_prochoice")
     idata, run = fit("anes_prochoice", root=project, progress=False)
     assert run["diagnostics_ok"], run["diagnostics"]["failures"]
-    theta = idata.posterior["theta"].mean(("chain", "draw")).values[:, 0]
+    scores = idata["scores"]["mean"]  # posterior mean traits over every draw
+    theta = scores.values[:, 0]
     frame = pd.read_csv(project / "data" / "anes_prochoice.csv").set_index("caseid")
-    ids = idata.posterior["theta"].coords["respondent"].values.astype(int)
+    ids = scores.coords["respondent"].values.astype(int)
     lchoice = frame.loc[ids, "lchoice"].to_numpy()
     ok = np.isfinite(lchoice)
     r = np.corrcoef(theta[ok], lchoice[ok])[0, 1]
