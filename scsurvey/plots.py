@@ -25,7 +25,17 @@ def _figure(nrows: int = 1, ncols: int = 1, figsize=(6, 4), layout=None, **subpl
     return fig, fig.subplots(nrows, ncols, **subplot_kw)
 
 
-def category_frequencies(freq: xr.Dataset, ncols: int = 4):
+def category_frequencies(freq: xr.Dataset, labels: dict | None = None, ncols: int = 4):
+    """Observed category shares per item beside their posterior predictive intervals.
+
+    Parameters
+    ----------
+    freq : xarray.Dataset
+        :func:`scsurvey.checks.category_frequencies`.
+    labels : dict, optional
+        Item labels (the codebook's); panels are titled with them.
+    """
+    labels = labels or {}
     items = list(freq[dims.ITEM].values)
     cats = list(freq[dims.CATEGORY].values)
     nrows = int(np.ceil(len(items) / ncols))
@@ -43,7 +53,7 @@ def category_frequencies(freq: xr.Dataset, ncols: int = 4):
             ms=3,
             label="replicated (90%)",
         )
-        ax.set_title(item, fontsize=9)
+        ax.set_title(_wrap(str(labels.get(item, item)), 40), fontsize=8)
         ax.set_xticks(x, [str(i + 1) for i in x])
     for ax in list(axes.flat)[len(items) :]:
         ax.axis("off")
@@ -53,7 +63,8 @@ def category_frequencies(freq: xr.Dataset, ncols: int = 4):
     return fig
 
 
-def group_support(support: xr.Dataset, group: str):
+def group_support(support: xr.Dataset, group: str, label: str | None = None):
+    """Mean support share per level of a grouping factor, observed and replicated."""
     items = list(support[dims.ITEM].values)
     levels = list(support[group].values)
     fig, ax = _figure(figsize=(max(6, 0.5 * len(levels) * 1.2), 4))
@@ -70,13 +81,15 @@ def group_support(support: xr.Dataset, group: str):
     ax.scatter(x, avg["observed"], marker="x", color="black", zorder=3, label="observed")
     ax.set_xticks(x, levels, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel(f"mean support share over {len(items)} items")
-    ax.set_title(f"Support by {group}")
+    ax.set_title(f"Support by {label or group}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def battery_index(index: dict[str, pd.DataFrame]):
+def battery_index(index: dict[str, pd.DataFrame], battery_labels: dict | None = None):
+    """Distribution of each battery's index (respondent mean), observed and replicated."""
+    battery_labels = battery_labels or {}
     fig, axes = _figure(1, len(index), figsize=(5.5 * len(index), 3.6), squeeze=False)
     for ax, (battery, f) in zip(axes.flat, index.items(), strict=False):
         mid = (f["low_edge"] + f["high_edge"]) / 2
@@ -92,8 +105,11 @@ def battery_index(index: dict[str, pd.DataFrame]):
             label="replicated (90%)",
         )
         ax.set_title(
-            f"{battery} index: observed mean {f.attrs['observed_mean']:.2f}, "
-            f"replicated {f.attrs['replicated_mean']:.2f}",
+            _wrap(
+                f"{battery_labels.get(battery, battery)}: observed mean {f.attrs['observed_mean']:.2f}, "
+                f"replicated {f.attrs['replicated_mean']:.2f}",
+                60,
+            ),
             fontsize=9,
         )
         ax.set_xlabel("respondent mean of answered items")
@@ -378,11 +394,13 @@ def sbc_ranks(u: pd.DataFrame, band: tuple, failed=(), ncols: int = 6):
     return hist, ecdf
 
 
-def information(info: xr.Dataset):
+def information(info: xr.Dataset, battery_labels: dict | None = None):
     """Test information per battery (from :func:`scsurvey.fitstats.information`)."""
+    battery_labels = battery_labels or {}
     fig, ax = _figure(figsize=(6, 3.6))
     for battery in info[dims.BATTERY].values:
-        ax.plot(info["theta"], info["test_information"].sel({dims.BATTERY: battery}), label=str(battery))
+        label = _wrap(str(battery_labels.get(battery, battery)), 40)
+        ax.plot(info["theta"], info["test_information"].sel({dims.BATTERY: battery}), label=label)
     ax.set_xlabel("latent trait")
     ax.set_ylabel("test information")
     ax.set_title("Test information per battery")

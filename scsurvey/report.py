@@ -389,7 +389,9 @@ def _groups(idata, codebook, fig_dir: Path) -> dict:
                     fig_dir,
                     f"shrinkage_{group}.png",
                 ),
-                "ppc_figure": _save(plots.group_support(gs, group), fig_dir, f"ppc_{group}.png"),
+                "ppc_figure": _save(
+                    plots.group_support(gs, group, _group_label(codebook, group)), fig_dir, f"ppc_{group}.png"
+                ),
             }
         )
     return {"groups": groups}
@@ -459,9 +461,11 @@ def _checks(idata, codebook, fig_dir: Path) -> dict:
         "loo_reliable": pareto.attrs["reliable"],
         "pareto_table": _html(pareto),
         "figures": {
-            "information": _save(plots.information(fitstats.information(idata)), fig_dir, "information.png"),
-            "categories": _save(plots.category_frequencies(freq), fig_dir, "categories.png"),
-            "index": _save(plots.battery_index(index), fig_dir, "index.png"),
+            "information": _save(
+                plots.information(fitstats.information(idata), battery_labels), fig_dir, "information.png"
+            ),
+            "categories": _save(plots.category_frequencies(freq, labels), fig_dir, "categories.png"),
+            "index": _save(plots.battery_index(index, battery_labels), fig_dir, "index.png"),
             "pit": _save(plots.pit(pit), fig_dir, "pit.png"),
             "pareto": _save(plots.pareto_k(loo), fig_dir, "pareto_k.png"),
         },
