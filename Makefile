@@ -26,7 +26,7 @@ ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
-.PHONY: help setup data fit report run ppc screenshots seeds sbc test test-sbc test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc mrp screenshots seeds sbc test test-sbc test-slow bench lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -82,6 +82,13 @@ report: ## write reports/MODEL/index.html from the stored posterior (fits first 
 	$(MAKE) reports/$(MODEL)/index.html
 
 ppc: report ## posterior-predictive checks (part of the report)
+
+models/%/mrp.nc: models/%/posterior.nc data/census/china2020.toml scsurvey/mrp.py | $(STAMP)
+	$(PY) -m scsurvey mrp $*
+
+mrp: ## population estimates of MODEL (MRP to its spec's census margins), fitting first if needed: models/MODEL/mrp.nc
+	$(check-model)
+	$(MAKE) models/$(MODEL)/mrp.nc
 
 screenshots: report ## open MODEL's report in headless Chromium: a screenshot per section and a PDF under reports/MODEL/
 	$(PY) -m scsurvey screenshots $(MODEL)

@@ -10,7 +10,7 @@ from pathlib import Path
 BANNER = "!" * 78
 EXIT_UNCLEAN = 3  # a fit stored but flagged: its diagnostics failed
 EXIT_USAGE = 2  # bad input: an unknown model, a malformed spec, codebook or data file
-MODEL_COMMANDS = ("fit", "status", "report", "screenshots", "sbc", "seeds", "deps")
+MODEL_COMMANDS = ("fit", "status", "report", "mrp", "screenshots", "sbc", "seeds", "deps")
 
 
 def _progress_default() -> bool:
@@ -126,6 +126,16 @@ def cmd_report(args) -> int:
     path = write_report(args.model, root=args.root)
     index = write_index(args.root)
     print(f"report: {path.resolve()}\nall reports: {index.resolve()}")
+    return 0
+
+
+def cmd_mrp(args) -> int:
+    from .mrp import run
+
+    path, table = run(args.model, root=args.root)
+    shown = (100 * table[["sample", "mrp", "mrp_low", "mrp_high", "published"]].astype(float)).round(1)
+    print(shown.to_string())
+    print(f"MRP estimates: {path}")
     return 0
 
 
@@ -258,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("mrp", help="poststratify a fitted model to its spec's census margins")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_mrp)
+
     p = sub.add_parser(
         "screenshots", help="open reports/<model>/index.html in headless Chromium: screenshots, PDF"
     )
@@ -331,6 +345,7 @@ def project_errors() -> tuple[type[Exception], ...]:
     from .api import ModelMismatchError
     from .codebook import CodebookError
     from .examples import ExampleError
+    from .mrp import MRPError
     from .project import StalePosteriorError
     from .simulate import TwinError
     from .spec import SpecError
@@ -347,5 +362,6 @@ def project_errors() -> tuple[type[Exception], ...]:
         StorageError,
         TwinError,
         ExampleError,
+        MRPError,
         FileNotFoundError,
     )

@@ -215,7 +215,8 @@ def _centering(cent: dict, source: str) -> dict:
         raise SpecError(err.args[0]) from None
 
 
-TOP_LEVEL = ("description", "inputs", "link", "components", "priors", "centering", "sampler")
+# [poststrat] is read by scsurvey.mrp: it weights predictions and does not change the fit
+TOP_LEVEL = ("description", "inputs", "link", "components", "priors", "centering", "sampler", "poststrat")
 
 
 def parse_spec(raw: dict, name: str, source: str = "<memory>", require_inputs: bool = False) -> ModelSpec:

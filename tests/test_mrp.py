@@ -1,0 +1,171 @@
+"""Poststratification: census margins read and checked, survey values mapped, the synthetic
+joint table raked to the margins, and population estimates against an independent
+computation."""
+
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+from scsurvey import dims, mrp, summaries
+from scsurvey.codebook import load_codebook
+from scsurvey.project import load_inputs
+from scsurvey.spec import load_spec
+from scsurvey.tomlfile import read_toml
+
+FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return az.from_netcdf(FIXTURE)
+
+
+def write(tmp_path, text, name="census.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_census_margins_read_with_their_source_and_caveat(root):
+    census = mrp.read_census(root / "data" / "census" / "china2020.toml")
+    assert set(census.margins) == {"sex", "age", "region", "education"}
+    for margin in census.margins.values():
+        assert abs(margin.sum() - 1.0) < 1e-12
+    # STUDY's figures, normalised: 51.24 / 48.76 male / female; East 39.93 of 99.86
+    assert census.margins["sex"]["male"] == pytest.approx(0.5124)
+    assert census.margins["region"]["East"] == pytest.approx(39.93 / 99.86)
+    assert "National Bureau of Statistics" in census.source and "urban adults" in census.caveat
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[margins.sex]\nunit='count'\nvalues={male=10, female=10}\n"
+            "[margins.age]\nunit='count'\nvalues={young=5, old=14}\n",
+            r"count margins do not sum to the same total: sex 20, age 19",
+        ),
+        ("[margins.sex]\nunit='share'\nvalues={male=1, female=1}\n", r"margins\.sex\.unit = 'share'"),
+        (
+            "[margins.sex]\nunit='percent'\nvalues={male=-1, female=1}\n",
+            r"margins\.sex\.values: not positive",
+        ),
+        ("[margins.sex]\nunit='percent'\nvalues={male=1}\n", r"at least two categories"),
+        ("title='x'\n", r"no \[margins"),
+    ],
+)
+def test_bad_census_tables_name_the_file_the_margin_and_the_values(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(mrp.MRPError, match=message) as err:
+        mrp.read_census(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def twin(root):
+    spec = load_spec(root / "models" / "mrp.toml")
+    return spec, load_inputs(spec, root)
+
+
+def test_survey_values_map_onto_census_categories(root, twin):
+    _spec, data = twin
+    setting = read_toml(root / "models" / "mrp.toml", ValueError, "spec")["poststrat"]
+    census = mrp.read_census(root / setting["census"])
+    vars_ = mrp.variables(setting, data.codebook, "mrp.toml")
+    cells = mrp.respondent_cells(data, vars_, census)
+    assert list(cells.columns) == ["sex", "age", "region", "education"]
+    female = data.table["female"].to_numpy()
+    np.testing.assert_array_equal(cells["sex"].to_numpy() == "female", female == 1)
+    np.testing.assert_array_equal(cells["age"].to_numpy() == "60+", data.table["age"].to_numpy() >= 60)
+    assert set(cells["region"]) == {"East", "Centre", "West", "Northeast"}
+
+
+def test_bad_poststratification_settings_name_the_variable_and_category(root, twin, tmp_path):
+    _spec, data = twin
+    cb = data.codebook
+    census = mrp.read_census(root / "data" / "census" / "china2020.toml")
+    with pytest.raises(mrp.MRPError, match=r"poststrat\.variables\.sex\.column = 'gender': not a grouping"):
+        mrp.variables({"variables": {"sex": {"column": "gender"}}}, cb, "s.toml")
+    with pytest.raises(mrp.MRPError, match=r"sex\.map: a covariate needs a map"):
+        mrp.variables({"variables": {"sex": {"column": "female"}}}, cb, "s.toml")
+    # a survey value that maps to no census category: the column and the value
+    vars_ = mrp.variables({"variables": {"sex": {"column": "female", "map": {"0": "male"}}}}, cb, "s")
+    with pytest.raises(mrp.MRPError, match=r"column 'female' .* map to no census category: \['1'\]"):
+        mrp.respondent_cells(data, vars_, census)
+    # a census category no respondent falls in: the table, the variable and the category
+    path = write(
+        tmp_path,
+        "[margins.region]\nunit='percent'\nvalues={East=40, Centre=26, West=27, Northeast=7, Mars=1}\n",
+    )
+    vars_ = mrp.variables({"variables": {"region": {"column": "region"}}}, cb, "s")
+    with pytest.raises(
+        mrp.MRPError, match=r"margins\.region: no respondent falls in census category \['Mars'\]"
+    ):
+        mrp.respondent_cells(data, vars_, mrp.read_census(path))
+    # a variable the census does not have
+    vars_ = mrp.variables({"variables": {"province": {"column": "province"}}}, cb, "s")
+    with pytest.raises(mrp.MRPError, match=r"no margin for poststratification variable 'province'"):
+        mrp.respondent_cells(data, vars_, census)
+    # a poststratification variable the model leaves out
+    vars_ = mrp.variables({"variables": {"region": {"column": "region"}}}, cb, "s")
+    with pytest.raises(
+        mrp.MRPError, match=r"'region' .* is not in the model; add 'region' to components.groups"
+    ):
+        mrp.check_model(vars_, ("province",), [], "full.toml")
+
+
+def test_raking_reaches_every_margin_and_keeps_the_sample_associations(tmp_path):
+    """Raked to margins equal to the sample's own, the table is the sample's joint
+    distribution (tolerance 1e-6, raking's convergence); raked to other margins, every margin
+    is met (1e-3, the check inside synthetic_table) and the sex-by-age odds ratio of the
+    sample is kept (raking multiplies rows and columns, which leaves odds ratios alone)."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    age = rng.choice(["young", "old"], n, p=[0.8, 0.2])
+    sex = np.where(rng.random(n) < np.where(age == "young", 0.3, 0.6), "female", "male")
+    cells = pd.DataFrame({"sex": sex, "age": age})
+    counts = {v: ", ".join(f"{k}={c}" for k, c in cells[v].value_counts().items()) for v in ("sex", "age")}
+    own = "".join(f"[margins.{v}]\nunit='count'\nvalues={{{c}}}\n" for v, c in counts.items())
+    table = mrp.synthetic_table(cells, mrp.read_census(write(tmp_path, own, "own.toml")))
+    np.testing.assert_allclose(table["share"], table["sample"] / n, atol=1e-6)
+    other = (
+        "[margins.sex]\nunit='percent'\nvalues={female=50, male=50}\n"
+        "[margins.age]\nunit='percent'\nvalues={young=60, old=40}\n"
+    )
+    table = mrp.synthetic_table(cells, mrp.read_census(write(tmp_path, other, "other.toml")))
+    share = table.set_index(["sex", "age"])["share"]
+    assert share.groupby(level="age").sum()["old"] == pytest.approx(0.4, abs=1e-3)
+    assert share.groupby(level="sex").sum()["female"] == pytest.approx(0.5, abs=1e-3)
+    counts = table.set_index(["sex", "age"])["sample"]
+
+    def odds_ratio(s):
+        return (s["female", "old"] * s["male", "young"]) / (s["female", "young"] * s["male", "old"])
+
+    assert odds_ratio(share) == pytest.approx(odds_ratio(counts), rel=1e-3)
+
+
+def test_population_support_equals_the_cell_predictions_weighted_by_the_census(tiny, root, tmp_path):
+    """Against an independent computation: with sex as the only poststratification variable,
+    MRP support is share_m P(support | male) + share_f P(support | female), each from
+    summaries.support_probability (40 quadrature nodes against MRP's 20, all 120 draws in
+    both). Tolerance 2e-3 absolute: the quadrature difference is far below it, a wrong cell
+    weight or covariate scale is far above (the sexes differ by several points)."""
+    codebook = load_codebook(root / "data" / "codebook" / "scs2020.toml")
+    vars_ = mrp.variables(
+        {"variables": {"sex": {"column": "female", "map": {"0": "male", "1": "female"}}}}, codebook, "t"
+    )
+    table = pd.DataFrame({"sex": ["male", "female"], "share": [0.7, 0.3]})
+    out = mrp.estimate(tiny, codebook, table, vars_, max_draws=10_000)
+    n = tiny.posterior.sizes["chain"] * tiny.posterior.sizes["draw"]
+    expected = 0
+    for code, w in ((0, 0.7), (1, 0.3)):
+        x = summaries._standardised(codebook, tiny, {"female": code})
+        expected = expected + w * summaries.support_probability(tiny, x, max_draws=n).mean("sample").values
+    np.testing.assert_allclose(out["support"].mean(dims.STACKED).values, expected, atol=2e-3)
+    by_sex = out["support_by_sex"].mean(dims.STACKED)
+    assert float(abs(by_sex.sel(sex="male") - by_sex.sel(sex="female")).max()) > 0.01
+    assert out["index"].sizes[dims.BATTERY] == 2
+    assert ((out["index"] > 1) & (out["index"] < 5)).all()
