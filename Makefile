@@ -26,7 +26,7 @@ ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
-.PHONY: help setup data fit report run ppc mrp screenshots seeds sbc test test-sbc test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots seeds sbc test test-sbc test-slow bench lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -89,6 +89,9 @@ models/%/mrp.nc: models/%/posterior.nc data/census/china2020.toml scsurvey/mrp.p
 mrp: ## population estimates of MODEL (MRP to its spec's census margins), fitting first if needed: models/MODEL/mrp.nc
 	$(check-model)
 	$(MAKE) models/$(MODEL)/mrp.nc
+
+mrp-validate: | $(STAMP) ## MRP on a simulated population of 200,000 with a biased sample: coverage of the true shares
+	$(PY) -m scsurvey mrp-validate
 
 screenshots: report ## open MODEL's report in headless Chromium: a screenshot per section and a PDF under reports/MODEL/
 	$(PY) -m scsurvey screenshots $(MODEL)

@@ -139,6 +139,26 @@ def cmd_mrp(args) -> int:
     return 0
 
 
+def cmd_mrp_validate(args) -> int:
+    import json
+
+    from .mrp_validation import validate
+
+    table, summary = validate(args.root, population=args.population, n=args.respondents, seed=args.seed)
+    cols = ["true", "sample", "mrp", "mrp_low", "mrp_high"]
+    shown = (100 * table[cols].astype(float)).round(1)
+    shown["raw covers"] = table["raw_covers"]
+    shown["MRP covers"] = table["mrp_covers"]
+    print(shown.to_string())
+    print(json.dumps(summary, indent=2))
+    ok = summary["mrp_coverage"] >= 0.9 and summary["raw_miss"] > 0.5
+    print(
+        f"MRP 90% intervals cover {100 * summary['mrp_coverage']:.0f}% of items (target >= 90%); "
+        f"the raw share misses {100 * summary['raw_miss']:.0f}% (target: most)"
+    )
+    return 0 if ok else 1
+
+
 def cmd_screenshots(args) -> int:
     from .browser import inspect_report
 
@@ -271,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("mrp", help="poststratify a fitted model to its spec's census margins")
     p.add_argument("model")
     p.set_defaults(func=cmd_mrp)
+
+    p = sub.add_parser("mrp-validate", help="MRP on a simulated population with a biased sample")
+    p.add_argument("--population", type=int, default=200_000)
+    p.add_argument("--respondents", type=int, default=1173)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_mrp_validate)
 
     p = sub.add_parser(
         "screenshots", help="open reports/<model>/index.html in headless Chromium: screenshots, PDF"

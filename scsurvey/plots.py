@@ -149,7 +149,13 @@ def _wrap(text: str, width: int = 38) -> str:
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
 
 
-def support_per_item(table: pd.DataFrame, labels: dict | None = None, battery_labels: dict | None = None):
+def support_per_item(
+    table: pd.DataFrame,
+    labels: dict | None = None,
+    battery_labels: dict | None = None,
+    model_label: str = "model",
+    observed_label: str = "observed",
+):
     """Support per item in the style of a published chart: items sorted by the model's share
     within each battery, its interval, the observed share and the published one.
 
@@ -181,9 +187,9 @@ def support_per_item(table: pd.DataFrame, labels: dict | None = None, battery_la
             xerr=[sub["model"] - sub["model_low"], sub["model_high"] - sub["model"]],
             fmt="o",
             color="#b2182b",
-            label="model (90% interval)",
+            label=f"{model_label} (90% interval)",
         )
-        ax.scatter(sub["observed"], y, marker="x", color="black", label="observed", zorder=3)
+        ax.scatter(sub["observed"], y, marker="x", color="black", label=observed_label, zorder=3)
         if sub["published"].notna().any():
             ax.scatter(
                 sub["published"],

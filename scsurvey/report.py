@@ -223,7 +223,9 @@ def write_report(name: str, root: Path | str = ".", out_dir: Path | None = None)
     run = json.loads(run_path.read_text()) if run_path.exists() else {}
     others = same_data(idata, current_posteriors(root))
     out_dir = Path(out_dir) if out_dir else root / "reports" / name
-    return render_report(idata, spec, codebook, run, out_dir, others)
+    from .mrp import load as load_mrp
+
+    return render_report(idata, spec, codebook, run, out_dir, others, population=load_mrp(name, root))
 
 
 def _labels(codebook) -> tuple[dict, dict, dict]:
@@ -472,7 +474,77 @@ def _checks(idata, codebook, fig_dir: Path) -> dict:
     }
 
 
-def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict | None = None) -> Path:
+def _population(estimates, idata, codebook, fig_dir: Path) -> dict:
+    """MRP: population support per item beside the sample share and the published share."""
+    from .mrp import summary_table
+
+    if estimates is None:
+        return {"mrp": None}
+    if estimates.attrs.get("posterior_created_at") != str(idata.posterior.attrs.get("created_at", "")):
+        return {"mrp": {"stale": True}}
+    table = summary_table(estimates, idata, codebook, draws.LOW, draws.HIGH)
+    items, _, batteries = _labels(codebook)
+    battery_of = {i.id: i.battery for i in codebook.items}
+    shown = pd.DataFrame(
+        {
+            "item": [items.get(i, i) for i in table.index],
+            "battery": [batteries.get(battery_of[i], battery_of[i]) for i in table.index],
+            "sample": table["sample"].map(_pct),
+            "population (MRP)": table["mrp"].map(_pct),
+            f"MRP {int(100 * draws.INTERVAL)}% interval": [
+                f"{_pct(lo)} to {_pct(hi)}"
+                for lo, hi in zip(table["mrp_low"], table["mrp_high"], strict=True)
+            ],
+            "published": table["published"].map(_pct),
+        }
+    ).set_index("item")
+    if table["published"].isna().all():
+        shown = shown.drop(columns=["published"])
+    figure_table = pd.DataFrame(
+        {
+            "battery": [battery_of[i] for i in table.index],
+            "observed": table["sample"],
+            "model": table["mrp"],
+            "model_low": table["mrp_low"],
+            "model_high": table["mrp_high"],
+            "published": table["published"],
+        },
+        index=table.index,
+    )
+    fig = plots.support_per_item(
+        figure_table, items, batteries, model_label="population (MRP)", observed_label="sample"
+    )
+    regions = [v for v in estimates.data_vars if v.startswith("support_by_")]
+    by = []
+    for name in regions:
+        var = name.removeprefix("support_by_")
+        mean = estimates[name].mean(dims.STACKED).mean(dims.ITEM)
+        for level in mean[var].values:
+            by.append(
+                {
+                    "variable": var,
+                    "category": str(level),
+                    "mean support over items": _pct(float(mean.sel({var: level}))),
+                }
+            )
+    return {
+        "mrp": {
+            "stale": False,
+            "census": estimates.attrs.get("census", ""),
+            "source": estimates.attrs.get("census_source", ""),
+            "caveat": estimates.attrs.get("caveat", ""),
+            "table_method": estimates.attrs.get("table", ""),
+            "n_cells": int(estimates.sizes["cell"]),
+            "table": _html(shown),
+            "by_table": _html(pd.DataFrame(by)),
+        },
+        "figures": {"mrp": _save(fig, fig_dir, "mrp.png")},
+    }
+
+
+def render_report(
+    idata, spec, codebook, run: dict, out_dir: Path, others: dict | None = None, population=None
+) -> Path:
     """Render the report of one posterior into ``out_dir`` (index.html and figures/).
 
     Parameters
@@ -486,6 +558,8 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
     out_dir : Path
     others : dict, optional
         Current posteriors of other specs, for the LOO comparison.
+    population : xarray.Dataset, optional
+        MRP estimates of this fit (:func:`scsurvey.mrp.run`), shown in their own section.
 
     Returns
     -------
@@ -501,6 +575,7 @@ def render_report(idata, spec, codebook, run: dict, out_dir: Path, others: dict 
         _effects(idata, codebook, fig_dir),
         _groups(idata, codebook, fig_dir),
         _checks(idata, codebook, fig_dir),
+        _population(population, idata, codebook, fig_dir),
     ]
     others = others or {}
     comparison = summaries.compare_models(others) if len(others) > 1 else pd.DataFrame()

@@ -169,3 +169,31 @@ def test_population_support_equals_the_cell_predictions_weighted_by_the_census(t
     assert float(abs(by_sex.sel(sex="male") - by_sex.sel(sex="female")).max()) > 0.01
     assert out["index"].sizes[dims.BATTERY] == 2
     assert ((out["index"] > 1) & (out["index"] < 5)).all()
+
+
+def test_the_report_sets_mrp_beside_the_sample_and_published_shares(tiny, root, tmp_path):
+    import json
+
+    from scsurvey.report import render_report
+
+    codebook = load_codebook(root / "data" / "codebook" / "scs2020.toml")
+    vars_ = mrp.variables(
+        {"variables": {"sex": {"column": "female", "map": {"0": "male", "1": "female"}}}}, codebook, "t"
+    )
+    table = pd.DataFrame({"sex": ["male", "female"], "share": [0.5, 0.5]})
+    est = mrp.estimate(tiny, codebook, table, vars_)
+    est.attrs.update(census="test census", census_source="a test", caveat="national figures, all ages")
+    spec = load_spec(root / "models" / "full.toml")
+    run = json.loads(FIXTURE.with_suffix(".run.json").read_text())
+    est.attrs["posterior_created_at"] = str(tiny.posterior.attrs["created_at"])
+    html = render_report(tiny, spec, codebook, run, tmp_path / "a", population=est).read_text()
+    assert 'id="population"' in html and "national figures, all ages" in html
+    label = next(i.label for i in codebook.items if i.id == "surv_train")
+    row = html[html.index('id="population"') :]
+    mean = float(est["support"].sel(item="surv_train").mean())
+    assert f"{100 * mean:.1f}%" in row[row.index(label) : row.index(label) + 400]
+    est.attrs["posterior_created_at"] = "an earlier fit"
+    html = render_report(tiny, spec, codebook, run, tmp_path / "b", population=est).read_text()
+    assert "belong to an earlier fit" in html
+    html = render_report(tiny, spec, codebook, run, tmp_path / "c").read_text()
+    assert 'id="population"' not in html
