@@ -26,9 +26,15 @@ from .survey import prepare
 
 # log-odds of taking part, per unit: under 40, junior college and above, eastern region
 SELECTION = {"young": 1.0, "university": 1.0, "east": 0.8}
+# The twin's own effects of age and education are small, so a sample biased on them is
+# hardly biased in support; the validation population makes support depend on education
+# (per sd, latent scale, both batteries) so that the raw share is wrong and MRP has work.
+EFFECTS = {"education": 0.8}
 
 
-def biased_sample(root: Path | str, population: int = 200_000, n: int = 1173, seed: int = 7) -> dict:
+def biased_sample(
+    root: Path | str, population: int = 200_000, n: int = 1173, seed: int = 7, effects: dict | None = None
+) -> dict:
     """A population with known support and a sample drawn from it with a selection bias.
 
     Returns
@@ -48,7 +54,14 @@ def biased_sample(root: Path | str, population: int = 200_000, n: int = 1173, se
     rng_pop, rng_sel, rng_ans = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     frame = simulate_respondents(codebook, config, population, rng_pop)
     pop = prepare(frame, codebook, source="validation population", require_answers=False)
-    values = {**twin.truth, "z_respondent": rng_pop.standard_normal((population, len(codebook.batteries)))}
+    beta = np.array(twin.truth["beta"], dtype=float)
+    for name, value in (EFFECTS if effects is None else effects).items():
+        beta[:, pop.covariate_names.index(name)] = value
+    values = {
+        **twin.truth,
+        "beta": beta,
+        "z_respondent": rng_pop.standard_normal((population, len(codebook.batteries))),
+    }
     eta, cuts = _evaluate(build(spec, pop, non_centred(len(codebook.batteries))), values)
     support = np.asarray(codebook.scale.support_mask)
     true_share = category_probs(eta, cuts, spec.link)[..., support].sum(-1).mean(axis=0)

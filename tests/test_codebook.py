@@ -33,7 +33,14 @@ def test_scs2020_codebook_describes_the_study(codebook):
         "age",
         "female",
     }
-    assert [g.id for g in codebook.groups] == ["region", "province", "occupation", "age_cohort"]
+    assert [g.id for g in codebook.groups] == [
+        "region",
+        "province",
+        "occupation",
+        "age_cohort",
+        "age_band",
+        "education_level",
+    ]
     province = codebook.group("province")
     assert len(province.levels) == 31 and province.nested_in == "region"
 
