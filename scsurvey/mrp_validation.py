@@ -23,6 +23,7 @@ from .model import build
 from .simulate import _apply_missingness, _evaluate, load_twin_config, make_twin, simulate_respondents
 from .spec import load_spec
 from .survey import prepare
+from .tomlfile import read_toml
 
 # log-odds of taking part, per unit: under 40, junior college and above, eastern region
 SELECTION = {"young": 1.0, "university": 1.0, "east": 0.8}
@@ -124,8 +125,12 @@ def validate(
     n: int = 1173,
     seed: int = 7,
     sampler: dict | None = None,
+    census_variables: tuple[str, ...] = ("sex", "age", "region", "education"),
 ) -> tuple[pd.DataFrame, dict]:
     """Fit the MRP spec to a biased sample and compare MRP and raw shares with the truth.
+
+    census_variables : tuple of str
+        The poststratification variables used (a small sample may hold no one aged 60+).
 
     Returns
     -------
@@ -142,20 +147,16 @@ def validate(
     root = Path(root)
     sim = biased_sample(root, population, n, seed)
     spec = load_spec(root / "models" / "mrp.toml")
+    raw = read_toml(root / "models" / "mrp.toml", mrp.MRPError, "spec")["poststrat"]["variables"]
+    setting = {"variables": {k: v for k, v in raw.items() if k in census_variables}}
     model_config = spec.model_config()
+    columns = {v["column"] for v in setting["variables"].values()}
+    model_config["groups"] = [g for g in model_config["groups"] if g in columns]
     sampler_config = {**spec.sampler_config(), **(sampler or {})}
     m = SurveyModel(sim["frame"], sim["codebook"], model_config=model_config, sampler_config=sampler_config)
     idata = m.fit(progress=False)
-    setting = {
-        "variables": {
-            "sex": {"column": "female", "map": {"0": "male", "1": "female"}},
-            "age": {"column": "age_band"},
-            "region": {"column": "region"},
-            "education": {"column": "education_level"},
-        }
-    }
     vars_ = mrp.variables(setting, sim["codebook"], "models/mrp.toml")
-    census = census_from_counts(sim["margins"])
+    census = census_from_counts({k: v for k, v in sim["margins"].items() if k in census_variables})
     cells = mrp.respondent_cells(m.data, vars_, census)
     out = mrp.estimate(idata, sim["codebook"], mrp.synthetic_table(cells, census), vars_)
     table = mrp.summary_table(out, idata, sim["codebook"], LOW, HIGH)

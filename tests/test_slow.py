@@ -128,3 +128,17 @@ def test_anes_scores_agree_with_the_files_independent_graded_response_scores(tmp
     r = np.corrcoef(theta[ok], lchoice[ok])[0, 1]
     print(f"correlation with lchoice: {r:.3f} over {ok.sum()} respondents")
     assert r > 0.95, r
+
+
+def test_mrp_covers_the_population_share_a_biased_sample_misses(root):
+    """`make mrp-validate`: 200,000 people whose support rises with education, 1,173 drawn
+    with log-odds of taking part +1 under 40, +1 with junior college and above, +0.8 in the
+    east; `mrp` fitted with its shipped settings and poststratified to the population's
+    margins. Targets of the issue: MRP's 90% intervals cover the true share for at least 90% of
+    the 13 items, while the raw share's own 90% binomial interval misses it for most."""
+    from scsurvey.mrp_validation import validate
+
+    table, summary = validate(root)
+    print(table.round(3).to_string(), summary)
+    assert summary["mrp_coverage"] >= 0.9, summary
+    assert summary["raw_miss"] > 0.5, summary
