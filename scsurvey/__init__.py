@@ -36,7 +36,7 @@ _WHERE = {
     "LockedError": "storage",
     "StorageError": "storage",
 }
-_MODULES = ("checks", "fitstats", "plots", "summaries")
+_MODULES = ("checks", "fitstats", "mrp", "plots", "summaries")
 
 __all__ = sorted([*_WHERE, *_MODULES, "__version__"])
 
