@@ -346,7 +346,7 @@ def chain_ranks(draws_by_label: dict[str, np.ndarray], ncols: int = 2):
         edges = np.linspace(0, 1, bins + 1)
         for c in range(n_chains):
             counts, _ = np.histogram(ranks[c], bins=edges)
-            ax.stairs(counts / expected, edges, lw=1.0)
+            ax.stairs(counts / expected, edges, lw=1.0, baseline=None)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_title(_wrap(label, 48), fontsize=8)
         ax.set_xlabel("rank among all draws (fraction)", fontsize=7)

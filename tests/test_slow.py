@@ -130,6 +130,7 @@ def test_anes_scores_agree_with_the_files_independent_graded_response_scores(tmp
     assert r > 0.95, r
 
 
+@pytest.mark.slow
 def test_mrp_covers_the_population_share_a_biased_sample_misses(root):
     """`make mrp-validate`: 200,000 people whose support rises with education, 1,173 drawn
     with log-odds of taking part +1 under 40, +1 with junior college and above, +0.8 in the
