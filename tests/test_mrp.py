@@ -195,5 +195,3 @@ def test_the_report_sets_mrp_beside_the_sample_and_published_shares(tiny, root, 
     est.attrs["posterior_created_at"] = "an earlier fit"
     html = render_report(tiny, spec, codebook, run, tmp_path / "b", population=est).read_text()
     assert "belong to an earlier fit" in html
-    html = render_report(tiny, spec, codebook, run, tmp_path / "c").read_text()
-    assert 'id="population"' not in html
