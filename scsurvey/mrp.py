@@ -19,6 +19,9 @@ categories, or a covariate with a ``map`` from its codes to census categories)::
     sex = { column = "female", map = { "0" = "male", "1" = "female" } }
     region = { column = "region" }
 
+``weight = "<column>"`` in the same table adds, for comparison, each item's share weighted
+by the file's survey weights (:func:`weighted_shares`).
+
 Within a cell, covariates the model has but the census does not name sit at their sample
 mean, group effects not poststratified at their average (zero), and the unit-normal
 residual of the latent trait is integrated out by Gauss-Hermite quadrature.
@@ -118,9 +121,55 @@ def read_census(path: Path | str) -> Census:
     )
 
 
+def weighted_shares(data: SurveyData, column: str, z: float = 1.645) -> pd.DataFrame:
+    """Support per item weighted by the file's survey weights: the comparison beside MRP.
+
+    The Hájek estimator ``sum(w s) / sum(w)`` over each item's answers, which is the
+    pseudo-maximum-likelihood estimate of the item's support share under the design
+    weights, with its linearised standard error ``sqrt(sum(w^2 (s - p)^2)) / sum(w)`` and a
+    normal interval. It corrects for selection only as far as the weights do.
+
+    Raises
+    ------
+    MRPError
+        The weight column missing, or weights that are missing, not numbers or not positive
+        (naming the file, the column and the rows' ids).
+    """
+    table = data.table
+    if column not in table.columns:
+        raise MRPError(f"{data.source}: no weight column {column!r} (poststrat.weight)")
+    w = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(w) | (w <= 0)
+    if bad.any():
+        ids = list(data.respondent_ids[bad][:5])
+        raise MRPError(
+            f"{data.source}: column {column!r}: {int(bad.sum())} weights missing, not numbers or not "
+            f"positive (respondents {ids}{', ...' if bad.sum() > 5 else ''})"
+        )
+    support = np.asarray(data.codebook.scale.support_mask)
+    y = data.responses
+    rows = []
+    for j, item in enumerate(data.codebook.items):
+        ok = y[:, j] >= 0
+        s_ = support[y[ok, j]].astype(float)
+        wj = w[ok]
+        p = float(np.sum(wj * s_) / wj.sum())
+        se = float(np.sqrt(np.sum(wj**2 * (s_ - p) ** 2)) / wj.sum())
+        rows.append(
+            {
+                "item": item.id,
+                "weighted": p,
+                "weighted_low": p - z * se,
+                "weighted_high": p + z * se,
+                "effective_n": float(wj.sum() ** 2 / np.sum(wj**2)),
+            }
+        )
+    return pd.DataFrame(rows).set_index("item")
+
+
 def variables(setting: dict, codebook, where: str) -> list[Variable]:
     """The poststratification variables of a spec's ``[poststrat]`` table."""
-    check_keys(setting, ("census", "variables"), where, MRPError, "poststrat.")
+    check_keys(setting, ("census", "variables", "weight"), where, MRPError, "poststrat.")
     table = setting.get("variables") or {}
     if not table:
         raise MRPError(f"{where}: poststrat.variables names no variable")
@@ -359,6 +408,11 @@ def poststratify(
     table = synthetic_table(cells, census)
     out = estimate(idata, codebook, table, vars_)
     out["cell_sample"] = (("cell",), table["sample"].to_numpy())
+    if setting.get("weight"):
+        weighted = weighted_shares(data, setting["weight"]).reindex(out[dims.ITEM].values)
+        for col in ("weighted", "weighted_low", "weighted_high"):
+            out[col] = ((dims.ITEM,), weighted[col].to_numpy())
+        out.attrs["weight_column"] = setting["weight"]
     out.attrs.update(
         census=census.title,
         census_source=census.source,
@@ -405,7 +459,7 @@ def summary_table(out: xr.Dataset, idata, codebook, low: float = 0.05, high: flo
     sample = (support_mask(idata)[np.clip(y, 0, None)] & ok).sum(0) / ok.sum(0)
     published = {i.id: i.published_support for i in codebook.items}
     s = out["support"]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "sample": sample,
             "mrp": s.mean(dims.STACKED).values,
@@ -415,6 +469,10 @@ def summary_table(out: xr.Dataset, idata, codebook, low: float = 0.05, high: flo
         },
         index=pd.Index(s[dims.ITEM].values, name="item"),
     )
+    for col in ("weighted", "weighted_low", "weighted_high"):
+        if col in out:
+            table[col] = out[col].values
+    return table
 
 
 def load(name: str, root: Path | str = ".") -> xr.Dataset | None:
@@ -441,4 +499,5 @@ __all__ = [
     "summary_table",
     "synthetic_table",
     "variables",
+    "weighted_shares",
 ]

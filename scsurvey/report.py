@@ -498,6 +498,17 @@ def _population(estimates, idata, codebook, fig_dir: Path) -> dict:
             "published": table["published"].map(_pct),
         }
     ).set_index("item")
+    if "weighted" in table:  # the design-weighted comparison, labelled as such
+        shown.insert(
+            4,
+            "weighted sample (survey weights, 90%)",
+            [
+                f"{_pct(p)} ({_pct(lo)} to {_pct(hi)})"
+                for p, lo, hi in zip(
+                    table["weighted"], table["weighted_low"], table["weighted_high"], strict=True
+                )
+            ],
+        )
     if table["published"].isna().all():
         shown = shown.drop(columns=["published"])
     figure_table = pd.DataFrame(
@@ -534,6 +545,7 @@ def _population(estimates, idata, codebook, fig_dir: Path) -> dict:
             "source": estimates.attrs.get("census_source", ""),
             "caveat": estimates.attrs.get("caveat", ""),
             "table_method": estimates.attrs.get("table", ""),
+            "weight_column": estimates.attrs.get("weight_column", ""),
             "n_cells": int(estimates.sizes["cell"]),
             "table": _html(shown),
             "by_table": _html(pd.DataFrame(by)),

@@ -186,8 +186,13 @@ def test_the_report_sets_mrp_beside_the_sample_and_published_shares(tiny, root, 
     spec = load_spec(root / "models" / "full.toml")
     run = json.loads(FIXTURE.with_suffix(".run.json").read_text())
     est.attrs["posterior_created_at"] = str(tiny.posterior.attrs["created_at"])
+    for col, shift in (("weighted", 0.0), ("weighted_low", -0.02), ("weighted_high", 0.02)):
+        est[col] = (("item",), np.full(est.sizes["item"], 0.5 + shift))
+    est.attrs["weight_column"] = "wt"
     html = render_report(tiny, spec, codebook, run, tmp_path / "a", population=est).read_text()
     assert 'id="population"' in html and "national figures, all ages" in html
+    # the design-weighted comparison is there and labelled as such
+    assert "weighted sample (survey weights, 90%)" in html and "50.0% (48.0% to 52.0%)" in html
     label = next(i.label for i in codebook.items if i.id == "surv_train")
     row = html[html.index('id="population"') :]
     mean = float(est["support"].sel(item="surv_train").mean())
@@ -195,3 +200,45 @@ def test_the_report_sets_mrp_beside_the_sample_and_published_shares(tiny, root, 
     est.attrs["posterior_created_at"] = "an earlier fit"
     html = render_report(tiny, spec, codebook, run, tmp_path / "b", population=est).read_text()
     assert "belong to an earlier fit" in html
+
+
+def test_weighted_shares_equal_the_shares_of_the_sample_with_rows_repeated(twin):
+    """A weight of 2 counts a respondent twice: the weighted share of each item equals the
+    plain share in the sample with those rows duplicated (exact up to rounding), and equal
+    weights give the plain share."""
+    from scsurvey.survey import prepare
+
+    _, data = twin
+    frame = data.table.copy()
+    rng = np.random.default_rng(5)
+    frame["w"] = np.where(rng.random(len(frame)) < 0.3, 2.0, 1.0)
+    weighted = mrp.weighted_shares(prepare(frame, data.codebook, "weighted"), "w")
+    doubled = pd.concat([frame, frame[frame["w"] == 2.0]], ignore_index=True)
+    doubled[data.codebook.respondent_id] = np.arange(len(doubled))
+    plain = prepare(doubled, data.codebook, "doubled")
+    support = np.asarray(data.codebook.scale.support_mask)
+    ok = plain.responses >= 0
+    share = (support[np.clip(plain.responses, 0, None)] & ok).sum(0) / ok.sum(0)
+    np.testing.assert_allclose(weighted["weighted"].to_numpy(), share, atol=1e-12)
+    assert (weighted["weighted_low"] < weighted["weighted"]).all()
+    assert (weighted["effective_n"] < len(frame)).all()
+    frame["w"] = 3.0
+    even = mrp.weighted_shares(prepare(frame, data.codebook, "even"), "w")
+    ok = data.responses >= 0
+    share = (support[np.clip(data.responses, 0, None)] & ok).sum(0) / ok.sum(0)
+    np.testing.assert_allclose(even["weighted"].to_numpy(), share, atol=1e-12)
+
+
+def test_bad_weights_name_the_file_the_column_and_the_rows(twin):
+    from scsurvey.survey import prepare
+
+    _, data = twin
+    with pytest.raises(mrp.MRPError, match=r"no weight column 'wt'"):
+        mrp.weighted_shares(data, "wt")
+    frame = data.table.copy()
+    frame["wt"] = 1.0
+    frame.loc[[3, 8], "wt"] = [0.0, np.nan]
+    with pytest.raises(
+        mrp.MRPError, match=r"bad\.csv: column 'wt': 2 weights missing, not numbers or not positive"
+    ):
+        mrp.weighted_shares(prepare(frame, data.codebook, "bad.csv"), "wt")
