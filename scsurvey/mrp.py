@@ -61,6 +61,7 @@ class Census:
     source: str
     caveat: str
     margins: dict  # variable -> pandas.Series of proportions (sum 1)
+    joint: pd.DataFrame | None = None  # joint cell counts: a column per variable and "count"
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,15 @@ def read_census(path: Path | str) -> Census:
     """
     path = Path(path)
     raw = read_toml(path, MRPError, "census file")
-    check_keys(raw, ("title", "source", "caveat", "margins"), str(path), MRPError)
+    check_keys(raw, ("title", "source", "caveat", "margins", "joint"), str(path), MRPError)
+    joint = _joint_table(path, raw["joint"]) if "joint" in raw else None
+    if joint is not None and not raw.get("margins"):
+        names = [c for c in joint.columns if c != "count"]
+        raw["margins"] = {
+            n: {"unit": "count", "values": joint.groupby(n)["count"].sum().to_dict()} for n in names
+        }
     if not raw.get("margins"):
-        raise MRPError(f"{path}: no [margins.<variable>] tables")
+        raise MRPError(f"{path}: no [margins.<variable>] tables and no [joint] table")
     margins, totals = {}, {}
     for var, m in raw["margins"].items():
         where = f"{path}: margins.{var}"
@@ -118,7 +125,31 @@ def read_census(path: Path | str) -> Census:
         source=str(raw.get("source", "")),
         caveat=str(raw.get("caveat", "")),
         margins=margins,
+        joint=joint,
     )
+
+
+def _joint_table(path: Path, spec) -> pd.DataFrame:
+    """``[joint] file = "cells.csv"``: one row per population cell, a column per variable and
+    ``count``; the path is relative to the census file."""
+    check_keys(spec, ("file", "source"), f"{path}: joint", MRPError, "joint.")
+    if "file" not in spec:
+        raise MRPError(f"{path}: joint.file: the CSV of cell counts is missing")
+    csv = path.parent / spec["file"]
+    if not csv.is_file():
+        raise MRPError(f"{path}: joint.file {csv}: file not found")
+    table = pd.read_csv(csv, dtype=str)
+    if "count" not in table.columns or len(table.columns) < 2:
+        raise MRPError(f"{csv}: needs a column per variable and a 'count' column (has {list(table.columns)})")
+    table["count"] = pd.to_numeric(table["count"], errors="coerce")
+    bad = table[~(table["count"] > 0)]
+    if len(bad):
+        raise MRPError(f"{csv}: column 'count': not positive numbers in rows {list(bad.index[:5] + 2)}")
+    names = [c for c in table.columns if c != "count"]
+    dup = table.duplicated(names, keep=False)
+    if dup.any():
+        raise MRPError(f"{csv}: cells listed twice: rows {list(table.index[dup][:5] + 2)}")
+    return table
 
 
 def weighted_shares(data: SurveyData, column: str, z: float = 1.645) -> pd.DataFrame:
@@ -284,6 +315,35 @@ def synthetic_table(cells: pd.DataFrame, census: Census) -> pd.DataFrame:
     return table.reset_index()
 
 
+def joint_table(census: Census, cells: pd.DataFrame) -> pd.DataFrame:
+    """The census's joint cell counts as shares, with the sample's count per cell.
+
+    Every cell is kept, those the sample never saw included: the model predicts them.
+
+    Raises
+    ------
+    MRPError
+        A variable the joint table lacks, or a category in it the margins do not list.
+    """
+    joint = census.joint
+    names = list(cells.columns)
+    missing = [n for n in names if n not in joint.columns]
+    if missing:
+        raise MRPError(f"{census.path}: the joint table has no column for {missing}")
+    table = joint.groupby(names, as_index=False)["count"].sum()
+    for n in names:
+        unknown = sorted(set(table[n]) - set(census.margins[n].index))
+        if unknown:
+            raise MRPError(
+                f"{census.path}: joint table, variable {n!r}: categories {unknown} are not in its margin"
+            )
+    seen = cells.astype(str).value_counts().rename("sample").reset_index()
+    table = table.merge(seen, on=names, how="left").fillna({"sample": 0})
+    table["sample"] = table["sample"].astype(int)
+    table["share"] = table["count"] / table["count"].sum()
+    return table.drop(columns=["count"])
+
+
 def estimate(
     idata, codebook, table: pd.DataFrame, variables_: list[Variable], max_draws: int = 1000, seed: int = 0
 ) -> xr.Dataset:
@@ -405,7 +465,12 @@ def poststratify(
         raise MRPError(f"{where}: poststrat.census: the census margins file is missing")
     census = read_census(Path(root) / setting["census"])
     cells = respondent_cells(data, vars_, census)
-    table = synthetic_table(cells, census)
+    if census.joint is not None:
+        table = joint_table(census, cells)
+        method = f"the census's joint cell counts ({len(table)} cells)"
+    else:
+        table = synthetic_table(cells, census)
+        method = "synthetic: the sample's joint distribution raked to the census margins (weightipy RIM)"
     out = estimate(idata, codebook, table, vars_)
     out["cell_sample"] = (("cell",), table["sample"].to_numpy())
     if setting.get("weight"):
@@ -417,7 +482,7 @@ def poststratify(
         census=census.title,
         census_source=census.source,
         caveat=census.caveat,
-        table="synthetic: the sample's joint distribution raked to the census margins (weightipy RIM)",
+        table=method,
     )
     return out
 
@@ -491,6 +556,7 @@ __all__ = [
     "MRPError",
     "Variable",
     "estimate",
+    "joint_table",
     "load",
     "poststratify",
     "read_census",

@@ -242,3 +242,52 @@ def test_bad_weights_name_the_file_the_column_and_the_rows(twin):
         mrp.MRPError, match=r"bad\.csv: column 'wt': 2 weights missing, not numbers or not positive"
     ):
         mrp.weighted_shares(prepare(frame, data.codebook, "bad.csv"), "wt")
+
+
+def test_joint_census_counts_are_used_as_they_are(twin, tmp_path):
+    """With joint cell counts the table is the census's own (no raking), every cell kept, the
+    sample's count beside each; the margins come from the joint table."""
+    _, data = twin
+    (tmp_path / "cells.csv").write_text(
+        "sex,region,count\n"
+        + "".join(
+            f"{s},{r},{c}\n"
+            for (s, r), c in zip(
+                [(s, r) for s in ("male", "female") for r in ("East", "Centre", "West", "Northeast")],
+                [300, 200, 150, 50, 280, 190, 160, 70],
+                strict=True,
+            )
+        )
+    )
+    census = mrp.read_census(write(tmp_path, "[joint]\nfile = 'cells.csv'\n"))
+    assert census.margins["sex"]["male"] == pytest.approx(700 / 1400)
+    vars_ = mrp.variables(
+        {
+            "variables": {
+                "sex": {"column": "female", "map": {"0": "male", "1": "female"}},
+                "region": {"column": "region"},
+            }
+        },
+        data.codebook,
+        "t",
+    )
+    cells = mrp.respondent_cells(data, vars_, census)
+    table = mrp.joint_table(census, cells)
+    assert len(table) == 8 and table["share"].sum() == pytest.approx(1.0)
+    row = table[(table["sex"] == "female") & (table["region"] == "West")].iloc[0]
+    assert row["share"] == pytest.approx(160 / 1400)
+    assert row["sample"] == int(((data.table["female"] == 1) & (data.table["region"] == "West")).sum())
+
+
+@pytest.mark.parametrize(
+    ("csv", "message"),
+    [
+        ("sex,count\nmale,10\nfemale,0\n", r"column 'count': not positive numbers in rows \[3\]"),
+        ("sex,count\nmale,10\nmale,5\n", r"cells listed twice: rows \[2, 3\]"),
+        ("sex\nmale\n", r"needs a column per variable and a 'count' column"),
+    ],
+)
+def test_bad_joint_tables_name_the_file_and_rows(tmp_path, csv, message):
+    (tmp_path / "cells.csv").write_text(csv)
+    with pytest.raises(mrp.MRPError, match=message):
+        mrp.read_census(write(tmp_path, "[joint]\nfile = 'cells.csv'\n"))
