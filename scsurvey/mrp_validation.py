@@ -126,11 +126,14 @@ def validate(
     seed: int = 7,
     sampler: dict | None = None,
     census_variables: tuple[str, ...] = ("sex", "age", "region", "education"),
+    effects: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Fit the MRP spec to a biased sample and compare MRP and raw shares with the truth.
 
     census_variables : tuple of str
         The poststratification variables used (a small sample may hold no one aged 60+).
+    effects : dict, optional
+        Covariate effects of the population (default :data:`EFFECTS`).
 
     Returns
     -------
@@ -145,7 +148,7 @@ def validate(
     from .draws import HIGH, LOW
 
     root = Path(root)
-    sim = biased_sample(root, population, n, seed)
+    sim = biased_sample(root, population, n, seed, effects)
     spec = load_spec(root / "models" / "mrp.toml")
     raw = read_toml(root / "models" / "mrp.toml", mrp.MRPError, "spec")["poststrat"]["variables"]
     setting = {"variables": {k: v for k, v in raw.items() if k in census_variables}}
