@@ -49,6 +49,11 @@ def _pct(v) -> str:
     return "" if pd.isna(v) else f"{100 * v:.1f}%"
 
 
+def _intervals(low, high) -> list[str]:
+    """``"41.2% to 47.9%"`` per pair of bounds."""
+    return [f"{_pct(lo)} to {_pct(hi)}" for lo, hi in zip(low, high, strict=True)]
+
+
 def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
     """The support table with labels, percentages and the interval in one column."""
     labels, _, batteries = _labels(codebook)
@@ -58,10 +63,9 @@ def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
             "battery": [batteries.get(b, b) for b in support["battery"]],
             "observed": support["observed"].map(_pct),
             "model": support["model"].map(_pct),
-            f"model {int(100 * draws.INTERVAL)}% interval": [
-                f"{_pct(lo)} to {_pct(hi)}"
-                for lo, hi in zip(support["model_low"], support["model_high"], strict=True)
-            ],
+            f"model {int(100 * draws.INTERVAL)}% interval": _intervals(
+                support["model_low"], support["model_high"]
+            ),
             "published": support["published"].map(_pct),
             "model minus published (points)": (100 * support["model - published"]).map(
                 lambda v: "" if pd.isna(v) else f"{v:+.1f}"
@@ -491,23 +495,16 @@ def _population(estimates, idata, codebook, fig_dir: Path) -> dict:
             "battery": [batteries.get(battery_of[i], battery_of[i]) for i in table.index],
             "sample": table["sample"].map(_pct),
             "population (MRP)": table["mrp"].map(_pct),
-            f"MRP {int(100 * draws.INTERVAL)}% interval": [
-                f"{_pct(lo)} to {_pct(hi)}"
-                for lo, hi in zip(table["mrp_low"], table["mrp_high"], strict=True)
-            ],
+            f"MRP {int(100 * draws.INTERVAL)}% interval": _intervals(table["mrp_low"], table["mrp_high"]),
             "published": table["published"].map(_pct),
         }
     ).set_index("item")
     if "weighted" in table:  # the design-weighted comparison, labelled as such
+        bounds = _intervals(table["weighted_low"], table["weighted_high"])
         shown.insert(
             4,
             "weighted sample (survey weights, 90%)",
-            [
-                f"{_pct(p)} ({_pct(lo)} to {_pct(hi)})"
-                for p, lo, hi in zip(
-                    table["weighted"], table["weighted_low"], table["weighted_high"], strict=True
-                )
-            ],
+            [f"{_pct(p)} ({b})" for p, b in zip(table["weighted"], bounds, strict=True)],
         )
     if table["published"].isna().all():
         shown = shown.drop(columns=["published"])
