@@ -74,7 +74,9 @@ else
 	@$(PY) -m scsurvey status $(MODEL) $(UNCLEAN_FLAG)
 endif
 
-reports/%/index.html: models/%/posterior.nc $(REPORT_CODE) | $(STAMP)
+# a report shows the model's MRP estimates when they exist, so it is redrawn when they change
+.SECONDEXPANSION:
+reports/%/index.html: models/%/posterior.nc $(REPORT_CODE) $$(wildcard models/$$*/mrp.nc) | $(STAMP)
 	$(PY) -m scsurvey report $*
 
 report: ## write reports/MODEL/index.html from the stored posterior (fits first if needed)
