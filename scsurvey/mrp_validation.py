@@ -80,18 +80,15 @@ def biased_sample(
     for j, item in enumerate(codebook.items):
         sample[item.column] = codes[:, j]
     sample[codebook.respondent_id] = np.arange(1, n + 1)
-    age_band = np.where(frame["age"].to_numpy() >= 60, "60+", "18-59")
-    edu = pd.cut(
-        frame["education"],
-        [1, 2, 3, 4, 7],
-        right=False,
-        labels=["primary or less", "junior secondary", "senior secondary", "junior college and above"],
-    ).astype(str)
+
+    def levels(gid):  # each person's level of a codebook group, as the survey reads it
+        return pd.Series(np.asarray(codebook.group(gid).levels, dtype=object)[pop.groups[gid]])
+
     margins = {
         "sex": pd.Series(np.where(frame["female"] == 1, "female", "male")).value_counts(),
-        "age": pd.Series(age_band).value_counts(),
-        "region": frame["region"].value_counts(),
-        "education": edu.value_counts(),
+        "age": levels("age_band").value_counts(),
+        "region": levels("region").value_counts(),
+        "education": levels("education_level").value_counts(),
     }
     selection = pd.DataFrame(
         {
