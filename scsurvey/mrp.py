@@ -394,7 +394,20 @@ def estimate(
             names = list(beta[dims.COVARIATE].values)
             for v in variables_:
                 if v.kind == "covariate":
-                    raw = float(reverse[v.census][row[v.census]])
+                    code = reverse[v.census][row[v.census]]
+                    if v.column not in names:
+                        raise MRPError(
+                            f"poststratification variable {v.census!r}: covariate {v.column!r} is not one "
+                            "coefficient of the model (a categorical covariate enters as dummies); "
+                            "poststratify on it as a grouping factor instead"
+                        )
+                    try:
+                        raw = float(code)
+                    except ValueError:
+                        raise MRPError(
+                            f"poststratification variable {v.census!r}: map code {code!r} of covariate "
+                            f"{v.column!r} is not a number"
+                        ) from None
                     x[names.index(v.column)] = (raw - center[v.column]) / scale[v.column]
             mean = np.einsum("sbp,p->sb", beta.values[draws], x)
         for v in variables_:

@@ -316,3 +316,11 @@ def test_mrp_corrects_a_biased_sample_small(root):
     print(table.round(3).to_string(), summary)
     assert summary["raw_mae"] > 0.03, summary  # the selection biased the sample
     assert summary["mrp_mae"] < 0.4 * summary["raw_mae"], summary
+
+
+def test_a_covariate_code_that_is_not_a_number_is_named(tiny, root):
+    codebook = load_codebook(root / "data" / "codebook" / "scs2020.toml")
+    vars_ = mrp.variables({"variables": {"sex": {"column": "female", "map": {"m": "male"}}}}, codebook, "t")
+    table = pd.DataFrame({"sex": ["male"], "share": [1.0]})
+    with pytest.raises(mrp.MRPError, match=r"map code 'm' of covariate 'female' is not a number"):
+        mrp.estimate(tiny, codebook, table, vars_)
