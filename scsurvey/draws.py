@@ -39,6 +39,13 @@ def support_mask(idata) -> np.ndarray:
     return idata.constant_data["support"].values.astype(bool)
 
 
+def observed_support(idata) -> xr.DataArray:
+    """Each item's share of its observed answers that are in the support categories."""
+    obs = observed_answers(idata)
+    mask = obs >= 0
+    return (support_indicator(idata, obs) & mask).sum(dims.RESPONDENT) / mask.sum(dims.RESPONDENT)
+
+
 def interval_summary(draws: xr.DataArray, dim=dims.STACKED) -> xr.Dataset:
     return xr.Dataset(
         {

@@ -530,11 +530,9 @@ def run(name: str, root: Path | str = ".") -> tuple[Path, pd.DataFrame]:
 
 def summary_table(out: xr.Dataset, idata, codebook, low: float = 0.05, high: float = 0.95) -> pd.DataFrame:
     """Per item: the sample's support share, the MRP estimate and interval, the published share."""
-    from .draws import observed_answers, support_mask
+    from .draws import observed_support
 
-    y = observed_answers(idata).values
-    ok = y >= 0
-    sample = (support_mask(idata)[np.clip(y, 0, None)] & ok).sum(0) / ok.sum(0)
+    sample = observed_support(idata).values
     published = {i.id: i.published_support for i in codebook.items}
     s = out["support"]
     table = pd.DataFrame(
@@ -554,7 +552,8 @@ def summary_table(out: xr.Dataset, idata, codebook, low: float = 0.05, high: flo
 
 
 def load(name: str, root: Path | str = ".") -> xr.Dataset | None:
-    """The stored MRP estimates of model ``name`` if they belong to its current posterior."""
+    """The stored MRP estimates of model ``name``, or ``None``; the report compares their
+    ``posterior_created_at`` with the posterior's to tell stale ones."""
     from .project import model_paths
 
     paths = model_paths(name, root)

@@ -15,9 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 import arviz as az
-import numpy as np
 
 from . import dims
+from .draws import thin
 from .manifest import MODEL_SOURCES
 from .spec import ModelSpec
 from .survey import SurveyData
@@ -123,8 +123,7 @@ def lean(
             rep = idata.posterior_predictive
             at = {"chain": rep["chain"].values, "draw": rep["draw"].values}
         else:
-            total = post.sizes["chain"] * post.sizes["draw"]
-            at = {"draw": post["draw"].values[:: max(1, int(np.ceil(total / max_draws)))]}
+            at = {"draw": thin(idata, max_draws).posterior["draw"].values}
         idata.add_groups({dims.RESPONDENT_DRAWS: post[kept].sel(at)})
     post = post.drop_vars([v for v in post.data_vars if v in unconstrained or v in respondent_level])
     used = {d for v in post.data_vars.values() for d in v.dims}

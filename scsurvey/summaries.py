@@ -23,6 +23,7 @@ from .draws import (
     LOW,
     battery_scores,
     observed_answers,
+    observed_support,
     posterior_draws,
     replicated_answers,
     support_indicator,
@@ -51,7 +52,7 @@ def support_table(idata, codebook: Codebook | None = None, max_draws: int | None
     obs = observed_answers(idata)
     mask = obs >= 0
     n = mask.sum(dims.RESPONDENT)
-    observed = (support_indicator(idata, obs) & mask).sum(dims.RESPONDENT) / n
+    observed = observed_support(idata)
     rep = (support_indicator(idata, replicated_answers(idata, max_draws)) & mask).sum(dims.RESPONDENT) / n
     items = list(obs[dims.ITEM].values)
     frame = pd.DataFrame(
