@@ -11,8 +11,8 @@ import pytest
 
 from scsurvey import dims, mrp, summaries
 from scsurvey.codebook import load_codebook
-from scsurvey.project import load_inputs
 from scsurvey.spec import load_spec
+from scsurvey.survey import load_survey
 from scsurvey.tomlfile import read_toml
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
@@ -65,9 +65,10 @@ def test_bad_census_tables_name_the_file_the_margin_and_the_values(tmp_path, tex
 
 
 @pytest.fixture(scope="module")
-def twin(root):
+def twin(root, small_twin):
+    """The mrp spec with the small twin written by the session (a clean clone has no data/)."""
     spec = load_spec(root / "models" / "mrp.toml")
-    return spec, load_inputs(spec, root)
+    return spec, load_survey(small_twin[1], load_codebook(root / spec.codebook))
 
 
 def test_survey_values_map_onto_census_categories(root, twin):
