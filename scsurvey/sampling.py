@@ -1,4 +1,5 @@
-"""Run NUTS: compile a model for its sampler and sample in rounds until the diagnostics pass.
+"""Run NUTS: compile a model for its sampler and sample in rounds until the diagnostics pass
+with margin.
 
 A round after divergences starts afresh at a higher ``target_accept``; otherwise it adds
 chains. See :func:`sample`.
@@ -144,14 +145,15 @@ def round_seed(seed: int, round_: int) -> int:
 def sample(
     model: pm.Model, spec: ModelSpec, progress: bool = True, log=None
 ) -> tuple[az.InferenceData, dict]:
-    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass.
+    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass with margin.
 
     The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
-    :func:`diagnose`), another round either adds as many chains, each with its own seed and
-    tuning, or, after divergences, starts afresh at a higher ``target_accept``
-    (:func:`next_round`), until ``sampler.rounds`` rounds are done or ``sampler.budget_s``
-    seconds of sampling are spent (a round is not started when the previous one says it
-    would overrun).
+    :func:`diagnose`), or pass with max R-hat above ``sampler.rhat_target`` (a margin below
+    the 1.01 threshold, so that the fit stays clean on another CPU), another round either
+    adds as many chains, each with its own seed and tuning, or, after divergences, starts
+    afresh at a higher ``target_accept`` (:func:`next_round`), until ``sampler.rounds``
+    rounds are done or ``sampler.budget_s`` seconds of sampling are spent (a round is not
+    started when the previous one says it would overrun).
 
     Parameters
     ----------
@@ -167,8 +169,9 @@ def sample(
     idata : arviz.InferenceData
         Groups ``posterior`` and ``sample_stats``, every round's chains.
     timing : dict
-        ``compile_s``, ``sample_s`` and ``rounds``: per round its seed, chains, seconds
-        and what the diagnostics said after it.
+        ``compile_s``, ``sample_s`` and ``rounds``: per round its seed, chains, seconds,
+        what the diagnostics said after it (``clean``) and whether it met the margin
+        (``margin``).
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
@@ -196,13 +199,20 @@ def sample(
                 "failures": diag.failures,
             }
         )
-        verdict = "clean" if diag.ok else "not clean: " + "; ".join(diag.failures)
+        settled = diag.ok and diag.max_rhat <= s.rhat_target
+        rounds[-1]["margin"] = settled
+        if settled:
+            verdict = "clean"
+        elif diag.ok:
+            verdict = f"clean, but max R-hat {diag.max_rhat:.4f} > the margin {s.rhat_target}"
+        else:
+            verdict = "not clean: " + "; ".join(diag.failures)
         log(
             f"round {k + 1}/{s.rounds}: {rounds[-1]['chains_total']} chains x {s.draws} draws "
             f"in {seconds:.1f} s, {verdict}"
         )
         spent = time.perf_counter() - t1
-        if diag.ok or len(rounds) >= s.rounds:
+        if settled or len(rounds) >= s.rounds:
             break
         if spent + seconds > s.budget_s:
             log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")

@@ -50,6 +50,9 @@ class Sampler:
     # of `draws` draws), and no new round once `budget_s` seconds of sampling are spent
     rounds: int = 3
     budget_s: float = 900.0
+    # a clean fit whose max R-hat is above this still gets another round while rounds and
+    # budget last: the margin that keeps a fit clean on another CPU (docs/design.md)
+    rhat_target: float = 1.005
     prior_draws: int = 500  # prior and prior-predictive draws stored beside the posterior
 
 
@@ -197,11 +200,17 @@ def _sampler(samp: dict, source: str) -> Sampler:
     for key in ("chains", "draws", "tune", "seed", "cores", "rounds", "prior_draws"):
         if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
             raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
-    for key in ("target_accept", "budget_s"):
+    for key in ("target_accept", "budget_s", "rhat_target"):
         _typed(getattr(sampler, key), int | float, source, f"sampler.{key}")
     _typed(sampler.low_rank, bool, source, "sampler.low_rank")
     if not sampler.budget_s > 0:
         raise SpecError(f"{source}: sampler.budget_s = {sampler.budget_s}: must be positive")
+    from .diagnostics import RHAT_MAX  # here: arviz is slow to import for `scsurvey deps`
+
+    if not 1 < float(sampler.rhat_target) <= RHAT_MAX:
+        raise SpecError(
+            f"{source}: sampler.rhat_target = {sampler.rhat_target}: not in (1, {RHAT_MAX}]"
+        )
     if not 0.5 <= float(sampler.target_accept) < 1:
         raise SpecError(f"{source}: sampler.target_accept = {sampler.target_accept}: not in [0.5, 1)")
     return sampler

@@ -186,21 +186,31 @@ def fake_sampler(shift):
     return draw, calls
 
 
-@pytest.mark.parametrize(("shift", "rounds_run"), [(0.0, 1), (3.0, 3)])
-def test_sampling_goes_on_in_rounds_until_clean_or_out_of_rounds(monkeypatch, shift, rounds_run):
+@pytest.mark.parametrize(
+    ("shift", "target", "rounds_run"),
+    # a shift of 0.15 sd in one chain of two gives R-hat 1.0019-1.0025 with these seeds:
+    # clean, within the default margin 1.005, never within 1.001
+    [(0.0, 1.005, 1), (3.0, 1.005, 3), (0.15, 1.005, 1), (0.15, 1.001, 3)],
+)
+def test_sampling_goes_on_in_rounds_until_clean_with_margin_or_out_of_rounds(
+    monkeypatch, shift, target, rounds_run
+):
     import scsurvey.sampling as fit_module
     from scsurvey.spec import parse_spec
 
     draw, calls = fake_sampler(shift)
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
-    spec = parse_spec({"sampler": {"chains": 2, "rounds": 3}}, "t")
+    spec = parse_spec({"sampler": {"chains": 2, "rounds": 3, "rhat_target": target}}, "t")
     lines = []
     idata, timing = fit_module.sample(None, spec, progress=False, log=lines.append)
     assert len(calls) == rounds_run == len(timing["rounds"])
     assert idata.posterior.sizes["chain"] == 2 * rounds_run
     assert len(set(calls)) == rounds_run  # a new seed every round
-    assert timing["rounds"][-1]["clean"] is (shift == 0.0)
+    assert timing["rounds"][-1]["clean"] is (shift < 1)
+    assert timing["rounds"][-1]["margin"] is (shift < 1 and rounds_run == 1)
     assert lines[0].startswith("round 1/3: 2 chains x 1000 draws")
+    if target == 1.001:
+        assert "clean, but max R-hat 1.00" in lines[0] and "> the margin 1.001" in lines[0]
 
 
 def test_a_round_that_would_overrun_the_budget_is_not_started(monkeypatch):
