@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -194,7 +195,8 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
 
     p = _prepare(settings, root)
     spec = p["spec"]
-    if p["compiled"] is None:
+    compiled_here = p["compiled"] is None  # once per worker process; later fits swap data in
+    if compiled_here:
         backend = settings.backend or spec.sampler.nutpie_backend
         p["compiled"] = compile_nutpie(p["built"].model, backend, swappable=True)
     cb = p["data"].codebook
@@ -269,6 +271,8 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
         "rounds": rounds,
         "target_accept": sampler.target_accept,
         "L": settings.thin_to,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "compiled": compiled_here,
     }
     write_json_atomic(record, Path(out))
     return record

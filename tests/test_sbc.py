@@ -169,3 +169,63 @@ def test_local_cluster_workers_keep_glibcs_adaptive_malloc(monkeypatch):
     ((trim, omp),) = env.values()
     assert trim is None
     assert omp == "1"  # Dask's other worker settings are untouched
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.sbc
+def test_a_study_runs_on_a_dask_scheduler_and_two_workers_started_as_on_a_cluster(tmp_path, small_twin):
+    """`dask scheduler` and two `dask worker` processes on loopback, as docs/design.md tells
+    a user to start them on a cluster; each worker compiles the model once and reuses it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from dask.distributed import Client
+
+    _, csv, _ = small_twin
+    project = make_project(tmp_path, csv, spec="baseline")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask_cli = [sys.executable, "-m", "dask"]
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    settings = sbc.Settings(
+        model="baseline", n_sims=6, n_respondents=60, draws=60, tune=60, thin_to=10, backend="jax", rounds=1
+    )
+    commands = [
+        [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        [*dask_cli, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+        [*dask_cli, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+    ]
+    with open(tmp_path / "dask.log", "w") as log:
+        procs = []
+        try:
+            for command in commands:
+                procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+            with Client(address, timeout=60) as client:
+                client.wait_for_workers(2, timeout=120)
+                trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+            # without a nanny, glibc's adaptive malloc is kept (docs/design.md)
+            assert list(trim.values()) == [None, None]
+            t0 = time.perf_counter()
+            folder = sbc.run(settings, project, scheduler=address, progress=False)
+            print(f"6 simulations on two dask workers: {time.perf_counter() - t0:.1f} s")
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+                proc.wait(timeout=60)
+    records = [json.loads(f.read_text()) for f in sorted(folder.glob("sim_*.json"))]
+    assert len(records) == 6
+    by_worker = {}
+    for r in records:
+        by_worker.setdefault(r["worker"], []).append(r["compiled"])
+    assert len(by_worker) == 2, by_worker  # both workers fitted simulations
+    # one compile per worker process, every later simulation reused it
+    assert all(sum(flags) == 1 for flags in by_worker.values()), by_worker
