@@ -64,6 +64,7 @@ def fit_survey(
     t0 = time.perf_counter()
     idata, timing = sample(built.model, spec, progress, log=log)
     rounds = timing.pop("rounds")
+    device = timing.pop("device")
     t1 = time.perf_counter()
     add_predictive(idata, built, data, spec, progress)
     t2 = time.perf_counter()
@@ -81,6 +82,7 @@ def fit_survey(
         idata[group].attrs["diagnostics"] = json.dumps(asdict(diag))
         idata[group].attrs["centering"] = json.dumps(built.centering.as_dict())
         idata[group].attrs["sampling_rounds"] = len(rounds)
+        idata[group].attrs["device"] = device
     n_params = int(
         sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in idata.posterior.data_vars.values())
     )
@@ -90,6 +92,7 @@ def fit_survey(
         "sampler_overrides": dict(overrides or {}),
         "data_hash": data.data_hash,
         "sampler": asdict(spec.sampler),
+        "device": device,
         "wall_time_s": time.perf_counter() - t0,
         "timing_s": timing,
         "n_respondents": data.n_respondents,

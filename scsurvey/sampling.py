@@ -32,6 +32,42 @@ def check_initial_point(model: pm.Model) -> None:
         raise FloatingPointError("gradient of the log-density not finite at the initial point")
 
 
+def uses_jax(sampler) -> bool:
+    """Whether the sampler settings run the log-density through JAX."""
+    return sampler.name == "numpyro" or (sampler.name == "nutpie" and sampler.nutpie_backend == "jax")
+
+
+def use_device(device: str) -> str:
+    """Point JAX at the device a spec asks for; returns the platform it will run on.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}
+        ``"auto"`` keeps JAX's own choice (a GPU when one is visible to JAX).
+
+    Raises
+    ------
+    RuntimeError
+        When the device is asked for and JAX sees none of that kind, naming the setting and
+        the devices there are.
+    """
+    import jax
+
+    if device == "auto":
+        jax.config.update("jax_default_device", None)
+        return jax.devices()[0].platform
+    try:
+        chosen = jax.devices(device)[0]
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"sampler.device = {device!r}: JAX finds no {device} device "
+            f"(it sees {[d.platform for d in jax.devices()]}; a GPU needs jax with CUDA, "
+            f"e.g. pip install 'jax[cuda12]')"
+        ) from err
+    jax.config.update("jax_default_device", chosen)
+    return chosen.platform
+
+
 def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = False):
     """Compile a model for nutpie.
 
@@ -169,13 +205,15 @@ def sample(
     idata : arviz.InferenceData
         Groups ``posterior`` and ``sample_stats``, every round's chains.
     timing : dict
-        ``compile_s``, ``sample_s`` and ``rounds``: per round its seed, chains, seconds,
+        ``compile_s``, ``sample_s``, ``device`` (the platform the log-density ran on) and
+        ``rounds``: per round its seed, chains, seconds,
         what the diagnostics said after it (``clean``) and whether it met the margin
         (``margin``).
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
     t0 = time.perf_counter()
+    device = use_device(s.device) if uses_jax(s) else "cpu"
     draw = _sampler_for(model, spec, progress)
     t1 = time.perf_counter()
     idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
@@ -226,4 +264,4 @@ def sample(
         else:
             log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
     t2 = time.perf_counter()
-    return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds}
+    return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}

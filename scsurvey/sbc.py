@@ -36,7 +36,7 @@ from .dims import OBSERVED, OBSERVED_DATA
 from .likelihood import ordinal_logp, support_share
 from .model import CENTERING_GAPS, CENTERING_LOCATIONS, RAW, build
 from .project import load_inputs
-from .sampling import compile_nutpie, merge_chains, next_round, round_seed, sample_nutpie
+from .sampling import compile_nutpie, merge_chains, next_round, round_seed, sample_nutpie, use_device
 from .spec import ModelSpec, load_spec
 from .storage import write_json_atomic
 
@@ -198,6 +198,8 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
     compiled_here = p["compiled"] is None  # once per worker process; later fits swap data in
     if compiled_here:
         backend = settings.backend or spec.sampler.nutpie_backend
+        if backend == "jax":
+            use_device(spec.sampler.device)
         p["compiled"] = compile_nutpie(p["built"].model, backend, swappable=True)
     cb = p["data"].codebook
     swap = {OBSERVED_DATA: survey}

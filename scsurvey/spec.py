@@ -20,6 +20,7 @@ from .tomlfile import check_keys, read_toml
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 NUTPIE_BACKENDS = ("numba", "jax")
+DEVICES = ("auto", "cpu", "gpu")
 
 
 class SpecError(ValueError):
@@ -53,6 +54,9 @@ class Sampler:
     # a clean fit whose max R-hat is above this still gets another round while rounds and
     # budget last: the margin that keeps a fit clean on another CPU (docs/design.md)
     rhat_target: float = 1.005
+    # where the JAX paths (nutpie_backend = "jax", name = "numpyro") run: "auto" is JAX's
+    # default (a GPU when JAX sees one); Numba and PyMC's C backend always run on the CPU
+    device: str = "auto"
     prior_draws: int = 500  # prior and prior-predictive draws stored beside the posterior
 
 
@@ -197,6 +201,8 @@ def _sampler(samp: dict, source: str) -> Sampler:
             f"{source}: sampler.nutpie_backend = {sampler.nutpie_backend!r}: "
             f"expected one of {NUTPIE_BACKENDS}"
         )
+    if sampler.device not in DEVICES:
+        raise SpecError(f"{source}: sampler.device = {sampler.device!r}: expected one of {DEVICES}")
     for key in ("chains", "draws", "tune", "seed", "cores", "rounds", "prior_draws"):
         if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
             raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
@@ -208,9 +214,7 @@ def _sampler(samp: dict, source: str) -> Sampler:
     from .diagnostics import RHAT_MAX  # here: arviz is slow to import for `scsurvey deps`
 
     if not 1 < float(sampler.rhat_target) <= RHAT_MAX:
-        raise SpecError(
-            f"{source}: sampler.rhat_target = {sampler.rhat_target}: not in (1, {RHAT_MAX}]"
-        )
+        raise SpecError(f"{source}: sampler.rhat_target = {sampler.rhat_target}: not in (1, {RHAT_MAX}]")
     if not 0.5 <= float(sampler.target_accept) < 1:
         raise SpecError(f"{source}: sampler.target_accept = {sampler.target_accept}: not in [0.5, 1)")
     return sampler

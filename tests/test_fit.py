@@ -249,3 +249,30 @@ def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent
     assert timing["rounds"][-1]["clean"] and int(idata.sample_stats["diverging"].sum()) == 0
     assert idata.posterior.sizes["chain"] == 2  # the divergent chains were dropped
     assert fit_module.next_round(0, 0.9) == ("add", 0.9)
+
+
+def test_the_jax_path_runs_on_the_device_the_spec_names():
+    """device = "cpu" puts the log-density and its draws on the CPU and is recorded; "gpu" on
+    a machine without one is refused naming the setting (on a GPU machine it must run)."""
+    import jax
+    import pymc as pm
+
+    import scsurvey.sampling as sampling
+    from scsurvey.spec import parse_spec
+
+    try:
+        assert sampling.use_device("cpu") == "cpu"
+        assert jax.jit(lambda x: x + 1)(1.0).devices() == {jax.devices("cpu")[0]}
+        with pm.Model() as model:
+            pm.Normal("x", 0, 1, shape=3)
+        sampler = {"nutpie_backend": "jax", "device": "cpu", "draws": 100, "tune": 100, "chains": 2}
+        spec = parse_spec({"sampler": {**sampler, "rounds": 1}}, "t")
+        idata, timing = sampling.sample(model, spec, progress=False, log=lambda line: None)
+        assert timing["device"] == "cpu" and idata.posterior["x"].shape == (2, 100, 3)
+        if not [d for d in jax.devices() if d.platform == "gpu"]:
+            with pytest.raises(RuntimeError, match=r"sampler.device = 'gpu': JAX finds no gpu device"):
+                sampling.use_device("gpu")
+        else:
+            assert sampling.use_device("gpu") == "gpu"
+    finally:
+        sampling.use_device("auto")

@@ -110,6 +110,8 @@ def test_bad_spec_names_the_key():
         parse_spec({"sampler": {"target_accept": "0.9"}}, "x", "x.toml")
     with pytest.raises(SpecError, match=r"sampler.rhat_target = 1.02: not in \(1, 1.01\]"):
         parse_spec({"sampler": {"rhat_target": 1.02}}, "x", "x.toml")
+    with pytest.raises(SpecError, match=r"sampler.device = 'tpu': expected one of \('auto', 'cpu', 'gpu'\)"):
+        parse_spec({"sampler": {"device": "tpu"}}, "x", "x.toml")
     spec = make_spec(covariates=True, groups=["nowhere"])
     with pytest.raises(SpecError, match=r"components.groups: \['nowhere'\] not in codebook"):
         build_model(spec, generic_data())
