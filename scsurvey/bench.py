@@ -1,4 +1,5 @@
-"""`make bench`: the model against a naive baseline, and fit time against survey size.
+"""`make bench`: the model against a naive baseline, fit time against survey size, and the
+approximate mode (mean-field ADVI) beside NUTS.
 
 The baseline is the same model written the straightforward way: long format (one row per
 observed answer), index gathers, ``pm.OrderedLogistic``, all item parameters centred, and
@@ -139,6 +140,53 @@ def fit_naive(spec: ModelSpec, data: SurveyData, chains: int | None = None, draw
     return {**stats, "chains": spec.sampler.chains, "tune": spec.sampler.tune, "draws": spec.sampler.draws}
 
 
+SECTIONS = ("gradient", "fits", "scaling", "approximate")
+
+
+def compare_approximation(spec: ModelSpec, data: SurveyData, steps: int | None = None) -> dict:
+    """Mean-field ADVI beside NUTS on the same data: time, PSIS k-hat, and per population-level
+    variable the largest gap between the two posterior means in NUTS posterior sds and the
+    ratio of posterior sds (1 when the approximation has the spread right).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Fitted with its own NUTS settings, and with ``name = "advi"``.
+    data : SurveyData
+    steps : int, optional
+        ADVI steps (default: the spec's ``vi_steps``).
+    """
+    model = build(spec, data).model
+    nuts, t_nuts = sample(model, spec, progress=False, log=lambda line: None)
+    advi_spec = spec.replace(sampler={"name": "advi", **({"vi_steps": steps} if steps else {})})
+    advi, t_advi = sample(model, advi_spec, progress=False, log=lambda line: None)
+    rows = {}
+    for name, da in nuts.posterior.data_vars.items():
+        if dims.RESPONDENT in da.dims or name not in advi.posterior or name.endswith("__"):
+            continue
+        mean, sd = da.mean(("chain", "draw")), da.std(("chain", "draw"))
+        other = advi.posterior[name]
+        ok = np.asarray(sd > 1e-9)
+        if not ok.any():
+            continue
+        z = np.abs((other.mean(("chain", "draw")) - mean) / sd).values[ok]
+        ratio = (other.std(("chain", "draw")) / sd).values[ok]
+        rows[name] = {
+            "max_mean_gap_sd": float(z.max()),
+            "sd_ratio_min": float(ratio.min()),
+            "sd_ratio_median": float(np.median(ratio)),
+        }
+    return {
+        "nuts_s": t_nuts["compile_s"] + t_nuts["sample_s"],
+        "nuts_rounds": len(t_nuts["rounds"]),
+        "nuts_max_rhat": diagnose(nuts).max_rhat,
+        "advi_s": t_advi["sample_s"],
+        "advi_steps": advi_spec.sampler.vi_steps,
+        "psis_khat": t_advi["rounds"][0]["psis_khat"],
+        "variables": rows,
+    }
+
+
 def _row(label, r):
     if "error" in r:
         return f"  {label:<28} failed: {r['error']}"
@@ -158,8 +206,15 @@ def run_bench(
     quick: bool = False,
     naive_chains: int | None = None,
     naive_draws: int | None = None,
+    sections=SECTIONS,
 ) -> dict:
-    """Measure and print everything `make bench` reports; write reports/bench/bench.json."""
+    """Measure and print everything `make bench` reports; write reports/bench/bench.json.
+
+    ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
+    default)."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"bench sections {unknown}: expected some of {SECTIONS}")
     root = Path(root)
     spec = load_spec(root / "models" / f"{model}.toml")
     if quick:
@@ -175,6 +230,33 @@ def run_bench(
         "scaling": {},
     }
 
+    path = root / "reports" / "bench" / "bench.json"
+    if "gradient" in sections:
+        _gradients(spec, data, model, out)
+        write_json_atomic(out, path)  # after each section, so a stopped run keeps what it measured
+    if "fits" in sections:
+        _fits(spec, data, samplers, naive_chains, naive_draws, out)
+        write_json_atomic(out, path)
+    if "scaling" in sections:
+        _scaling(root, spec, data, sizes, out, path)
+    if "approximate" in sections:
+        print(f"== approximate: mean-field ADVI beside NUTS on `{model}`, {data.n_respondents} respondents")
+        r = out["approximate"] = compare_approximation(spec, data)
+        print(
+            f"  NUTS {r['nuts_s']:.1f} s ({r['nuts_rounds']} rounds, R-hat {r['nuts_max_rhat']:.3f}); "
+            f"ADVI {r['advi_s']:.1f} s ({r['advi_steps']} steps), PSIS k-hat {r['psis_khat']:.2f}"
+        )
+        for name, v in r["variables"].items():
+            print(
+                f"  {name:<24} mean gap up to {v['max_mean_gap_sd']:5.2f} NUTS sd; "
+                f"sd ratio ADVI/NUTS median {v['sd_ratio_median']:.2f} (min {v['sd_ratio_min']:.2f})"
+            )
+        write_json_atomic(out, path)
+    print(f"-> {path}")
+    return out
+
+
+def _gradients(spec, data, model, out) -> None:
     print(f"== gradient (logp + gradient of `{model}`, {data.n_respondents} respondents), best of 5")
     current, naive = build(spec, data).model, naive_model(spec, data)
     for label, m, mode in (
@@ -192,9 +274,8 @@ def run_bench(
             out["gradient"][label] = {"error": repr(err)[:200]}
             print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
 
-    path = root / "reports" / "bench" / "bench.json"
-    write_json_atomic(out, path)  # after each section, so a stopped run keeps what it measured
 
+def _fits(spec, data, samplers, naive_chains, naive_draws, out) -> None:
     print(f"== fits: {spec.sampler.chains} chains x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)")
     for sampler in samplers:
         try:
@@ -214,8 +295,9 @@ def run_bench(
         if base and "ess_per_s" in r:
             r["ess_per_s_ratio_to_naive"] = r["ess_per_s"] / base
             print(f"  ESS/s ratio {label:<22} {r['ess_per_s_ratio_to_naive']:6.1f}x")
-    write_json_atomic(out, path)
 
+
+def _scaling(root, spec, data, sizes, out, path) -> None:
     print("== scaling: nutpie, current model, by survey size")
     from .simulate import make_twin
     from .survey import prepare
@@ -234,6 +316,3 @@ def run_bench(
         out["scaling"][str(n)] = r
         print(_row(f"n = {n}", r), flush=True)
         write_json_atomic(out, path)
-
-    print(f"-> {path}")
-    return out

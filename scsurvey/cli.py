@@ -209,6 +209,7 @@ def cmd_bench(args) -> int:
         quick=args.quick,
         naive_chains=args.naive_chains,
         naive_draws=args.naive_draws,
+        **({"sections": args.sections} if args.sections else {}),
     )
     return 0
 
@@ -325,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="*", default=[300, 1173, 5000, 20000])
     p.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
     p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--sections",
+        nargs="*",
+        default=None,
+        help="which of gradient, fits, scaling, approximate (default: all)",
+    )
     p.add_argument("--naive-chains", type=int, default=None, help="naive fit chains (default: spec)")
     p.add_argument("--naive-draws", type=int, default=None, help="naive fit draws (default: spec)")
     p.set_defaults(func=cmd_bench)

@@ -34,6 +34,8 @@ class Diagnostics:
     mean_step_size: float | None
     mean_leapfrog_steps: float | None
     failures: list[str]
+    # an approximate posterior (scsurvey.approximate) is judged by PSIS instead of R-hat/ESS
+    psis_khat: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -73,6 +75,8 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     True
     """
     post = idata.posterior
+    if "psis_khat" in post.attrs:
+        return _diagnose_approximate(float(post.attrs["psis_khat"]))
     with warnings.catch_warnings():
         # constant entries (e.g. a correlation matrix diagonal) have undefined R-hat
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -120,6 +124,20 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
         mean_leapfrog_steps=mean_of("n_steps"),
         failures=failures,
     )
+
+
+def _diagnose_approximate(khat: float) -> Diagnostics:
+    """An approximate posterior: usable when the Pareto k of its importance ratios is <= 0.7."""
+    from .approximate import LABEL, PSIS_K_MAX
+
+    failures = []
+    if not khat <= PSIS_K_MAX:
+        failures.append(
+            f"approximate posterior ({LABEL}): PSIS k-hat {khat:.2f} > {PSIS_K_MAX}: not close "
+            "enough to the posterior for its draws to be trusted; fit with NUTS"
+        )
+    nan = float("nan")
+    return Diagnostics(nan, "", nan, "", nan, "", 0, nan, None, None, None, failures, psis_khat=khat)
 
 
 def sbc_converged(max_rhat: float, divergences: int) -> bool:

@@ -78,13 +78,22 @@ def support_for_people(support: pd.DataFrame, codebook) -> pd.DataFrame:
 
 
 def headline(
-    support: pd.DataFrame, who: pd.DataFrame, codebook, diagnostics_ok: bool, pit, loo_reliable
+    support: pd.DataFrame,
+    who: pd.DataFrame,
+    codebook,
+    diagnostics_ok: bool,
+    pit,
+    loo_reliable,
+    approximate: str = "",
 ) -> str:
     """Two to four sentences from the numbers: the range of support per battery, the
     published findings the model agrees with, is uncertain about or contradicts, and whether
-    the diagnostics and checks passed."""
+    the diagnostics and checks passed. An approximate posterior is named first."""
     labels = _labels(codebook)[0]
     sentences = []
+    if approximate:
+        usable = "usable" if diagnostics_ok else "not usable"
+        sentences.append(f"An approximate posterior ({approximate}), {usable} by its PSIS diagnostic.")
     for b in codebook.batteries:
         rows = support[support["battery"] == b.id]
         if rows.empty:
@@ -112,6 +121,8 @@ def headline(
         )
     flagged = list(pit.index[pit["p_item"] < 0.05]) if "p_item" in pit else []
     state = "passed" if diagnostics_ok else "FAILED"
+    if approximate:
+        state = f"of the approximation {state}"
     checks_text = (
         "the calibrated predictive check flagged no item"
         if not flagged
@@ -292,6 +303,8 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
         "mean tree depth": (fmt(diag.get("mean_tree_depth"), ".1f"), ""),
         "mean step size": (fmt(diag.get("mean_step_size"), ".3f"), ""),
     }
+    if diag.get("psis_khat") is not None:  # an approximate posterior: judged by PSIS alone
+        rows = {"PSIS k-hat of the approximation": (fmt(diag["psis_khat"], ".2f"), "")}
     table = pd.DataFrame(
         rows.values(), index=pd.Index(list(rows), name="diagnostic"), columns=["value", "where"]
     )
@@ -310,6 +323,8 @@ def _diagnostics(idata, codebook, run: dict, fig_dir: Path) -> dict:
         if weights.get(block)
     )
     return {
+        "approximate": str(attrs.get("inference", "")),
+        "psis_khat": diag.get("psis_khat"),
         "diagnostics_ok": bool(attrs.get("diagnostics_ok")),
         "failures": diag["failures"],
         "rhat_max": RHAT_MAX,
@@ -599,6 +614,7 @@ def render_report(
         context["diagnostics_ok"],
         context["_pit"],
         context["loo_reliable"],
+        context["approximate"],
     )
     context["title"] = codebook.title or codebook.name
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
@@ -614,6 +630,7 @@ def render_report(
         "description": spec.description,
         "headline": context["headline"],
         "diagnostics_ok": context["diagnostics_ok"],
+        "approximate": context["approximate"],
         "loo_reliable": context["loo_reliable"],
         "data_hash": idata.posterior.attrs.get("data_hash", ""),
         "elpd_loo": float(context["loo_elpd"]),

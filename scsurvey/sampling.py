@@ -212,6 +212,8 @@ def sample(
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
+    if s.name == "advi":
+        return _approximate(model, spec, progress, log)
     t0 = time.perf_counter()
     device = use_device(s.device) if uses_jax(s) else "cpu"
     draw = _sampler_for(model, spec, progress)
@@ -265,3 +267,35 @@ def sample(
             log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
     t2 = time.perf_counter()
     return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}
+
+
+def _approximate(model: pm.Model, spec: ModelSpec, progress: bool, log) -> tuple[az.InferenceData, dict]:
+    """``sampler.name = "advi"``: one fit of the approximation, judged by PSIS (no rounds)."""
+    from .approximate import LABEL, fit_advi
+
+    s = spec.sampler
+    idata, info = fit_advi(model, s.vi_steps, s.draws, s.seed, progress)
+    diag = diagnose(idata)
+    verdict = "usable" if diag.ok else "NOT usable"
+    log(
+        f"approximate posterior ({LABEL}): {s.vi_steps} steps in {info['fit_s']:.1f} s, "
+        f"PSIS k-hat {info['psis_khat']:.2f} ({info['psis_s']:.1f} s): {verdict}"
+    )
+    rounds = [
+        {
+            "round": 1,
+            "seed": s.seed,
+            "action": "advi",
+            "seconds": info["fit_s"],
+            "clean": diag.ok,
+            "margin": diag.ok,
+            "failures": diag.failures,
+            **{k: info[k] for k in ("steps", "psis_khat", "elbo")},
+        }
+    ]
+    return idata, {
+        "compile_s": 0.0,
+        "sample_s": info["fit_s"] + info["psis_s"],
+        "rounds": rounds,
+        "device": "cpu",
+    }

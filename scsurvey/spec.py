@@ -18,7 +18,7 @@ from .likelihood import LINKS
 from .priors import merge_priors
 from .tomlfile import check_keys, read_toml
 
-SAMPLERS = ("nutpie", "pymc", "numpyro")
+SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")  # advi: approximate, scsurvey.approximate
 NUTPIE_BACKENDS = ("numba", "jax")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -58,6 +58,7 @@ class Sampler:
     # default (a GPU when JAX sees one); Numba and PyMC's C backend always run on the CPU
     device: str = "auto"
     prior_draws: int = 500  # prior and prior-predictive draws stored beside the posterior
+    vi_steps: int = 30000  # optimisation steps of name = "advi"
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def _sampler(samp: dict, source: str) -> Sampler:
         )
     if sampler.device not in DEVICES:
         raise SpecError(f"{source}: sampler.device = {sampler.device!r}: expected one of {DEVICES}")
-    for key in ("chains", "draws", "tune", "seed", "cores", "rounds", "prior_draws"):
+    for key in ("chains", "draws", "tune", "seed", "cores", "rounds", "prior_draws", "vi_steps"):
         if _typed(getattr(sampler, key), int, source, f"sampler.{key}") < (0 if key == "seed" else 1):
             raise SpecError(f"{source}: sampler.{key} = {getattr(sampler, key)}: must be positive")
     for key in ("target_accept", "budget_s", "rhat_target"):
