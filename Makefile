@@ -114,7 +114,7 @@ sbc: $(DATA) | $(STAMP) ## full simulation-based calibration of MODEL (S=200, 30
 	$(PY) -m scsurvey sbc $(MODEL) $(SBC_ARGS)
 
 BENCH_ARGS ?=
-bench: $(DATA) | $(STAMP) ## benchmark `full` against a naive baseline (BENCH_ARGS="--quick" for short fits); JSON to reports/bench/
+bench: $(DATA) | $(STAMP) ## benchmark `full` against plain PyMC, by survey size, and ADVI beside NUTS (BENCH_ARGS="--sections fits"); JSON to reports/bench/
 	$(PY) -m scsurvey bench $(BENCH_ARGS)
 
 test: $(STAMP) ## the fast test suite

@@ -78,6 +78,67 @@ def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
     return model
 
 
+def plain_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
+    """The `full` model as a careful user would write it by hand in PyMC: long format,
+    ``pm.OrderedLogistic``, every pooled block non-centred, zero-sum group intercepts.
+
+    It differs from the project's model only in what the project adds: no dense
+    respondent x item likelihood, no centring chosen from the data, no flat-index thresholds.
+    """
+    cb = data.codebook
+    p = spec.priors
+    b_of = np.array(cb.item_battery_index)
+    resp, item = np.nonzero(data.mask)
+    y = data.responses[resp, item].astype(int)
+    cols = covariate_columns(spec, data)
+    nb = len(cb.batteries)
+    coords = {
+        k: v for k, v in data.coords().items() if k in (dims.ITEM, dims.BATTERY, dims.GAP, dims.RESPONDENT)
+    }
+    with pm.Model(coords=coords) as model:
+        mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
+        sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
+        alpha_z = pm.Normal("alpha_z", 0.0, 1.0, dims=dims.ITEM)
+        alpha = pm.Deterministic("alpha", mu_alpha[b_of] + sigma_alpha[b_of] * alpha_z, dims=dims.ITEM)
+        gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
+        sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
+        g_z = pm.Normal("g_z", 0.0, 1.0, dims=(dims.ITEM, dims.GAP))
+        g = gbar[b_of] + sigma_g[b_of][:, None] * g_z
+        cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
+        lam = pt.exp(pm.Normal("a", 0.0, p["a"]["sigma"], dims=dims.ITEM))
+        theta = pm.Normal("z_respondent", 0.0, 1.0, dims=(dims.RESPONDENT, dims.BATTERY))
+        if spec.components.correlated and nb > 1:
+            corr = pm.LKJCorr("corr", n=nb, eta=p["corr"]["eta"], return_matrix=True)
+            theta = theta @ pt.linalg.cholesky(corr).T
+        if cols:
+            beta = pm.Normal("beta", 0.0, p["beta"]["sigma"], shape=(nb, len(cols)))
+            theta = theta + data.X[:, cols] @ beta.T
+        for gid in spec.components.groups:
+            n_levels = len(cb.group(gid).levels)
+            sigma = pm.HalfNormal(f"sigma_{gid}", p["sigma_group"]["sigma"], dims=dims.BATTERY)
+            z = pm.ZeroSumNormal(f"z_{gid}", 1.0, shape=(nb, n_levels))
+            theta = theta + (sigma[:, None] * z)[:, data.groups[gid]].T
+        eta = lam[item] * theta[resp, b_of[item]]
+        if spec.components.item_covariates:
+            dev = [
+                k for k in cols if data.covariate_names[k].split("[")[0] in spec.components.item_covariates
+            ]
+            tau = pm.HalfNormal("tau_item", p["tau_item"]["sigma"], shape=(nb, len(dev)))
+            delta_z = pm.Normal("delta_z", 0.0, 1.0, shape=(len(dev), len(cb.items)))
+            delta = tau[b_of].T * delta_z
+            eta = eta + (data.X[resp][:, dev] * delta[:, item].T).sum(axis=1)
+        pm.OrderedLogistic("y", eta=eta, cutpoints=cuts[item], observed=y, compute_p=False)
+    return model
+
+
+def fit_plain(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
+    """Fit :func:`plain_model` with ``sampler`` ("pymc": PyMC's own NUTS, or "nutpie") and
+    the spec's chains, draws, tuning and target_accept, one round (a user's single run)."""
+    spec = spec.replace(sampler={"name": sampler, "rounds": 1, "nutpie_backend": "numba"})
+    idata, timing = sample(plain_model(spec, data), spec, progress=False, log=lambda line: None)
+    return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+
+
 def gradient_time(model: pm.Model, mode: str | None, evals: int = 200) -> tuple[float, float]:
     """(compile seconds, microseconds per logp+gradient evaluation), best of 5 batches."""
     t0 = time.perf_counter()
@@ -110,6 +171,7 @@ def _fit_stats(idata, compile_s: float, sample_s: float) -> dict:
         "min_ess_bulk": d.min_ess_bulk,
         "max_rhat": d.max_rhat,
         "divergences": d.divergences,
+        "clean": d.ok,
         "slowest": [f"{k} ({e:.0f})" for e, k in worst],
         "mean_leapfrog_steps": d.mean_leapfrog_steps,
         "ess_per_s": d.min_ess_bulk / (compile_s + sample_s),
@@ -207,11 +269,12 @@ def run_bench(
     naive_chains: int | None = None,
     naive_draws: int | None = None,
     sections=SECTIONS,
+    naive: bool = False,
 ) -> dict:
     """Measure and print everything `make bench` reports; write reports/bench/bench.json.
 
     ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
-    default)."""
+    default); ``naive`` adds the naive baseline to the fits, as a footnote."""
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"bench sections {unknown}: expected some of {SECTIONS}")
@@ -235,7 +298,7 @@ def run_bench(
         _gradients(spec, data, model, out)
         write_json_atomic(out, path)  # after each section, so a stopped run keeps what it measured
     if "fits" in sections:
-        _fits(spec, data, samplers, naive_chains, naive_draws, out)
+        _fits(spec, data, samplers, naive_chains, naive_draws, out, naive)
         write_json_atomic(out, path)
     if "scaling" in sections:
         _scaling(root, spec, data, sizes, out, path)
@@ -275,26 +338,37 @@ def _gradients(spec, data, model, out) -> None:
             print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
 
 
-def _fits(spec, data, samplers, naive_chains, naive_draws, out) -> None:
+def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive: bool = False) -> None:
     print(f"== fits: {spec.sampler.chains} chains x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)")
     for sampler in samplers:
         try:
-            out["fits"][f"current / {sampler}"] = r = fit_current(spec, data, sampler)
+            out["fits"][f"project / {sampler}"] = r = fit_current(spec, data, sampler)
         except Exception as err:
-            out["fits"][f"current / {sampler}"] = r = {"error": repr(err)[:200]}
-        print(_row(f"current / {sampler}", r), flush=True)
-    try:
-        out["fits"]["naive / pymc"] = r = fit_naive(spec, data, naive_chains, naive_draws)
-    except Exception as err:
-        out["fits"]["naive / pymc"] = r = {"error": repr(err)[:200]}
-    if "chains" in r:
-        print(f"  naive settings: {r['chains']} chains x ({r['tune']} tune + {r['draws']} draws)")
-    print(_row("naive / pymc", r), flush=True)
-    base = out["fits"]["naive / pymc"].get("ess_per_s")
+            out["fits"][f"project / {sampler}"] = r = {"error": repr(err)[:200]}
+        print(_row(f"project / {sampler}", r), flush=True)
+    print("  peers: the same model written plainly but competently in PyMC, one run each")
+    for sampler in ("pymc", "nutpie"):
+        try:
+            out["fits"][f"plain PyMC / {sampler}"] = r = fit_plain(spec, data, sampler)
+        except Exception as err:
+            out["fits"][f"plain PyMC / {sampler}"] = r = {"error": repr(err)[:200]}
+        print(_row(f"plain PyMC / {sampler}", r), flush=True)
+    for peer in ("bambi", "brms"):
+        print(f"  {peer}: not run (docs/performance.md says why)")
+    if naive:
+        try:
+            out["fits"]["naive / pymc"] = r = fit_naive(spec, data, naive_chains, naive_draws)
+        except Exception as err:
+            out["fits"]["naive / pymc"] = r = {"error": repr(err)[:200]}
+        print(_row("footnote: naive / pymc", r), flush=True)
+    base = out["fits"].get("project / nutpie", {}).get("ess_per_s")
     for label, r in out["fits"].items():
         if base and "ess_per_s" in r:
-            r["ess_per_s_ratio_to_naive"] = r["ess_per_s"] / base
-            print(f"  ESS/s ratio {label:<22} {r['ess_per_s_ratio_to_naive']:6.1f}x")
+            r["ess_per_s_ratio_to_project"] = r["ess_per_s"] / base
+            clean = "clean" if r["clean"] else "NOT clean"
+            print(
+                f"  ESS/s vs the project {label:<24} {r['ess_per_s_ratio_to_project']:6.2f}  ({clean})"
+            )
 
 
 def _scaling(root, spec, data, sizes, out, path) -> None:

@@ -174,20 +174,22 @@ def _rank(draws: np.ndarray, true: float, rng) -> int:
     return int(below + rng.integers(0, ties + 1)) if ties else int(below)
 
 
-def _worst(idata, ranked) -> tuple[float, float]:
-    """Largest R-hat and smallest bulk ESS over the ranked quantities present in ``idata``."""
+def _worst(idata, ranked) -> tuple[float, float, str]:
+    """Largest R-hat and smallest bulk ESS over the ranked quantities present in ``idata``,
+    and the quantity with the largest R-hat."""
     import arviz as az
 
     rhat = az.rhat(idata.posterior)
     ess = az.ess(idata.posterior, method="bulk")
-    worst_rhat, worst_ess = 0.0, np.inf
+    worst_rhat, worst_ess, where = 0.0, np.inf, ""
     for name, idx in ranked:
         if name not in rhat:
             continue
         r, e = float(rhat[name].values[idx]), float(ess[name].values[idx])
-        worst_rhat = max(worst_rhat, r) if np.isfinite(r) else worst_rhat
+        if np.isfinite(r) and r > worst_rhat:
+            worst_rhat, where = r, label(name, idx)
         worst_ess = min(worst_ess, e) if np.isfinite(e) else worst_ess
-    return worst_rhat, worst_ess
+    return worst_rhat, worst_ess, where
 
 
 def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.ndarray, out: str) -> dict:
@@ -226,7 +228,7 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
         more = sample_nutpie(compiled, sampler, progress=False, seed=seed)
         idata = more if idata is None or action == "restart" else merge_chains(idata, more)
         rounds += 1
-        worst_rhat, worst_ess = _worst(idata, ranked)
+        worst_rhat, worst_ess, worst_var = _worst(idata, ranked)
         divergences = int(idata.sample_stats["diverging"].sum())
         converged = sbc_converged(worst_rhat, divergences)
         if converged or rounds >= settings.rounds:
@@ -267,6 +269,7 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
         "ranks": ranks,
         "true": trues,
         "max_rhat": worst_rhat,
+        "max_rhat_var": worst_var,
         "min_ess_bulk": worst_ess,
         "divergences": divergences,
         "converged": converged,
