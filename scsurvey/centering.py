@@ -113,7 +113,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
         if k < 3:
             out.append({"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "min_count": 0})
             continue
-        log_gaps, s2, min_count = [], [], np.inf
+        log_gaps, s2, answers = [], [], []
         for j in cols:
             y = responses[:, j]
             y = y[y >= 0]
@@ -127,16 +127,28 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
             var_d = v[:-1] + v[1:] - 2 * c
             log_gaps.append(np.log(d))
             s2.append(var_d / d**2)
-            min_count = min(min_count, float((counts[1:-1] - 0.5).min()))
-        log_gaps, s2 = np.array(log_gaps), np.array(s2)
-        mean_s2 = float(s2.mean())
-        if len(cols) > 1:
-            tau2 = max(0.0, float(log_gaps.var(axis=0, ddof=1).mean()) - mean_s2)
-        else:
-            tau2 = prior_sigma**2
-        w = tau2 / (tau2 + mean_s2) if min_count >= MIN_PILOT_ANSWERS else 0.0
-        out.append({"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": int(min_count)})
+            answers.append(counts[1:-1] - 0.5)  # a gap is the width of an inner category
+        out.append(_pilot_weight(np.array(log_gaps), np.array(s2), np.array(answers), prior_sigma))
     return out
+
+
+def _pilot_weight(est: np.ndarray, s2: np.ndarray, answers: np.ndarray, prior_sigma: float) -> dict:
+    """``w = tau2 / (tau2 + s2)`` from per-item estimates (rows items, columns elements).
+
+    Only elements resting on at least ``MIN_PILOT_ANSWERS`` answers count: the delta method
+    fails on fewer, and one rare category used to send a whole battery non-centred (in the
+    SBC study of `full`, with categories drawn from the prior, nearly every survey). When
+    fewer than half the elements qualify, the pilot says nothing and ``w`` is 0.
+    """
+    ok = answers >= MIN_PILOT_ANSWERS
+    min_count = int(answers.min())
+    if ok.mean() < 0.5:
+        return {"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "min_count": min_count}
+    mean_s2 = float(s2[ok].mean())
+    spreads = [est[ok[:, e], e].var(ddof=1) for e in range(est.shape[1]) if ok[:, e].sum() > 1]
+    tau2 = max(0.0, float(np.mean(spreads)) - mean_s2) if spreads else prior_sigma**2
+    w = tau2 / (tau2 + mean_s2)
+    return {"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": min_count}
 
 
 def location_pilot(responses, battery_of_item, prior_sigma: float) -> list[dict]:
@@ -159,18 +171,15 @@ def location_pilot(responses, battery_of_item, prior_sigma: float) -> list[dict]
     battery_of_item = np.asarray(battery_of_item)
     out = []
     for b in range(int(battery_of_item.max()) + 1):
-        logits, s2, min_count = [], [], np.inf
+        logits, s2, answers = [], [], []
         for j in np.flatnonzero(battery_of_item == b):
             y = responses[:, j]
             y = y[y >= 0]
             low, rest = float((y == 0).sum()), float((y > 0).sum())
-            logits.append(np.log((low + 0.5) / (rest + 0.5)))
-            s2.append(1.0 / (low + 0.5) + 1.0 / (rest + 0.5))
-            min_count = min(min_count, low, rest)
-        mean_s2 = float(np.mean(s2))
-        tau2 = max(0.0, float(np.var(logits, ddof=1)) - mean_s2) if len(logits) > 1 else prior_sigma**2
-        w = tau2 / (tau2 + mean_s2) if min_count >= MIN_PILOT_ANSWERS else 0.0
-        out.append({"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": int(min_count)})
+            logits.append([np.log((low + 0.5) / (rest + 0.5))])
+            s2.append([1.0 / (low + 0.5) + 1.0 / (rest + 0.5)])
+            answers.append([min(low, rest)])
+        out.append(_pilot_weight(np.array(logits), np.array(s2), np.array(answers), prior_sigma))
     return out
 
 
