@@ -42,6 +42,20 @@ def test_thousands_of_answers_per_item_choose_the_centred_form():
     assert pilot["w"] > 0.8, pilot
 
 
+def test_one_rare_category_does_not_send_a_well_answered_battery_non_centred():
+    # as in the thousands case, but one item's second category has 5 answers: its gap is
+    # left out of the pilot, the others still choose the centred form
+    y = simulated_answers(3000, 6, gap_sd=0.4, seed=2)
+    answered = np.flatnonzero(y[:, 0] == 1)
+    y[answered[5:], 0] = 2
+    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_sigma=0.5)
+    assert pilot["min_count"] == 5 and pilot["w"] > 0.8, pilot
+    # when most elements rest on fewer than 20 answers, the pilot says nothing: w = 0
+    few = simulated_answers(30, 6, gap_sd=0.4, seed=2)
+    (pilot,) = gap_pilot(few, np.zeros(6, int), K, prior_sigma=0.5)
+    assert pilot["w"] == 0.0, pilot
+
+
 def test_pilot_sampling_variance_matches_monte_carlo():
     """The delta-method variance of an empirical log gap against its spread over 400 surveys.
 
