@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("fit", help="fit a model spec and store its posterior")
     p.add_argument("model")
-    p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"))
+    p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro", "advi"))
     for k in ("draws", "tune", "chains", "seed"):
         p.add_argument(f"--{k}", type=int)
     p.add_argument(

@@ -181,7 +181,8 @@ def round_seed(seed: int, round_: int) -> int:
 def sample(
     model: pm.Model, spec: ModelSpec, progress: bool = True, log=None
 ) -> tuple[az.InferenceData, dict]:
-    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass with margin.
+    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass with margin
+    (or, for ``name = "advi"``, the approximate mode of :mod:`scsurvey.approximate`).
 
     The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
     :func:`diagnose`), or pass with max R-hat above ``sampler.rhat_target`` (a margin below
@@ -206,9 +207,8 @@ def sample(
         Groups ``posterior`` and ``sample_stats``, every round's chains.
     timing : dict
         ``compile_s``, ``sample_s``, ``device`` (the platform the log-density ran on) and
-        ``rounds``: per round its seed, chains, seconds,
-        what the diagnostics said after it (``clean``) and whether it met the margin
-        (``margin``).
+        ``rounds``: per round its seed, chains, seconds, what the diagnostics said after it
+        (``clean``) and whether it met the margin (``margin``).
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
