@@ -366,9 +366,7 @@ def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive: bool = Fa
         if base and "ess_per_s" in r:
             r["ess_per_s_ratio_to_project"] = r["ess_per_s"] / base
             clean = "clean" if r["clean"] else "NOT clean"
-            print(
-                f"  ESS/s vs the project {label:<24} {r['ess_per_s_ratio_to_project']:6.2f}  ({clean})"
-            )
+            print(f"  ESS/s vs the project {label:<24} {r['ess_per_s_ratio_to_project']:6.2f}  ({clean})")
 
 
 def _scaling(root, spec, data, sizes, out, path) -> None:
