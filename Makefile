@@ -40,6 +40,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# make bench's bambi peer lives in its own environment (pyproject.toml, extra "peers")
+PEERS := .venv-peers
+$(PEERS)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -e '.[peers]'
+	touch $@
+
 setup: $(STAMP) ## create .venv and install the package with its extras
 
 $(DATA): $(TWIN) data/codebook/scs2020.toml models/full.toml $(DATA_CODE) | $(STAMP)
@@ -114,8 +122,8 @@ sbc: $(DATA) | $(STAMP) ## full simulation-based calibration of MODEL (S=200, 30
 	$(PY) -m scsurvey sbc $(MODEL) $(SBC_ARGS)
 
 BENCH_ARGS ?=
-bench: $(DATA) | $(STAMP) ## benchmark `full` against plain PyMC, by survey size, and ADVI beside NUTS (BENCH_ARGS="--sections fits"); JSON to reports/bench/
-	$(PY) -m scsurvey bench $(BENCH_ARGS)
+bench: $(DATA) | $(STAMP) $(PEERS)/.installed ## benchmark `full` against plain PyMC and bambi, by survey size, and ADVI beside NUTS (BENCH_ARGS="--sections fits"); JSON to reports/bench/
+	$(PY) -m scsurvey bench --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
 
 test: $(STAMP) ## the fast test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -132,5 +140,5 @@ lint: $(STAMP) ## ruff
 clean: ## remove generated data, posteriors and reports (keeps .venv)
 	rm -rf data/synthetic data/examples models/*/ models/.deps reports/*/ .pytensor
 
-clean-all: clean ## also remove .venv
-	rm -rf $(VENV)
+clean-all: clean ## also remove .venv and .venv-peers
+	rm -rf $(VENV) $(PEERS)

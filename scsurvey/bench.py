@@ -10,6 +10,7 @@ here asserts a time.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -137,6 +138,39 @@ def fit_plain(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
     spec = spec.replace(sampler={"name": sampler, "rounds": 1, "nutpie_backend": "numba"})
     idata, timing = sample(plain_model(spec, data), spec, progress=False, log=lambda line: None)
     return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+
+
+def fit_bambi(spec: ModelSpec, data: SurveyData, python: str) -> dict:
+    """Fit the bambi peer (:mod:`scsurvey.peer_bambi`) with the interpreter of the
+    environment that has bambi; the batteries' times add up, their diagnostics combine."""
+    import json
+    import subprocess
+    import tempfile
+
+    from .peer_bambi import write_inputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_inputs(spec, data, tmp)
+        out = Path(tmp) / "out.json"
+        subprocess.run([python, "-m", "scsurvey.peer_bambi", tmp, str(out)], check=True)
+        result = json.loads(out.read_text())
+    rows = result["batteries"].values()
+    wall = sum(r["wall_s"] for r in rows)
+    worst = min(rows, key=lambda r: r["min_ess_bulk"])
+    return {
+        "compile_s": 0.0,  # inside bambi's fit: counted in wall_s
+        "sample_s": wall,
+        "wall_s": wall,
+        "min_ess_bulk": worst["min_ess_bulk"],
+        "max_rhat": max(r["max_rhat"] for r in rows),
+        "divergences": sum(r["divergences"] for r in rows),
+        "clean": all(r["clean"] for r in rows),
+        "slowest": [f"{worst['min_ess_bulk_var']} ({worst['min_ess_bulk']:.0f})"],
+        "mean_leapfrog_steps": None,
+        "ess_per_s": worst["min_ess_bulk"] / wall,
+        "formula": result["formula"],
+        "batteries": result["batteries"],
+    }
 
 
 def gradient_time(model: pm.Model, mode: str | None, evals: int = 200) -> tuple[float, float]:
@@ -270,11 +304,13 @@ def run_bench(
     naive_draws: int | None = None,
     sections=SECTIONS,
     naive: bool = False,
+    peers_python: str | None = None,
 ) -> dict:
     """Measure and print everything `make bench` reports; write reports/bench/bench.json.
 
     ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
-    default); ``naive`` adds the naive baseline to the fits, as a footnote."""
+    default); ``naive`` adds the naive baseline to the fits, as a footnote; ``peers_python``
+    is the interpreter of an environment with bambi (the bambi peer is skipped without it)."""
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"bench sections {unknown}: expected some of {SECTIONS}")
@@ -298,7 +334,7 @@ def run_bench(
         _gradients(spec, data, model, out)
         write_json_atomic(out, path)  # after each section, so a stopped run keeps what it measured
     if "fits" in sections:
-        _fits(spec, data, samplers, naive_chains, naive_draws, out, naive)
+        _fits(spec, data, samplers, naive_chains, naive_draws, out, naive, peers_python)
         write_json_atomic(out, path)
     if "scaling" in sections:
         _scaling(root, spec, data, sizes, out, path)
@@ -338,7 +374,7 @@ def _gradients(spec, data, model, out) -> None:
             print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
 
 
-def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive: bool = False) -> None:
+def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive=False, peers_python=None) -> None:
     print(f"== fits: {spec.sampler.chains} chains x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)")
     for sampler in samplers:
         try:
@@ -353,8 +389,19 @@ def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive: bool = Fa
         except Exception as err:
             out["fits"][f"plain PyMC / {sampler}"] = r = {"error": repr(err)[:200]}
         print(_row(f"plain PyMC / {sampler}", r), flush=True)
-    for peer in ("bambi", "brms"):
-        print(f"  {peer}: not run (docs/performance.md says why)")
+    if peers_python:
+        try:
+            out["fits"]["bambi / nutpie"] = r = fit_bambi(spec, data, peers_python)
+            print(f"  bambi, per battery: {r['formula']}")
+        except Exception as err:
+            out["fits"]["bambi / nutpie"] = r = {"error": repr(err)[:200]}
+        print(_row("bambi / nutpie", r), flush=True)
+    else:
+        print("  bambi: skipped (no environment with bambi given: make bench builds .venv-peers)")
+    if shutil.which("Rscript"):
+        print("  brms: Rscript found, but the brms peer is not written (docs/performance.md)")
+    else:
+        print("  brms: skipped (no Rscript on this machine)")
     if naive:
         try:
             out["fits"]["naive / pymc"] = r = fit_naive(spec, data, naive_chains, naive_draws)

@@ -210,6 +210,7 @@ def cmd_bench(args) -> int:
         naive_chains=args.naive_chains,
         naive_draws=args.naive_draws,
         naive=args.naive,
+        peers_python=args.peers_python,
         **({"sections": args.sections} if args.sections else {}),
     )
     return 0
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         help="which of gradient, fits, scaling, approximate (default: all)",
     )
     p.add_argument("--naive", action="store_true", help="add the naive baseline as a footnote")
+    p.add_argument("--peers-python", help="python of an environment with bambi (make bench: .venv-peers)")
     p.add_argument("--naive-chains", type=int, default=None, help="naive fit chains (default: spec)")
     p.add_argument("--naive-draws", type=int, default=None, help="naive fit draws (default: spec)")
     p.set_defaults(func=cmd_bench)
