@@ -30,17 +30,26 @@ from .storage import write_json_atomic
 from .survey import SurveyData
 
 
+def _long_format(spec: ModelSpec, data: SurveyData):
+    """What a long-format model needs: codebook, priors, battery of each item, the observed
+    answers' respondent and item indices and values, covariate columns, coordinates."""
+    resp, item = np.nonzero(data.mask)
+    keep = (dims.ITEM, dims.BATTERY, dims.GAP, dims.RESPONDENT)
+    return (
+        data.codebook,
+        spec.priors,
+        np.array(data.codebook.item_battery_index),
+        resp,
+        item,
+        data.responses[resp, item].astype(int),
+        covariate_columns(spec, data),
+        {k: v for k, v in data.coords().items() if k in keep},
+    )
+
+
 def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
     """The `full` model in long format with gathers and pm.OrderedLogistic (the baseline)."""
-    cb = data.codebook
-    p = spec.priors
-    b_of = np.array(cb.item_battery_index)
-    resp, item = np.nonzero(data.mask)
-    y = data.responses[resp, item].astype(int)
-    cols = covariate_columns(spec, data)
-    coords = {
-        k: v for k, v in data.coords().items() if k in (dims.ITEM, dims.BATTERY, dims.GAP, dims.RESPONDENT)
-    }
+    cb, p, b_of, resp, item, y, cols, coords = _long_format(spec, data)
     with pm.Model(coords=coords) as model:
         mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
         sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
@@ -86,16 +95,8 @@ def plain_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
     It differs from the project's model only in what the project adds: no dense
     respondent x item likelihood, no centring chosen from the data, no flat-index thresholds.
     """
-    cb = data.codebook
-    p = spec.priors
-    b_of = np.array(cb.item_battery_index)
-    resp, item = np.nonzero(data.mask)
-    y = data.responses[resp, item].astype(int)
-    cols = covariate_columns(spec, data)
+    cb, p, b_of, resp, item, y, cols, coords = _long_format(spec, data)
     nb = len(cb.batteries)
-    coords = {
-        k: v for k, v in data.coords().items() if k in (dims.ITEM, dims.BATTERY, dims.GAP, dims.RESPONDENT)
-    }
     with pm.Model(coords=coords) as model:
         mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
         sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
