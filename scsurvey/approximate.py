@@ -81,8 +81,8 @@ def fit_advi(
     Returns
     -------
     idata : arviz.InferenceData
-        ``posterior`` (chain 1) labelled with ``inference``, ``psis_khat`` and ``elbo`` in its
-        attributes, and ``sample_stats`` with the final ELBO trace.
+        ``posterior`` (one chain) labelled with ``inference``, ``psis_khat`` and ``elbo`` in
+        its attributes.
     info : dict
         ``method``, ``steps``, ``psis_khat``, ``elbo`` (mean of the last tenth of the steps),
         ``fit_s`` and ``psis_s``.
@@ -117,8 +117,3 @@ def fit_advi(
         "psis_s": t2 - t1,
     }
     return idata, info
-
-
-def is_approximate(idata: az.InferenceData) -> bool:
-    """Whether a posterior came from an approximation rather than MCMC."""
-    return "psis_khat" in idata.posterior.attrs

@@ -75,7 +75,7 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     True
     """
     post = idata.posterior
-    if "psis_khat" in post.attrs:
+    if is_approximate(idata):
         return _diagnose_approximate(float(post.attrs["psis_khat"]))
     with warnings.catch_warnings():
         # constant entries (e.g. a correlation matrix diagonal) have undefined R-hat
@@ -124,6 +124,11 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
         mean_leapfrog_steps=mean_of("n_steps"),
         failures=failures,
     )
+
+
+def is_approximate(idata: az.InferenceData) -> bool:
+    """Whether a posterior came from an approximation (scsurvey.approximate) rather than MCMC."""
+    return "psis_khat" in idata.posterior.attrs
 
 
 def _diagnose_approximate(khat: float) -> Diagnostics:

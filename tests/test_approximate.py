@@ -9,8 +9,8 @@ import pymc as pm
 import pytest
 from conftest import make_project
 
-from scsurvey.approximate import PSIS_K_MAX, fit_advi, is_approximate
-from scsurvey.diagnostics import diagnose
+from scsurvey.approximate import PSIS_K_MAX, fit_advi
+from scsurvey.diagnostics import diagnose, is_approximate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 
