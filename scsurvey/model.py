@@ -25,13 +25,14 @@ import pytensor.tensor as pt
 from . import dims
 from .centering import Centering, group_weight, resolve
 from .dims import OBSERVED, OBSERVED_DATA
-from .likelihood import ordinal_logp, ordinal_random
+from .likelihood import answer_tables, ordinal_logp, ordinal_random
 from .spec import ModelSpec, SpecError, check_against_codebook
 from .survey import MISSING, SurveyData
 
 PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
 CENTERING_GAPS = "centering_gaps"  # pm.Data: per item, the centring weight of its gaps
 CENTERING_LOCATIONS = "centering_locations"  # pm.Data: per item, the weight of its location
+CENTERING_ITEM_DEVIATIONS = "centering_item_deviations"  # pm.Data: per battery
 # raw (partially centred) variable -> the parameter it gives; the raw one's meaning moves
 # with the centring weight
 RAW = {"alpha_raw": "alpha", "g_raw": "g"}
@@ -46,6 +47,55 @@ class BuiltModel:
     cuts: pt.TensorVariable  # (item, threshold)
     covariate_columns: list[str]
     centering: Centering
+
+
+def _data(name: str, value, dims):
+    """A data container with its static shape: the sizes are part of the compiled model
+    anyway (they fix the parameter vector), and knowing them lets PyTensor specialise."""
+    value = np.asarray(value)
+    return pm.Data(name, value, dims=dims, shape=value.shape)
+
+
+def centering_group(gid: str) -> str:
+    """Name of the pm.Data holding grouping factor ``gid``'s centring weights per battery.
+
+    Every weight the data choose is a data container, not a constant, so that the compiled
+    model depends on the model's structure only and a refit of new answers reuses it.
+    """
+    return f"centering_{gid}"
+
+
+def centering_data(centering: Centering, codebook, model: pm.Model) -> dict[str, np.ndarray]:
+    """The values of the model's centring-weight containers for ``centering``.
+
+    For ``compiled.with_data(**centering_data(...))``: a fit of new answers sets the weights
+    those answers choose without recompiling.
+    """
+    battery_of_item = np.asarray(codebook.item_battery_index)
+    n_batteries = len(codebook.batteries)
+    values = {
+        CENTERING_GAPS: np.asarray(centering.gaps, dtype=float)[battery_of_item] if centering.gaps else None,
+        CENTERING_LOCATIONS: np.asarray(centering.locations or (0.0,) * n_batteries, dtype=float)[
+            battery_of_item
+        ],
+        CENTERING_ITEM_DEVIATIONS: np.asarray(centering.item_deviations, dtype=float),
+        **{
+            centering_group(g.id): np.asarray(group_weight(centering, g.id, n_batteries), dtype=float)
+            for g in codebook.groups
+        },
+    }
+    return {k: v for k, v in values.items() if k in model.named_vars and v is not None}
+
+
+def answer_data(responses: np.ndarray, codebook, model: pm.Model) -> dict[str, np.ndarray]:
+    """The model's answer containers for new answers of the same shape.
+
+    For ``compiled.with_data(**answer_data(...))``: the answers and what the likelihood
+    precomputes from them (:func:`scsurvey.likelihood.answer_tables`).
+    """
+    responses = np.asarray(responses, dtype=np.int64)
+    tables = answer_tables(responses, codebook.scale.n_categories - 1)
+    return {OBSERVED_DATA: responses, **{k: v for k, v in tables.items() if k in model.named_vars}}
 
 
 def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
@@ -71,7 +121,7 @@ def _thresholds(priors, battery_of_item, n_thresholds, centering):
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
     sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
     w_loc = np.asarray(centering.locations or (0.0,) * (int(np.max(battery_of_item)) + 1), dtype=float)
-    w_a = pm.Data(CENTERING_LOCATIONS, w_loc[battery_of_item], dims=dims.ITEM)
+    w_a = _data(CENTERING_LOCATIONS, w_loc[battery_of_item], dims=dims.ITEM)
     alpha = _partially_centred(
         "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], w_a, dims.ITEM
     )
@@ -85,7 +135,7 @@ def _thresholds(priors, battery_of_item, n_thresholds, centering):
         # Partially centred, the weight per item from its battery (scsurvey.centering): the
         # same prior for every weight, a different geometry for the sampler.
         w_gaps = np.asarray(centering.gaps, dtype=float)[battery_of_item]
-        w = pm.Data(CENTERING_GAPS, w_gaps, dims=dims.ITEM)[:, None]
+        w = _data(CENTERING_GAPS, w_gaps, dims=dims.ITEM)[:, None]
         sd = sigma_g[battery_of_item][:, None]
         g = _partially_centred("g", gbar[battery_of_item], sd, w, (dims.ITEM, dims.GAP))
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
@@ -157,6 +207,7 @@ def _item_deviations(model, priors, data, cols, item_cov_ids, codebook, w_dev):
     dev_names = [data.covariate_names[k] for k in dev_cols]
     model.add_coord(dims.ITEM_COVARIATE, dev_names)
     tau = pm.HalfNormal("tau_item", priors["tau_item"]["sigma"], dims=(dims.BATTERY, dims.ITEM_COVARIATE))
+    w_dev = _data(CENTERING_ITEM_DEVIATIONS, np.asarray(w_dev, dtype=float), dims=dims.BATTERY)
     blocks = []
     for b, battery in enumerate(codebook.battery_ids):
         items = [i.id for i in codebook.items if i.battery == battery]
@@ -167,12 +218,12 @@ def _item_deviations(model, priors, data, cols, item_cov_ids, codebook, w_dev):
         model.add_coord(dim, items)
         # Non-centred by default (w = 0): with 6-7 items per battery and a small true tau
         # (0.10 in the twin), the centred form funnels (R-hat 1.052, bulk ESS 99 at tau_item).
-        w = float(w_dev[b])
+        w = w_dev[b]
         sd = tau[b][:, None]
         raw = pm.ZeroSumNormal(f"delta_{battery}_raw", sigma=sd**w, dims=(dims.ITEM_COVARIATE, dim))
         blocks.append(sd ** (1 - w) * raw)
     delta = pm.Deterministic("delta", pt.concatenate(blocks, axis=1), dims=(dims.ITEM_COVARIATE, dims.ITEM))
-    X_dev = pm.Data("X_item", data.X[:, dev_cols], dims=(dims.RESPONDENT, dims.ITEM_COVARIATE))
+    X_dev = _data("X_item", data.X[:, dev_cols], dims=(dims.RESPONDENT, dims.ITEM_COVARIATE))
     return X_dev @ delta
 
 
@@ -252,7 +303,13 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
         coords[dims.GAP] = data.coords()[dims.GAP]
     cols = covariate_columns(spec, data)
     with pm.Model(coords=coords) as model:
-        y_obs = pm.Data(OBSERVED_DATA, data.responses.astype(np.int64), dims=(dims.RESPONDENT, dims.ITEM))
+        y_obs = _data(OBSERVED_DATA, data.responses.astype(np.int64), dims=(dims.RESPONDENT, dims.ITEM))
+        tables = None
+        if spec.link == "logit":
+            tables = {
+                name: _data(name, value, dims=(dims.RESPONDENT, dims.ITEM))
+                for name, value in answer_tables(data.responses, n_thresholds).items()
+            }
         cuts = _thresholds(priors, battery_of_item, n_thresholds, centering)
         if comp.discrimination:
             a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
@@ -264,7 +321,7 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
         theta = _residual(priors, n_batteries, comp.correlated)
         if cols:
             model.add_coord(dims.COVARIATE, [data.covariate_names[k] for k in cols])
-            X = pm.Data("X", data.X[:, cols], dims=(dims.RESPONDENT, dims.COVARIATE))
+            X = _data("X", data.X[:, cols], dims=(dims.RESPONDENT, dims.COVARIATE))
             beta = pm.Normal("beta", 0.0, priors["beta"]["sigma"], dims=(dims.BATTERY, dims.COVARIATE))
             theta = theta + X @ beta.T
         for gid in comp.groups:
@@ -276,13 +333,14 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
                 u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
             else:
                 # partially centred (scsurvey.centering): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
-                w = np.asarray(group_weight(centering, gid, n_batteries))[:, None]
+                weights = np.asarray(group_weight(centering, gid, n_batteries), dtype=float)
+                w = _data(centering_group(gid), weights, dims=dims.BATTERY)[:, None]
                 sd = sigma[:, None]
                 z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
                 u = pm.Deterministic(f"u_{gid}", sd ** (1 - w) * z, dims=(dims.BATTERY, gid))
             # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
             member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
-            onehot = pm.Data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
+            onehot = _data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
             theta = theta + onehot @ u.T
         theta = pm.Deterministic("theta", theta, dims=(dims.RESPONDENT, dims.BATTERY))
 
@@ -297,7 +355,7 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
             OBSERVED,
             eta,
             cuts,
-            logp=partial(ordinal_logp, link=spec.link, shape=(len(cb.items), n_thresholds)),
+            logp=partial(ordinal_logp, link=spec.link, shape=(len(cb.items), n_thresholds), tables=tables),
             random=partial(ordinal_random, link=spec.link),
             signature="(),(k)->()",
             dtype="int64",

@@ -8,10 +8,13 @@ whole log-density: most of the compile time of `full` even when PyTensor's cache
 
 Here the two wrappers are written as source keyed by the hash of the PyTensor function
 they call (PyTensor's own cache key) and compiled with PyTensor's cache locator, so a
-refit of the same model and data loads them from ``<base_compiledir>/numba``. This only
-applies to frozen models (data as constants, no shared variables: ``make fit``); anything
-else, or a nutpie or PyTensor without the pieces used here, falls back to nutpie's own
-wrappers, which give the same posterior and only compile slower.
+refit loads them from ``<base_compiledir>/numba``. With the data as inputs (shared
+variables, the default of ``make fit``), the key holds the model's structure and sizes but
+not the data values: the wrappers read each data array's address and shape from nutpie's
+user-data record at run time, so new answers of the same shape (a corrected file, another
+seed of the twin, an SBC simulation) reuse both the PyTensor function and the wrappers.
+Anything the key cannot cover, or a nutpie or PyTensor without the pieces used here, falls
+back to nutpie's own wrappers, which give the same posterior and only compile slower.
 """
 
 from __future__ import annotations
@@ -21,17 +24,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
-WRAPPER_VERSION = "1"  # bump to invalidate cached wrappers after editing the sources below
+WRAPPER_VERSION = "2"  # bump to invalidate cached wrappers after editing the sources below
 
 _LOGP_SRC = """
 def logp_numba(dim, x_, out_, logp_, user_data_):
     if dim != N_DIM:
         return -1
     try:
-        x = numba.carray(x_, (N_DIM,))
+{unpack}        x = numba.carray(x_, (N_DIM,))
         out = numba.carray(out_, (N_DIM,))
         logp = numba.carray(logp_, ())
-        logp_val, grad = inner(x)
+        logp_val, grad = inner(x{shared})
         logp[()] = logp_val
         out[...] = grad
         if not np.all(np.isfinite(out)):
@@ -50,14 +53,49 @@ def expand_numba(dim, expanded, x_, out_, user_data_):
     if expanded != N_EXPANDED:
         return -1
     try:
-        x = numba.carray(x_, (N_DIM,))
+{unpack}        x = numba.carray(x_, (N_DIM,))
         out = numba.carray(out_, (N_EXPANDED,))
-        (values,) = inner(x)
+        (values,) = inner(x{shared})
         out[...] = values
     except Exception:
         return -2
     return 0
 """
+
+
+def _fill(src: str, names, user_data, shared_data) -> str:
+    """The wrapper source, unpacking the shared arrays ``names`` from nutpie's user data.
+
+    nutpie's user-data record holds, per shared variable, its address, size and shape as
+    8-byte words; the generated lines read them by word offset, so the source depends on
+    the variables' names, ranks and dtypes but not on their values or sizes.
+    """
+    if not names:
+        return src.replace("{unpack}", "").replace("{shared}", "")
+    record = user_data.dtype
+    if record.itemsize % 8:
+        raise ValueError("nutpie's user-data record is not made of 8-byte words")
+    shared = record["shared"]
+    base = record.fields["shared"][1]
+
+    def word(part: str, name: str) -> int:
+        offset = base + shared.fields[part][1] + shared[part].fields[name][1]
+        if offset % 8:
+            raise ValueError(f"user-data field {part}/{name} is not word-aligned")
+        return offset // 8
+
+    lines = [f"        u = numba.carray(user_data_, ({record.itemsize // 8},), np.uint64)\n"]
+    for k, name in enumerate(names):
+        value = shared_data[name]
+        kind = "bool_" if value.dtype == np.bool_ else value.dtype.name
+        start = word("shape", name)
+        shape = "".join(f"int(u[{start + d}]), " for d in range(value.ndim))
+        lines.append(
+            f"        s{k} = numba.carray(address_as_void_pointer(u[{word('data', name)}]), "
+            f"({shape}), np.{kind})\n"
+        )
+    args = "".join(f", s{k}" for k in range(len(names)))
+    return src.replace("{unpack}", "".join(lines)).replace("{shared}", args)
 
 
 def _cache_key(kind: str, inner, src: str, *sizes: int) -> str | None:
@@ -72,10 +110,17 @@ def _cache_key(kind: str, inner, src: str, *sizes: int) -> str | None:
 
 def _compile_src(src: str, name: str, key: str, **env):
     import numba
+    from nutpie.compile_pymc import address_as_void_pointer
     from pytensor.link.numba.cache import compile_numba_function_src
 
     # __name__: Numba rebuilds a cached function's environment by importing its module
-    env = {"__name__": __name__, "numba": numba, "np": np, **env}
+    env = {
+        "__name__": __name__,
+        "numba": numba,
+        "np": np,
+        "address_as_void_pointer": address_as_void_pointer,
+        **env,
+    }
     return compile_numba_function_src(src, name, env, cache_key=key)
 
 
@@ -89,32 +134,37 @@ def _signature(*args):
 def cached_wrappers():
     """Within the block, nutpie's Numba compilation uses disk-cacheable C wrappers.
 
-    Use with ``nutpie.compile_pymc_model(..., backend="numba", cache=True)`` on a frozen
-    model. Wrappers that cannot be keyed (shared variables, or PyTensor did not cache the
-    function) are left to nutpie.
+    Use with ``nutpie.compile_pymc_model(..., backend="numba", cache=True)``, frozen or with
+    the data as shared inputs. Wrappers that cannot be keyed (PyTensor did not cache the
+    function, or the user-data record has an unexpected layout) are left to nutpie.
     """
     import numba
     import nutpie.compile_pymc as ncp
 
     stock_logp, stock_expand = ncp._make_c_logp_func, ncp._make_c_expand_func
     t = numba.types
+    dbl = t.CPointer(t.double)
+
+    def source(template, names, user_data, shared_data):
+        try:
+            return _fill(template, list(names), user_data, shared_data)
+        except (KeyError, ValueError, TypeError):
+            return None
 
     def logp_func(n_dim, logp_fn, user_data, shared_logp, shared_data):
-        key = None if shared_logp else _cache_key("logp", logp_fn, _LOGP_SRC, n_dim)
+        src = source(_LOGP_SRC, shared_logp, user_data, shared_data)
+        key = src and _cache_key("logp", logp_fn, src, n_dim)
         if key is None:
             return stock_logp(n_dim, logp_fn, user_data, shared_logp, shared_data)
-        fn = _compile_src(_LOGP_SRC, "logp_numba", key, inner=logp_fn, N_DIM=n_dim)
-        dbl = t.CPointer(t.double)
+        fn = _compile_src(src, "logp_numba", key, inner=logp_fn, N_DIM=n_dim)
         return fn, _signature(t.uint64, dbl, dbl, dbl, t.voidptr)
 
     def expand_func(n_dim, n_expanded, expand_fn, user_data, shared_vars, shared_data):
-        key = None if shared_vars else _cache_key("expand", expand_fn, _EXPAND_SRC, n_dim, n_expanded)
+        src = source(_EXPAND_SRC, shared_vars, user_data, shared_data)
+        key = src and _cache_key("expand", expand_fn, src, n_dim, n_expanded)
         if key is None:
             return stock_expand(n_dim, n_expanded, expand_fn, user_data, shared_vars, shared_data)
-        fn = _compile_src(
-            _EXPAND_SRC, "expand_numba", key, inner=expand_fn, N_DIM=n_dim, N_EXPANDED=n_expanded
-        )
-        dbl = t.CPointer(t.double)
+        fn = _compile_src(src, "expand_numba", key, inner=expand_fn, N_DIM=n_dim, N_EXPANDED=n_expanded)
         return fn, _signature(t.uint64, t.uint64, dbl, dbl, t.voidptr)
 
     ncp._make_c_logp_func, ncp._make_c_expand_func = logp_func, expand_func
@@ -128,6 +178,7 @@ def available() -> bool:
     """Whether the installed nutpie and PyTensor have what :func:`cached_wrappers` uses."""
     try:
         import nutpie.compile_pymc as ncp
+        from nutpie.compile_pymc import address_as_void_pointer  # noqa: F401
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src  # noqa: F401
     except ImportError:
         return False

@@ -16,6 +16,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import xarray as xr
+from pymc.model.transform.optimization import freeze_dims_and_data
 
 from .diagnostics import diagnose
 from .spec import ModelSpec
@@ -76,16 +77,19 @@ def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = Fals
     model : pymc.Model
     backend : {"jax", "numba"}
     swappable : bool
-        Keep data containers as inputs so that ``.with_data`` can swap them (SBC). When
+        Keep data containers as inputs (shared variables), so that ``.with_data`` can swap
+        them and, with Numba, the code cached on disk is keyed by the model's structure and
+        sizes only: new answers of the same shape reuse it (`scsurvey.nutpie_numba`). When
         False, data are frozen into compile-time constants, which lets XLA fold work that
-        depends on data alone, and (Numba) lets the compiled wrappers be cached on disk
-        (`scsurvey.nutpie_numba`).
+        depends on data alone (the JAX default).
     """
     import nutpie
 
     from . import nutpie_numba
 
-    cached = backend == "numba" and not swappable and nutpie_numba.available()
+    if swappable:  # the sizes are fixed by the parameter vector anyway; only data stay inputs
+        model = freeze_dims_and_data(model, data=[])
+    cached = backend == "numba" and nutpie_numba.available()
     with nutpie_numba.cached_wrappers() if cached else contextlib.nullcontext():
         return nutpie.compile_pymc_model(
             model,
@@ -118,7 +122,8 @@ def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
     """Compile once; return ``draw(seed, target_accept)`` drawing the spec's chains."""
     s = spec.sampler
     if s.name == "nutpie":
-        compiled = compile_nutpie(model, s.nutpie_backend)
+        inputs = s.data_inputs and s.nutpie_backend == "numba"  # XLA gains from constants
+        compiled = compile_nutpie(model, s.nutpie_backend, swappable=inputs)
         return lambda seed, target_accept: sample_nutpie(
             compiled, replace(s, target_accept=target_accept), progress, seed=seed
         )

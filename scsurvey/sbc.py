@@ -32,9 +32,9 @@ from scipy import stats
 from . import dims
 from .centering import resolve
 from .diagnostics import sbc_converged
-from .dims import OBSERVED, OBSERVED_DATA
+from .dims import OBSERVED
 from .likelihood import ordinal_logp, support_share
-from .model import CENTERING_GAPS, CENTERING_LOCATIONS, RAW, build
+from .model import RAW, answer_data, build, centering_data
 from .project import load_inputs
 from .sampling import compile_nutpie, merge_chains, next_round, round_seed, sample_nutpie, use_device
 from .spec import ModelSpec, load_spec
@@ -204,12 +204,10 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
             use_device(spec.sampler.device)
         p["compiled"] = compile_nutpie(p["built"].model, backend, swappable=True)
     cb = p["data"].codebook
-    swap = {OBSERVED_DATA: survey}
+    swap = answer_data(survey, cb, p["built"].model)
     # the weights the fit of this survey would choose
     centering = resolve(spec.centering, survey, cb.item_battery_index, cb.scale.n_categories, spec.priors)
-    for name, weights in ((CENTERING_GAPS, centering.gaps), (CENTERING_LOCATIONS, centering.locations)):
-        if name in p["built"].model.named_vars:
-            swap[name] = np.asarray(weights)[cb.item_battery_index]
+    swap.update(centering_data(centering, cb, p["built"].model))
     compiled = p["compiled"].with_data(**swap)
     sampler = spec.sampler.__class__(
         **{

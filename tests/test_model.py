@@ -9,7 +9,7 @@ from scipy import stats
 
 from scsurvey import dims
 from scsurvey.codebook import parse_codebook
-from scsurvey.likelihood import category_probs, ordinal_logp, ordinal_random
+from scsurvey.likelihood import answer_tables, category_probs, ordinal_logp, ordinal_random
 from scsurvey.model import build, build_model, cholesky_from_partials, lkj_partial_alphas
 from scsurvey.spec import SpecError, parse_spec
 from scsurvey.survey import prepare
@@ -135,8 +135,13 @@ def test_likelihood_matches_pymc_ordered_distributions():
     y = rng.integers(-1, 5, size=(40, 6))
     eta = rng.normal(0, 2, size=(40, 6))
     cuts = np.sort(rng.normal(0, 2, size=(6, 4)), axis=1)
-    for link, dist in (("logit", pm.OrderedLogistic), ("probit", pm.OrderedProbit)):
-        mine = ordinal_logp(pt.as_tensor(y), pt.as_tensor(eta), pt.as_tensor(cuts), link).eval()
+    tables = {k: pt.as_tensor(v) for k, v in answer_tables(y, cuts.shape[1]).items()}
+    for link, dist, given in (
+        ("logit", pm.OrderedLogistic, None),
+        ("logit", pm.OrderedLogistic, tables),  # the masks and indices precomputed from y
+        ("probit", pm.OrderedProbit, None),
+    ):
+        mine = ordinal_logp(pt.as_tensor(y), pt.as_tensor(eta), pt.as_tensor(cuts), link, tables=given).eval()
         ref = pm.logp(dist.dist(eta=eta, cutpoints=cuts), np.where(y < 0, 0, y)).eval()
         np.testing.assert_allclose(mine[y >= 0], ref[y >= 0], rtol=1e-5, atol=1e-6)
         assert (mine[y < 0] == 0).all()
