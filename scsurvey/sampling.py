@@ -100,6 +100,24 @@ def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = Fals
         )
 
 
+def swap_data(compiled, values: dict):
+    """``compiled.with_data`` for the containers the compiled model reads.
+
+    A container the log-density does not read (the raw answers, once the likelihood reads
+    precomputed tables) is not an input of the compiled model, and nutpie refuses its name.
+
+    Raises
+    ------
+    ValueError
+        When the compiled model reads none of ``values``: the swap would fit the old data.
+    """
+    inputs = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", None) or {}
+    known = {k: v for k, v in values.items() if k in inputs}
+    if not known:
+        raise ValueError(f"the compiled model reads none of {sorted(values)} (its inputs: {sorted(inputs)})")
+    return compiled.with_data(**known)
+
+
 def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = None):
     """Sample a compiled nutpie model with the spec's sampler settings."""
     import nutpie

@@ -36,7 +36,15 @@ from .dims import OBSERVED
 from .likelihood import ordinal_logp, support_share
 from .model import RAW, answer_data, build, centering_data
 from .project import load_inputs
-from .sampling import compile_nutpie, merge_chains, next_round, round_seed, sample_nutpie, use_device
+from .sampling import (
+    compile_nutpie,
+    merge_chains,
+    next_round,
+    round_seed,
+    sample_nutpie,
+    swap_data,
+    use_device,
+)
 from .spec import ModelSpec, load_spec
 from .storage import write_json_atomic
 
@@ -208,7 +216,7 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
     # the weights the fit of this survey would choose
     centering = resolve(spec.centering, survey, cb.item_battery_index, cb.scale.n_categories, spec.priors)
     swap.update(centering_data(centering, cb, p["built"].model))
-    compiled = p["compiled"].with_data(**swap)
+    compiled = swap_data(p["compiled"], swap)
     sampler = spec.sampler.__class__(
         **{
             **asdict(spec.sampler),

@@ -102,14 +102,16 @@ def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_t
     posterior below large true values, whose ranks pile up at L (measured with HalfNormal(4)
     and 16 surveys: mean rank 0.88, p = 2e-5). A mismatch in mu_alpha's prior (sd 6 against
     1.5), used before, is not detectable once the fits mix: 100 respondents pin the
-    locations' mean down whatever its prior. The correct study must pass at the family-wise
-    5% level (a false alarm is expected in about 1 study in 20).
+    locations' mean down whatever its prior. The correct study's converged fits must pass at
+    the family-wise 5% level (a false alarm is expected in about 1 study in 20).
     """
     _, csv, _ = small_twin
     project = make_project(tmp_path, csv, spec="baseline")
     good = sbc.run_study("baseline", root=project, progress=False, **SMALL)
     assert good.attrs["n_sims"] == 30
-    assert (good["verdict"] == "pass").all(), good[good["verdict"] == "fail"]
+    # judged on the converged fits: an unconverged fit's ranks carry its mixing error, not
+    # the model's calibration (the study reports both side by side)
+    assert (good["verdict_converged"] == "pass").all(), good[good["verdict_converged"] == "fail"]
     # the calibrated predictive check on these fits of surveys simulated from the model:
     # 30 x 13 item tests, rejecting at 5% (Bonferroni over three tests makes it a little
     # less; measured 2.8% over 38 surveys); binomial sd 1.1 pp, and answers of one survey
