@@ -30,7 +30,7 @@ def answer_tables(value: np.ndarray, n_thresholds: int) -> dict[str, np.ndarray]
 
     A model compiled with the answers as inputs (so that new answers reuse the compiled
     code) would otherwise recompute these masks and indices at every gradient: measured on
-    `full`, 15% of each evaluation. Keys are :data:`ANSWER_TABLES`.
+    `full`, about 4% of each evaluation (docs/performance.md). Keys are :data:`ANSWER_TABLES`.
 
     Parameters
     ----------

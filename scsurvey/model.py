@@ -65,16 +65,12 @@ def centering_group(gid: str) -> str:
     return f"centering_{gid}"
 
 
-def centering_data(centering: Centering, codebook, model: pm.Model) -> dict[str, np.ndarray]:
-    """The values of the model's centring-weight containers for ``centering``.
-
-    For ``compiled.with_data(**centering_data(...))``: a fit of new answers sets the weights
-    those answers choose without recompiling.
-    """
+def centering_values(centering: Centering, codebook) -> dict[str, np.ndarray]:
+    """Each centring-weight container's value for ``centering``: what :func:`build` stores
+    and what a fit of new answers swaps in."""
     battery_of_item = np.asarray(codebook.item_battery_index)
     n_batteries = len(codebook.batteries)
     values = {
-        CENTERING_GAPS: np.asarray(centering.gaps, dtype=float)[battery_of_item] if centering.gaps else None,
         CENTERING_LOCATIONS: np.asarray(centering.locations or (0.0,) * n_batteries, dtype=float)[
             battery_of_item
         ],
@@ -84,7 +80,18 @@ def centering_data(centering: Centering, codebook, model: pm.Model) -> dict[str,
             for g in codebook.groups
         },
     }
-    return {k: v for k, v in values.items() if k in model.named_vars and v is not None}
+    if centering.gaps:
+        values[CENTERING_GAPS] = np.asarray(centering.gaps, dtype=float)[battery_of_item]
+    return values
+
+
+def centering_data(centering: Centering, codebook, model: pm.Model) -> dict[str, np.ndarray]:
+    """The values of ``model``'s centring-weight containers for ``centering``.
+
+    For ``compiled.with_data(**centering_data(...))``: a fit of new answers sets the weights
+    those answers choose without recompiling.
+    """
+    return {k: v for k, v in centering_values(centering, codebook).items() if k in model.named_vars}
 
 
 def answer_data(responses: np.ndarray, codebook, model: pm.Model) -> dict[str, np.ndarray]:
@@ -116,12 +123,11 @@ def _partially_centred(name, mu, sd, w, dims_):
     return pm.Deterministic(name, mu + sd ** (1 - w) * (raw - w * mu), dims=dims_)
 
 
-def _thresholds(priors, battery_of_item, n_thresholds, centering):
+def _thresholds(priors, battery_of_item, n_thresholds, weights):
     p = priors
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
     sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
-    w_loc = np.asarray(centering.locations or (0.0,) * (int(np.max(battery_of_item)) + 1), dtype=float)
-    w_a = _data(CENTERING_LOCATIONS, w_loc[battery_of_item], dims=dims.ITEM)
+    w_a = _data(CENTERING_LOCATIONS, weights[CENTERING_LOCATIONS], dims=dims.ITEM)
     alpha = _partially_centred(
         "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], w_a, dims.ITEM
     )
@@ -134,8 +140,7 @@ def _thresholds(priors, battery_of_item, n_thresholds, centering):
         sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
         # Partially centred, the weight per item from its battery (scsurvey.centering): the
         # same prior for every weight, a different geometry for the sampler.
-        w_gaps = np.asarray(centering.gaps, dtype=float)[battery_of_item]
-        w = _data(CENTERING_GAPS, w_gaps, dims=dims.ITEM)[:, None]
+        w = _data(CENTERING_GAPS, weights[CENTERING_GAPS], dims=dims.ITEM)[:, None]
         sd = sigma_g[battery_of_item][:, None]
         g = _partially_centred("g", gbar[battery_of_item], sd, w, (dims.ITEM, dims.GAP))
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
@@ -207,7 +212,7 @@ def _item_deviations(model, priors, data, cols, item_cov_ids, codebook, w_dev):
     dev_names = [data.covariate_names[k] for k in dev_cols]
     model.add_coord(dims.ITEM_COVARIATE, dev_names)
     tau = pm.HalfNormal("tau_item", priors["tau_item"]["sigma"], dims=(dims.BATTERY, dims.ITEM_COVARIATE))
-    w_dev = _data(CENTERING_ITEM_DEVIATIONS, np.asarray(w_dev, dtype=float), dims=dims.BATTERY)
+    w_dev = _data(CENTERING_ITEM_DEVIATIONS, w_dev, dims=dims.BATTERY)
     blocks = []
     for b, battery in enumerate(codebook.battery_ids):
         items = [i.id for i in codebook.items if i.battery == battery]
@@ -310,7 +315,8 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
                 name: _data(name, value, dims=(dims.RESPONDENT, dims.ITEM))
                 for name, value in answer_tables(data.responses, n_thresholds).items()
             }
-        cuts = _thresholds(priors, battery_of_item, n_thresholds, centering)
+        weights = centering_values(centering, cb)
+        cuts = _thresholds(priors, battery_of_item, n_thresholds, weights)
         if comp.discrimination:
             a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
             lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
@@ -333,8 +339,7 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
                 u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
             else:
                 # partially centred (scsurvey.centering): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
-                weights = np.asarray(group_weight(centering, gid, n_batteries), dtype=float)
-                w = _data(centering_group(gid), weights, dims=dims.BATTERY)[:, None]
+                w = _data(centering_group(gid), weights[centering_group(gid)], dims=dims.BATTERY)[:, None]
                 sd = sigma[:, None]
                 z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
                 u = pm.Deterministic(f"u_{gid}", sd ** (1 - w) * z, dims=(dims.BATTERY, gid))
@@ -348,7 +353,7 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
         eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
         if comp.item_covariates:
             eta = eta + _item_deviations(
-                model, priors, data, cols, comp.item_covariates, cb, centering.item_deviations
+                model, priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
             )
 
         pm.CustomDist(
