@@ -86,13 +86,21 @@ class Covariate:
 
 @dataclass(frozen=True)
 class Group:
+    """A grouping factor read from ``column``, or from the combination of several columns
+    (``column = ["country", "wave"]``: levels such as ``"Albania:3"``)."""
+
     id: str
-    column: str
+    column: str | tuple[str, ...]
     levels: tuple[str, ...]
     label: str = ""
     breaks: tuple[float, ...] | None = None
     nested_in: str | None = None
     parents: tuple[str, ...] | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The file columns the factor is read from."""
+        return self.column if isinstance(self.column, tuple) else (self.column,)
 
 
 @dataclass(frozen=True)
@@ -344,6 +352,13 @@ def _groups(raw: dict, path) -> list[Group]:
         breaks = g.get("breaks")
         if breaks is not None and (len(breaks) != len(lv) + 1 or sorted(breaks) != list(breaks)):
             _fail(path, entry, f"breaks {breaks} must be increasing, one more than levels")
+        column = _require(g, "column", path, entry)
+        if isinstance(column, list):
+            if len(column) < 2 or not all(isinstance(c, str) for c in column):
+                _fail(path, entry, f"column {column!r}: one column name, or a list of two or more")
+            if breaks is not None:
+                _fail(path, entry, "breaks cut one numeric column, not a combination of columns")
+            column = tuple(column)
         parents = g.get("parents")
         if (parents is None) != (g.get("nested_in") is None):
             _fail(path, entry, "`nested_in` and `parents` go together")
@@ -352,7 +367,7 @@ def _groups(raw: dict, path) -> list[Group]:
         groups.append(
             Group(
                 id=_require(g, "id", path, entry),
-                column=_require(g, "column", path, entry),
+                column=column,
                 levels=lv,
                 label=g.get("label", ""),
                 breaks=tuple(breaks) if breaks is not None else None,

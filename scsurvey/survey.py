@@ -352,8 +352,24 @@ def _design(frame, cb: Codebook, source):
     return X, names, np.array(centers), np.array(scales)
 
 
+def _group_values(frame, group: Group) -> pd.Series:
+    """The factor's values as level labels; a combination of columns joins them with ':'."""
+    if len(group.columns) == 1:
+        return frame[group.column]
+    parts = [frame[c] for c in group.columns]
+    missing = np.logical_or.reduce([p.isna().to_numpy() for p in parts])
+    rows = zip(*parts, strict=True)
+    joined = pd.Series([":".join(_label(v) for v in row) for row in rows], index=frame.index)
+    return joined.where(~missing)
+
+
+def person_columns(cb: Codebook) -> list[str]:
+    """The file columns holding one value per respondent: covariates and grouping factors."""
+    return list(dict.fromkeys([c.column for c in cb.covariates] + [c for g in cb.groups for c in g.columns]))
+
+
 def _group_index(frame, group: Group, source, id_col) -> np.ndarray:
-    col = frame[group.column]
+    col = _group_values(frame, group)
     if group.breaks is not None:
         values = _numeric(frame, group.column, source, id_col)
         outside = values.isna() | (values < group.breaks[0]) | (values >= group.breaks[-1])
@@ -370,7 +386,7 @@ def _group_index(frame, group: Group, source, id_col) -> np.ndarray:
             f"{source}: column {group.column!r} (group {group.id}): missing levels "
             f"({_rows(frame, id_col, where)})"
         )
-    labels = col.map(_label)
+    labels = col.map(_label) if len(group.columns) == 1 else col
     lookup = {lvl: k for k, lvl in enumerate(group.levels)}
     bad = ~labels.isin(lookup.keys())
     if bad.any():
@@ -448,7 +464,7 @@ def widen(frame: pd.DataFrame, cb: Codebook, source: str) -> pd.DataFrame:
         )
     wide = frame.pivot(index=id_col, columns=item_col, values=answer_col)
     wide = wide.reindex(columns=[i.column for i in cb.items])
-    person_cols = list(dict.fromkeys([c.column for c in cb.covariates] + [g.column for g in cb.groups]))
+    person_cols = person_columns(cb)
     missing_cols = [c for c in person_cols if c not in frame.columns]
     if missing_cols:
         raise DataError(
@@ -481,7 +497,7 @@ def drop_incomplete(frame: pd.DataFrame, cb: Codebook, source: str) -> pd.DataFr
             values, missing_codes = _answer_codes(frame, item, cb, source)
             answered |= (values.notna() & ~values.isin(missing_codes)).to_numpy()
     reasons["no answer"] = ~answered
-    for col in dict.fromkeys([c.column for c in cb.covariates] + [g.column for g in cb.groups]):
+    for col in person_columns(cb):
         if col in frame:
             reasons[f"no {col!r}"] = frame[col].isna().to_numpy()
     drop = np.logical_or.reduce(list(reasons.values()))
@@ -525,7 +541,7 @@ def prepare(
         if len(frame) == 0:
             raise DataError(f"{source}: no complete respondent is left")
     needed = [cb.respondent_id, *(i.column for i in cb.items)]
-    needed += [c.column for c in cb.covariates] + [g.column for g in cb.groups]
+    needed += person_columns(cb)
     absent = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if absent:
         raise DataError(
