@@ -298,7 +298,8 @@ def _row(label, r):
 def run_bench(
     root: Path | str = ".",
     model: str = "full",
-    sizes=(300, 1173, 5000, 20000),
+    sizes=(1173, 5000, 20000, 100000),
+    nuts_max: int = 5000,
     samplers=("nutpie", "pymc", "numpyro"),
     quick: bool = False,
     naive_chains: int | None = None,
@@ -310,8 +311,10 @@ def run_bench(
     """Measure and print everything `make bench` reports; write reports/bench/bench.json.
 
     ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
-    default); ``naive`` adds the naive baseline to the fits, as a footnote; ``peers_python``
-    is the interpreter of an environment with bambi (the bambi peer is skipped without it)."""
+    default); ``sizes`` are the survey sizes of "scaling", fitted with NUTS up to ``nuts_max``
+    respondents and with the approximate mode above; ``naive`` adds the naive baseline to the
+    fits, as a footnote; ``peers_python`` is the interpreter of an environment with bambi
+    (the bambi peer is skipped without it)."""
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"bench sections {unknown}: expected some of {SECTIONS}")
@@ -338,7 +341,7 @@ def run_bench(
         _fits(spec, data, samplers, naive_chains, naive_draws, out, naive, peers_python)
         write_json_atomic(out, path)
     if "scaling" in sections:
-        _scaling(root, spec, data, sizes, out, path)
+        sweep(root, model, sizes, nuts_max, out, path)
     if "approximate" in sections:
         print(f"== approximate: mean-field ADVI beside NUTS on `{model}`, {data.n_respondents} respondents")
         r = out["approximate"] = compare_approximation(spec, data)
@@ -417,22 +420,88 @@ def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive=False, pee
             print(f"  ESS/s vs the project {label:<24} {r['ess_per_s_ratio_to_project']:6.2f}  ({clean})")
 
 
-def _scaling(root, spec, data, sizes, out, path) -> None:
-    print("== scaling: nutpie, current model, by survey size")
+def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str) -> dict:
+    """One size of the sweep: the whole `make fit` (sampling, predictive draws,
+    log-likelihoods, storage) of ``model`` on a twin of ``n`` respondents.
+
+    Run it in a process of its own (:func:`sweep`): the peak resident memory it reports is
+    that process's.
+    """
+    import resource
+
+    from .fit import fit_survey
     from .simulate import make_twin
+    from .storage import write_atomic
     from .survey import prepare
 
-    for n in sizes:
-        try:
-            twin = make_twin(
-                root / "data/codebook/scs2020.twin.toml",
-                root,
-                overrides={"n": int(n), "population": 20000},
-            )
-            sized = prepare(twin.frame, data.codebook, f"twin n={n}")
-            r = fit_current(spec, sized, "nutpie")
-        except Exception as err:
-            r = {"error": repr(err)[:200]}
-        out["scaling"][str(n)] = r
-        print(_row(f"n = {n}", r), flush=True)
-        write_json_atomic(out, path)
+    root = Path(root)
+    spec = load_spec(root / "models" / f"{model}.toml").replace(sampler={"name": sampler})
+    t0 = time.perf_counter()
+    twin = make_twin(root / "data/codebook/scs2020.twin.toml", root, overrides={"n": int(n)})
+    data = prepare(twin.frame, load_inputs(spec, root).codebook, f"twin n={n}")
+    t1 = time.perf_counter()
+    idata, run = fit_survey(spec, data, progress=False)
+    t2 = time.perf_counter()
+    path = Path(out_dir) / f"{model}_{n}_{sampler}.nc"
+    write_atomic(idata, path)
+    t3 = time.perf_counter()
+    d = run["diagnostics"]
+    timing = run["timing_s"]
+    r = {
+        "n": int(n),
+        "sampler": sampler,
+        "simulate_s": t1 - t0,
+        "fit_s": t2 - t1,
+        "write_s": t3 - t2,
+        "wall_s": t3 - t1,
+        **{f"{k}": v for k, v in timing.items()},
+        "rounds": len(run["rounds"]),
+        "min_ess_bulk": d["min_ess_bulk"],
+        "max_rhat": d["max_rhat"],
+        "divergences": d["divergences"],
+        "clean": run["diagnostics_ok"],
+        "ess_per_s": run["ess_per_second"] if sampler != "advi" else None,
+        "psis_khat": run["rounds"][0].get("psis_khat") if sampler == "advi" else None,
+        "file_mb": path.stat().st_size / 1e6,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+    path.unlink()
+    return r
+
+
+def sweep(root, model: str, sizes, nuts_max: int, out: dict, path: Path) -> None:
+    """Fit ``model`` on twins of each size, each in a fresh process: NUTS up to ``nuts_max``
+    respondents, the approximate mode (ADVI) above it."""
+    import multiprocessing
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    print(f"== scaling: `{model}` on the twin by survey size, the whole fit in a fresh process each")
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(dir=Path(root)) as tmp:
+        for n in sizes:
+            sampler = "nutpie" if n <= nuts_max else "advi"
+            try:
+                with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                    r = pool.submit(fit_size, str(root), model, int(n), sampler, tmp).result()
+            except Exception as err:  # a size that fails (memory) is reported, not fatal
+                r = {"n": int(n), "sampler": sampler, "error": repr(err)[:200]}
+            out["scaling"][str(n)] = r
+            print(_size_row(r), flush=True)
+            write_json_atomic(out, path)
+
+
+def _size_row(r: dict) -> str:
+    if "error" in r:
+        return f"  n = {r['n']:>7} {r['sampler']:<6} failed: {r['error']}"
+    quality = (
+        f"ESS/s {r['ess_per_s']:6.2f}  R-hat {r['max_rhat']:.3f}  rounds {r['rounds']}"
+        if r["sampler"] != "advi"
+        else f"approximate, PSIS k-hat {r['psis_khat']:.2f}"
+    )
+    return (
+        f"  n = {r['n']:>7} {r['sampler']:<6} wall {r['wall_s']:7.0f} s (compile {r['compile_s']:5.0f}, "
+        f"sampling {r['sample_s']:6.0f}, after {r['predictive_s'] + r['integrated_s'] + r['write_s']:5.0f})  "
+        f"{quality}  {'clean' if r['clean'] else 'NOT clean'}  "
+        f"peak {r['peak_rss_gb']:5.1f} GB  file {r['file_mb']:7.1f} MB"
+    )

@@ -205,6 +205,7 @@ def cmd_bench(args) -> int:
     run_bench(
         root=args.root,
         sizes=args.sizes,
+        nuts_max=args.nuts_max,
         samplers=args.samplers,
         quick=args.quick,
         naive_chains=args.naive_chains,
@@ -325,7 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_sbc)
 
     p = sub.add_parser("bench", help="benchmark the model against a naive baseline")
-    p.add_argument("--sizes", type=int, nargs="*", default=[300, 1173, 5000, 20000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[1173, 5000, 20000, 100000])
+    p.add_argument(
+        "--nuts-max", type=int, default=5000, help="largest size fitted with NUTS; ADVI above (default 5000)"
+    )
     p.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
     p.add_argument("--quick", action="store_true")
     p.add_argument(
