@@ -10,12 +10,28 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.polynomial.hermite_e import hermegauss
 
 from . import dims
 from .dims import OBSERVED
 
 INTERVAL = 0.90  # credible intervals in checks and summaries
 LOW, HIGH = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+
+
+def has_residual(idata) -> bool:
+    """Whether the model has a respondent residual (``components.residual``; files written
+    before the flag existed all have one)."""
+    return bool(int(idata.posterior.attrs.get("residual", 1)))
+
+
+def residual_quadrature(idata, nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and normalised weights integrating the unit-normal residual of the
+    latent trait; a single node at zero when the model has no residual."""
+    if not has_residual(idata):
+        return np.zeros(1), np.ones(1)
+    x, w = hermegauss(nodes)
+    return x, w / w.sum()
 
 
 def observed_answers(idata) -> xr.DataArray:

@@ -12,9 +12,9 @@ import arviz as az
 from . import dims
 from .diagnostics import diagnose
 from .fitstats import SCORES, scores
-from .integrated import add_integrated
+from .integrated import INTEGRATED_DRAWS, add_integrated
 from .model import BuiltModel, build
-from .predictive import add_predictive
+from .predictive import add_predictive, predictive_draws
 from .sampling import check_initial_point, sample
 from .spec import ModelSpec
 from .storage import lean, stamp, versions
@@ -66,10 +66,12 @@ def fit_survey(
     rounds = timing.pop("rounds")
     device = timing.pop("device")
     t1 = time.perf_counter()
+    # what the steps below read from the posterior before the full stamp is written
+    idata.posterior.attrs.update(link=spec.link, residual=int(spec.components.residual))
     add_predictive(idata, built, data, spec, progress)
     t2 = time.perf_counter()
     timing["predictive_s"] = t2 - t1
-    add_integrated(idata)
+    add_integrated(idata, min(INTEGRATED_DRAWS, predictive_draws(data.responses.size)))
     idata.add_groups({SCORES: scores(idata)})
     timing["integrated_s"] = time.perf_counter() - t2
     diag = diagnose(idata)

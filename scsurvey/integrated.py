@@ -33,8 +33,9 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from . import dims
 from .dims import OBSERVED
-from .draws import posterior_draws, thin
+from .draws import has_residual, posterior_draws, thin
 
+INTEGRATED_DRAWS = 400  # thinned posterior draws the integrated likelihood is computed on
 NODES_PER_DIM = {1: 25, 2: 15, 3: 7}  # product grids of 25, 225 and 343 nodes (accuracy: tests)
 INFLATE = 1.5  # the quadrature's spread against the conditional posterior's sd
 INTEGRATED = "log_likelihood_integrated"  # InferenceData group written by :func:`add_integrated`
@@ -281,6 +282,32 @@ def integrate(
     )
 
 
+@numba.njit(cache=True, parallel=True)
+def _conditional(mean, lam, offset, cuts, col, y, probit):
+    """:func:`_integrate` for a model without a residual: the traits are the population
+    part, so each answer's log-likelihood and CDF are read at it directly."""
+    n_s, n_i, _ = mean.shape
+    n_j, n_k = y.shape[1], cuts.shape[2]
+    loglik = np.zeros((n_s, n_i))
+    cdf_hi = np.zeros((n_i, n_j))
+    cdf_lo = np.zeros((n_i, n_j))
+    for i in numba.prange(n_i):
+        for s in range(n_s):
+            for j in range(n_j):
+                k = y[i, j]
+                if k < 0:
+                    continue
+                eta = lam[s, j] * mean[s, i, col[j]] + offset[s, i, j]
+                hi = cuts[s, j, k] - eta if k < n_k else np.inf
+                lo = cuts[s, j, k - 1] - eta if k >= 1 else -np.inf
+                fh = _cdf(hi, probit)
+                fl = _cdf(lo, probit)
+                loglik[s, i] += math.log(fh - fl) if fh - fl > 1e-6 else _log_interval(hi, lo, probit)
+                cdf_hi[i, j] += fh / n_s
+                cdf_lo[i, j] += fl / n_s
+    return loglik, cdf_hi, cdf_lo
+
+
 def adaptive_grid(idata) -> tuple[np.ndarray, np.ndarray]:
     """Centre and spread of each respondent's grid: the mean and (inflated) Cholesky factor of
     the conditional posterior of their traits."""
@@ -292,7 +319,7 @@ def adaptive_grid(idata) -> tuple[np.ndarray, np.ndarray]:
     return centre, np.linalg.cholesky(cov)
 
 
-def compute(idata, max_draws: int | None = 400, per_dim: int | None = None) -> xr.Dataset:
+def compute(idata, max_draws: int | None = INTEGRATED_DRAWS, per_dim: int | None = None) -> xr.Dataset:
     """Integrated log-likelihood and leave-one-answer-out predictive CDFs of a posterior.
 
     Parameters
@@ -315,8 +342,22 @@ def compute(idata, max_draws: int | None = 400, per_dim: int | None = None) -> x
     small = thin(idata, max_draws)
     pop = population(small)
     y = idata.observed_data[OBSERVED].values.astype(int)
-    centre, scale = adaptive_grid(idata)
-    loglik, cdf_hi, cdf_lo = integrate(pop, y, centre, scale, per_dim)
+    if has_residual(idata):
+        centre, scale = adaptive_grid(idata)
+        loglik, cdf_hi, cdf_lo = integrate(pop, y, centre, scale, per_dim)
+        method, nodes = "adaptive Gauss-Hermite", per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5)
+    else:
+        f = np.ascontiguousarray
+        loglik, cdf_hi, cdf_lo = _conditional(
+            f(pop.mean, dtype=float),
+            f(pop.lam, dtype=float),
+            f(pop.offset, dtype=float),
+            f(pop.cuts, dtype=float),
+            f(pop.col, dtype=np.int64),
+            f(y, dtype=np.int64),
+            pop.link == "probit",
+        )
+        method, nodes = "none: no respondent residual to integrate", 1
     post = small.posterior
     shape = (post.sizes["chain"], post.sizes["draw"], y.shape[0])
     coords = {
@@ -333,18 +374,18 @@ def compute(idata, max_draws: int | None = 400, per_dim: int | None = None) -> x
         },
         coords=coords,
         attrs={
-            "method": "adaptive Gauss-Hermite",
-            "nodes_per_battery": per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5),
+            "method": method,
+            "nodes_per_battery": nodes,
         },
     )
 
 
-def add_integrated(idata, max_draws: int | None = 400) -> az.InferenceData:
+def add_integrated(idata, max_draws: int | None = INTEGRATED_DRAWS) -> az.InferenceData:
     """Store :func:`compute`'s result in the group ``log_likelihood_integrated``."""
     idata.add_groups({INTEGRATED: compute(idata, max_draws)})
     return idata
 
 
-def integrated(idata, max_draws: int | None = 400) -> xr.Dataset:
+def integrated(idata, max_draws: int | None = INTEGRATED_DRAWS) -> xr.Dataset:
     """The stored integrated group, or computed now for a posterior that lacks it."""
     return idata[INTEGRATED] if INTEGRATED in idata.groups() else compute(idata, max_draws)

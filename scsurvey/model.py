@@ -6,6 +6,10 @@ Respondent i, item j in battery b(j), answer y_ij in 0..K-1 (missing allowed)::
     eta_ij   = lambda_j theta_{i, b(j)} + x_i' delta_j
     P(y_ij <= k) = F(c_jk - eta_ij)
 
+With ``components.residual = false`` (one answer per respondent cannot separate zeta from the
+answer's own noise): zeta = 0 and lambda = 1, a cumulative logit (probit) model with group
+intercepts on the link's own scale.
+
 Parameterisation (why, measured in docs/design.md): item discriminations are written
 centred; the pooled item locations, threshold gaps and item deviations partially centred,
 with a weight per battery chosen from the data (:mod:`scsurvey.centering`); respondent- and
@@ -36,6 +40,9 @@ CENTERING_ITEM_DEVIATIONS = "centering_item_deviations"  # pm.Data: per battery
 # raw (partially centred) variable -> the parameter it gives; the raw one's meaning moves
 # with the centring weight
 RAW = {"alpha_raw": "alpha", "g_raw": "g"}
+# Group effects reach respondents through a one-hot matmul up to this many levels, through an
+# index gather beyond (a 212-level factor on 184,924 respondents: a 310 MB matrix otherwise)
+ONEHOT_MAX_LEVELS = 40
 
 
 @dataclass
@@ -125,15 +132,16 @@ def _partially_centred(name, mu, sd, w, dims_):
 
 def _thresholds(priors, battery_of_item, n_thresholds, weights):
     p = priors
+    if np.bincount(battery_of_item).max() == 1:
+        return _unpooled_thresholds(p, n_thresholds)
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
     sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
     w_a = _data(CENTERING_LOCATIONS, weights[CENTERING_LOCATIONS], dims=dims.ITEM)
     alpha = _partially_centred(
         "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], w_a, dims.ITEM
     )
-    if n_thresholds == 1:
-        cuts = alpha[:, None]
-    else:
+    g = None
+    if n_thresholds > 1:
         # Ordered by construction: c_1 = alpha, c_k = c_{k-1} + exp(g_k). A hierarchical
         # prior placed directly on ordered cutpoints would not be normalised (see DESIGN.md).
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
@@ -143,8 +151,32 @@ def _thresholds(priors, battery_of_item, n_thresholds, weights):
         w = _data(CENTERING_GAPS, weights[CENTERING_GAPS], dims=dims.ITEM)[:, None]
         sd = sigma_g[battery_of_item][:, None]
         g = _partially_centred("g", gbar[battery_of_item], sd, w, (dims.ITEM, dims.GAP))
-        cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
+    return _cuts(alpha, g)
+
+
+def _cuts(alpha, g):
+    """Thresholds from the first one and the log gaps: ordered by construction."""
+    cuts = alpha[:, None]
+    if g is not None:
+        cuts = pt.concatenate([cuts, alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
     return pm.Deterministic("cuts", cuts, dims=(dims.ITEM, dims.THRESHOLD))
+
+
+def _unpooled_thresholds(p, n_thresholds):
+    """Every battery has one item: nothing to pool, and a battery mean and sd informed by one
+    item only make a funnel. The location and log gaps get normal priors with the mean and
+    variance the pooled prior implies (mean mu, variance sigma_mu^2 + E[sigma^2])."""
+    alpha = pm.Normal(
+        "alpha",
+        p["mu_alpha"]["mu"],
+        np.hypot(p["mu_alpha"]["sigma"], p["sigma_alpha"]["sigma"]),
+        dims=dims.ITEM,
+    )
+    g = None
+    if n_thresholds > 1:
+        sd = np.hypot(p["gbar"]["sigma"], p["sigma_g"]["sigma"])
+        g = pm.Normal("g", p["gbar"]["mu"], sd, dims=(dims.ITEM, dims.GAP))
+    return _cuts(alpha, g)
 
 
 def lkj_partial_alphas(n: int, eta: float) -> np.ndarray:
@@ -193,15 +225,15 @@ def nesting_projection(group, parent) -> np.ndarray:
     return np.eye(len(parent_of)) - same / same.sum(axis=0, keepdims=True)
 
 
-def _nested_zero_sum(gid, group, parent):
+def _nested_zero_sum(gid, group, parent, sd):
     """Effects of a factor nested in another that is also modelled, zero-sum within parents.
 
     Zero-sum over all levels alone leaves the children of one parent free to absorb the
     parent's effect, which then trades against the parent's own intercept (measured on the
     twin: R-hat 1.014 and bulk ESS 334 at sigma_province). Centring within each parent
-    removes that direction; the centred draws have variance 1 - 1/n_children.
+    removes that direction; the centred draws have variance ``sd**2 (1 - 1/n_children)``.
     """
-    raw = pm.Normal(f"z_{gid}_raw", 0.0, 1.0, dims=(dims.BATTERY, gid))
+    raw = pm.Normal(f"z_{gid}_raw", 0.0, sd, dims=(dims.BATTERY, gid))
     return pm.Deterministic(f"z_{gid}", raw @ nesting_projection(group, parent), dims=(dims.BATTERY, gid))
 
 
@@ -238,19 +270,25 @@ def check_identified(spec: ModelSpec, data: SurveyData) -> None:
     Raises
     ------
     SpecError
-        Naming the spec key: item deviations in a battery of one item, a grouping factor
-        whose respondents all sit in one level, an item nobody answered.
+        Naming the spec key: item deviations or a respondent residual in a battery of one
+        item, a grouping factor whose respondents all sit in one level, an item nobody answered.
     """
     cb = data.codebook
     comp = spec.components
-    if comp.item_covariates:
-        lone = [b for b in cb.battery_ids if sum(i.battery == b for i in cb.items) < 2]
-        if lone:
-            raise SpecError(
-                f"{spec.path}: components.item_covariates = {list(comp.item_covariates)}: batteries "
-                f"{lone} have one item, whose deviation from its battery's effect is not identified; "
-                "drop item_covariates or add items"
-            )
+    lone = [b for b in cb.battery_ids if sum(i.battery == b for i in cb.items) < 2]
+    if comp.item_covariates and lone:
+        raise SpecError(
+            f"{spec.path}: components.item_covariates = {list(comp.item_covariates)}: batteries "
+            f"{lone} have one item, whose deviation from its battery's effect is not identified; "
+            "drop item_covariates or add items"
+        )
+    if comp.residual and lone:
+        raise SpecError(
+            f"{spec.path}: components.residual = true: batteries {lone} have one item, and one "
+            "answer cannot separate a respondent's residual (with the item's discrimination) "
+            "from the answer's own noise; set components.residual = false (a cumulative model "
+            "with group intercepts) or add items"
+        )
     for gid in comp.groups:
         used = np.unique(data.groups[gid])
         if len(used) < 2:
@@ -317,14 +355,19 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
             }
         weights = centering_values(centering, cb)
         cuts = _thresholds(priors, battery_of_item, n_thresholds, weights)
-        if comp.discrimination:
+        if not comp.residual:  # the logistic's scale: nothing left to set the discriminations against
+            lam = pm.Deterministic("lambda", pt.ones(len(cb.items)), dims=dims.ITEM)
+        elif comp.discrimination:
             a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
             lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
         else:  # equal discriminations within a battery (a Rasch-type graded model)
             a = pm.Normal("a_battery", 0.0, priors["a"]["sigma"], dims=dims.BATTERY)
             lam = pm.Deterministic("lambda", pt.exp(a)[battery_of_item], dims=dims.ITEM)
 
-        theta = _residual(priors, n_batteries, comp.correlated)
+        if comp.residual:
+            theta = _residual(priors, n_batteries, comp.correlated)
+        else:
+            theta = pt.zeros((data.n_respondents, n_batteries))
         if cols:
             model.add_coord(dims.COVARIATE, [data.covariate_names[k] for k in cols])
             X = _data("X", data.X[:, cols], dims=(dims.RESPONDENT, dims.COVARIATE))
@@ -334,19 +377,22 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
             group = cb.group(gid)
             model.add_coord(gid, list(group.levels))
             sigma = pm.HalfNormal(f"sigma_{gid}", priors["sigma_group"]["sigma"], dims=dims.BATTERY)
+            # partially centred (scsurvey.centering): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
+            w = _data(centering_group(gid), weights[centering_group(gid)], dims=dims.BATTERY)[:, None]
+            sd = sigma[:, None]
             if group.nested_in in comp.groups:
-                z = _nested_zero_sum(gid, group, cb.group(group.nested_in))
-                u = pm.Deterministic(f"u_{gid}", sigma[:, None] * z, dims=(dims.BATTERY, gid))
+                z = _nested_zero_sum(gid, group, cb.group(group.nested_in), sd**w)
             else:
-                # partially centred (scsurvey.centering): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
-                w = _data(centering_group(gid), weights[centering_group(gid)], dims=dims.BATTERY)[:, None]
-                sd = sigma[:, None]
                 z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
-                u = pm.Deterministic(f"u_{gid}", sd ** (1 - w) * z, dims=(dims.BATTERY, gid))
-            # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
-            member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
-            onehot = _data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
-            theta = theta + onehot @ u.T
+            u = pm.Deterministic(f"u_{gid}", sd ** (1 - w) * z, dims=(dims.BATTERY, gid))
+            if len(group.levels) <= ONEHOT_MAX_LEVELS:
+                # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
+                member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
+                onehot = _data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
+                theta = theta + onehot @ u.T
+            else:  # the matmul's cost grows with levels x respondents, the gather's does not
+                index = _data(f"index_{gid}", data.groups[gid].astype(np.int64), dims=dims.RESPONDENT)
+                theta = theta + u.T[index]
         theta = pm.Deterministic("theta", theta, dims=(dims.RESPONDENT, dims.BATTERY))
 
         expand = np.equal.outer(np.arange(n_batteries), battery_of_item).astype(float)

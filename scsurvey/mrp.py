@@ -35,10 +35,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numpy.polynomial.hermite_e import hermegauss
 
 from . import dims
-from .draws import posterior_draws
+from .draws import posterior_draws, residual_quadrature
 from .likelihood import category_probs
 from .survey import SurveyData
 from .tomlfile import check_keys, read_toml
@@ -371,8 +370,7 @@ def estimate(
     post = idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
     draws = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
-    nodes, weights = hermegauss(QUADRATURE_NODES)
-    weights = weights / weights.sum()
+    nodes, weights = residual_quadrature(idata, QUADRATURE_NODES)
     batteries = list(post[dims.BATTERY].values)
     b_of_item = idata.constant_data["battery_of_item"].values
     col = np.array([batteries.index(b) for b in b_of_item])

@@ -43,17 +43,28 @@ def with_model_data(idata: az.InferenceData, model: pm.Model) -> az.InferenceDat
 # this many draws (every k-th of each chain): the checks read at most 1,000 replicates, and
 # 8,000 draws x 1,173 respondents x 13 items of replicates alone were 122 MB.
 PREDICTIVE_DRAWS = 1000
+# Beyond 20,000 answers (respondents x items) the draws shrink to keep about this many
+# replicated answers, down to MIN_PREDICTIVE_DRAWS: predictive checks of shares on a large
+# survey are limited by the survey, not by a few hundred draws.
+ANSWER_DRAWS_BUDGET = 20_000_000
+MIN_PREDICTIVE_DRAWS = 100
+
+
+def predictive_draws(n_answers: int) -> int:
+    """How many posterior draws the predictive groups keep for a survey of ``n_answers``
+    cells (respondents x items)."""
+    return int(np.clip(ANSWER_DRAWS_BUDGET // max(n_answers, 1), MIN_PREDICTIVE_DRAWS, PREDICTIVE_DRAWS))
 
 
 def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, progress=True):
     """Add prior, prior predictive, posterior predictive, log-likelihood and data groups.
 
     The posterior predictive and the conditional log-likelihood use at most
-    :data:`PREDICTIVE_DRAWS` draws, evenly thinned within each chain.
+    :func:`predictive_draws` draws, evenly thinned within each chain.
     """
     model = built.model
     seed = spec.sampler.seed
-    thinned = thin(idata, PREDICTIVE_DRAWS)
+    thinned = thin(idata, predictive_draws(data.responses.size))
     with model:
         prior = pm.sample_prior_predictive(draws=spec.sampler.prior_draws, random_seed=seed + 1)
         post_pred = pm.sample_posterior_predictive(

@@ -34,6 +34,9 @@ class Components:
     item_covariates: tuple[str, ...] = ()
     correlated: bool = False
     discrimination: bool = True  # False: one discrimination per battery, shared by its items
+    # False: no respondent residual; the latent scale is the logistic's, discriminations are
+    # fixed at 1 and the model is a cumulative logit with group intercepts (one-item surveys)
+    residual: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class ModelSpec:
             "item_covariates": list(c.item_covariates),
             "correlated": c.correlated,
             "discrimination": c.discrimination,
+            "residual": c.residual,
             "priors": copy.deepcopy(self.priors),
             "centering": dict(self.centering),
         }
@@ -160,6 +164,7 @@ MODEL_KEYS = (
     "item_covariates",
     "correlated",
     "discrimination",
+    "residual",
     "priors",
     "centering",
 )
@@ -190,7 +195,18 @@ def _components(comp: dict, source: str) -> Components:
         item_covariates=_names(comp.get("item_covariates", []), source, "components.item_covariates"),
         correlated=_typed(comp.get("correlated", False), bool, source, "components.correlated"),
         discrimination=_typed(comp.get("discrimination", True), bool, source, "components.discrimination"),
+        residual=_typed(comp.get("residual", True), bool, source, "components.residual"),
     )
+    if not components.residual:
+        for key, value, why in (
+            ("discrimination", components.discrimination, "the discriminations are fixed at 1"),
+            ("correlated", components.correlated, "there is no residual to correlate"),
+        ):
+            if value:
+                raise SpecError(
+                    f"{source}: components.residual = false with components.{key} = true: "
+                    f"without a respondent residual {why}; set components.{key} = false"
+                )
     if components.item_covariates and components.covariates is False:
         raise SpecError(f"{source}: components.item_covariates needs components.covariates")
     return components

@@ -78,6 +78,7 @@ def stamp(
         "codebook": spec.codebook,
         "data_file": spec.data,
         "link": spec.link,
+        "residual": int(spec.components.residual),  # 0: no respondent residual to integrate
         "sampler": spec.sampler.name,
         "seed": spec.sampler.seed,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

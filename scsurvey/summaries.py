@@ -12,7 +12,6 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numpy.polynomial.hermite_e import hermegauss
 
 from . import dims
 from .checks import loo_respondents
@@ -26,6 +25,7 @@ from .draws import (
     observed_support,
     posterior_draws,
     replicated_answers,
+    residual_quadrature,
     support_indicator,
 )
 from .likelihood import support_share
@@ -258,8 +258,7 @@ def support_probability(idata, x: dict[str, float], max_draws: int = 1000, seed:
     post = idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
     draws = np.sort(np.random.default_rng(seed).choice(n, min(n, max_draws), replace=False))
-    nodes, weights = hermegauss(QUADRATURE_NODES)
-    weights = weights / weights.sum()
+    nodes, weights = residual_quadrature(idata, QUADRATURE_NODES)
     n_b = post.sizes[dims.BATTERY]
     mean = np.zeros((len(draws), n_b))
     if "beta" in post:
