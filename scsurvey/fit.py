@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict
 
 import arviz as az
+import pymc as pm
 
 from . import dims
 from .diagnostics import diagnose
@@ -19,6 +20,11 @@ from .sampling import check_initial_point, sample
 from .spec import ModelSpec
 from .storage import lean, stamp, versions
 from .survey import SurveyData
+
+
+def _without_respondents(post):
+    post = post.drop_vars([v for v, da in post.data_vars.items() if dims.RESPONDENT in da.dims])
+    return post.drop_vars([c for c in post.coords if c == dims.RESPONDENT])
 
 
 def fit_survey(
@@ -62,13 +68,22 @@ def fit_survey(
     built = built or build(spec, data)
     check_initial_point(built.model)
     t0 = time.perf_counter()
-    idata, timing = sample(built.model, spec, progress, log=log)
+    idata, timing = sample(built.sampling_model or built.model, spec, progress, log=log)
     rounds = timing.pop("rounds")
     device = timing.pop("device")
     t1 = time.perf_counter()
+    if built.sampling_model is not None:  # its respondents are the distinct ones: drop theirs
+        idata.posterior = _without_respondents(idata.posterior)
     # what the steps below read from the posterior before the full stamp is written
     idata.posterior.attrs.update(link=spec.link, residual=int(spec.components.residual))
     add_predictive(idata, built, data, spec, progress)
+    if built.sampling_model is not None:  # every respondent's traits, at the predictive's draws
+        rep = idata.posterior_predictive
+        at = idata.posterior.sel(chain=rep["chain"].values, draw=rep["draw"].values)
+        theta = pm.compute_deterministics(at, var_names=["theta"], model=built.model, progressbar=False)
+        # compute_deterministics numbers the draws afresh; they must name the posterior's
+        theta = theta.assign_coords(chain=at["chain"].values, draw=at["draw"].values)
+        idata.add_groups({dims.RESPONDENT_DRAWS: theta})
     t2 = time.perf_counter()
     timing["predictive_s"] = t2 - t1
     add_integrated(idata, min(INTEGRATED_DRAWS, predictive_draws(data.responses.size)))

@@ -128,13 +128,14 @@ def item_fit(idata, max_draws: int | None = 400, seed: int = 0) -> pd.DataFrame:
             "ppp_categories": (chi_rep >= chi_obs).mean(axis=0),
             "item_rest_observed": r_obs,
             "item_rest_replicated": np.nanmean(r_rep, axis=0),
-            "ppp_item_rest": (r_rep >= r_obs[None]).mean(axis=0),
+            # an item alone in its battery has no rest score: no p-value, not a p-value of 0
+            "ppp_item_rest": np.where(np.isfinite(r_obs), (r_rep >= r_obs[None]).mean(axis=0), np.nan),
         },
         index=pd.Index(idata.observed_data[dims.ITEM].values, name="item"),
     )
     outside = lambda p: (p < FLAG) | (p > 1 - FLAG)  # noqa: E731
     table["flagged"] = outside(table["ppp_categories"]) | (
-        outside(table["ppp_item_rest"]) & np.isfinite(table["item_rest_observed"])
+        outside(table["ppp_item_rest"]) & np.isfinite(table["ppp_item_rest"])
     )
     return table
 

@@ -54,6 +54,9 @@ class BuiltModel:
     cuts: pt.TensorVariable  # (item, threshold)
     covariate_columns: list[str]
     centering: Centering
+    # The same posterior from one likelihood term per distinct respondent (model without a
+    # residual, :func:`aggregate`): what NUTS samples; ``model`` serves everything else.
+    sampling_model: pm.Model | None = None
 
 
 def _data(name: str, value, dims):
@@ -304,7 +307,26 @@ def check_identified(spec: ModelSpec, data: SurveyData) -> None:
         )
 
 
-def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None) -> BuiltModel:
+def aggregate(spec: ModelSpec, data: SurveyData) -> tuple[SurveyData, np.ndarray]:
+    """The distinct respondents of a model without a residual, and how many share each.
+
+    Without a residual two respondents with the same group levels, covariates the model uses
+    and answers contribute the same likelihood term, so the log-likelihood is a weighted sum
+    over the distinct ones: exact, not an approximation. The World Values Survey example's
+    184,924 respondents are 560 distinct ones (140 country-waves x 4 answers).
+    """
+    key = np.column_stack(
+        [data.groups[gid] for gid in spec.components.groups]
+        + [data.X[:, covariate_columns(spec, data)], data.responses]
+    )
+    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    return data.subset(first[order]), counts[order].astype(float)
+
+
+def build(
+    spec: ModelSpec, data: SurveyData, centering: Centering | None = None, counts: np.ndarray | None = None
+) -> BuiltModel:
     """Build the model of ``spec`` on ``data``, keeping handles on eta and the thresholds.
 
     Parameters
@@ -314,6 +336,9 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
     centering : Centering, optional
         Centring weights of the pooled item blocks; by default resolved from the spec's
         ``[centering]`` setting and the answers in ``data`` (:mod:`scsurvey.centering`).
+    counts : ndarray, optional
+        How many respondents each row of ``data`` stands for (:func:`aggregate`); each row's
+        log-likelihood is multiplied by it.
 
     Returns
     -------
@@ -402,24 +427,38 @@ def build(spec: ModelSpec, data: SurveyData, centering: Centering | None = None)
                 model, priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
             )
 
+        logp = partial(ordinal_logp, link=spec.link, shape=(len(cb.items), n_thresholds), tables=tables)
+        if counts is not None:
+            count = _data("answer_count", counts, dims=dims.RESPONDENT)[:, None]
+            logp = partial(_weighted, logp=logp, weight=count)
         pm.CustomDist(
             OBSERVED,
             eta,
             cuts,
-            logp=partial(ordinal_logp, link=spec.link, shape=(len(cb.items), n_thresholds), tables=tables),
+            logp=logp,
             random=partial(ordinal_random, link=spec.link),
             signature="(),(k)->()",
             dtype="int64",
             observed=y_obs,
             dims=(dims.RESPONDENT, dims.ITEM),
         )
+    sampling_model = None
+    if not comp.residual and counts is None:
+        distinct, n_same = aggregate(spec, data)
+        if len(n_same) < data.n_respondents:
+            sampling_model = build(spec, distinct, centering, counts=n_same).model
     return BuiltModel(
         model=model,
         eta=eta,
         cuts=cuts,
         covariate_columns=[data.covariate_names[k] for k in cols],
         centering=centering,
+        sampling_model=sampling_model,
     )
+
+
+def _weighted(value, eta, cuts, logp, weight):
+    return logp(value, eta, cuts) * weight
 
 
 def build_model(spec: ModelSpec, data: SurveyData) -> pm.Model:

@@ -64,9 +64,10 @@ def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, 
     """
     model = built.model
     seed = spec.sampler.seed
-    thinned = thin(idata, predictive_draws(data.responses.size))
+    n_draws = predictive_draws(data.responses.size)
+    thinned = thin(idata, n_draws)
     with model:
-        prior = pm.sample_prior_predictive(draws=spec.sampler.prior_draws, random_seed=seed + 1)
+        prior = pm.sample_prior_predictive(draws=min(spec.sampler.prior_draws, n_draws), random_seed=seed + 1)
         post_pred = pm.sample_posterior_predictive(
             with_model_data(thinned, model),
             var_names=[OBSERVED],

@@ -617,6 +617,7 @@ def render_report(
         context["approximate"],
     )
     context["title"] = codebook.title or codebook.name
+    context["residual"] = draws.has_residual(idata)
     env = Environment(loader=PackageLoader("scsurvey", "templates"), autoescape=select_autoescape())
     html = env.get_template("report.html.j2").render(**context)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -129,8 +129,9 @@ def lean(
     post = post.drop_vars([v for v in post.data_vars if v in unconstrained or v in respondent_level])
     used = {d for v in post.data_vars.values() for d in v.dims}
     idata.posterior = post.drop_vars([c for c in post.coords if c not in used and c in post.dims])
-    if "prior" in idata.groups():
-        idata.prior = idata.prior.drop_vars([v for v in idata.prior.data_vars if v in latent])
+    if "prior" in idata.groups():  # population-level prior draws; respondents' are recomputable
+        prior = idata.prior
+        idata.prior = prior.drop_vars([v for v, da in prior.data_vars.items() if dims.RESPONDENT in da.dims])
     for group in FLOAT32_GROUPS:
         if group in idata.groups():
             ds = idata[group]

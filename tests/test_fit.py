@@ -71,7 +71,9 @@ def test_fit_stores_every_group_with_dims(tiny_fit):
     rep = stored.posterior_predictive
     assert theta.sizes["draw"] == rep.sizes["draw"] and theta.dtype == np.float32
     np.testing.assert_array_equal(theta["draw"].values, rep["draw"].values)
-    assert "z_respondent" not in stored.posterior and "z_respondent" not in stored.prior
+    assert "z_respondent" not in stored.posterior
+    assert not [v for v in stored.prior.data_vars if "respondent" in stored.prior[v].dims]
+    assert {"sigma_g", "beta"} <= set(stored.prior.data_vars)
     # and the stored file still loads into the model it came from
     import scsurvey as ss
 

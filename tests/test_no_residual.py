@@ -192,3 +192,47 @@ def test_without_a_residual_the_integrated_likelihood_is_the_conditional_one():
     hi = expit(np.take_along_axis(c, np.broadcast_to(y, (c.shape[0], y.size)), axis=1) - u).mean(0)
     np.testing.assert_allclose(ours["cdf_hi"].values[:, 0], hi, rtol=1e-9)
     assert isinstance(ours, xr.Dataset)
+
+
+def test_the_distinct_respondents_weighted_give_the_full_log_density():
+    """What NUTS samples (one weighted term per distinct respondent) has the full model's
+    log density at any point: the same posterior from far fewer terms."""
+    data = one_item_data()
+    built = build(no_residual_spec(), data)
+    assert built.sampling_model is not None
+    distinct = len(built.sampling_model.coords[dims.RESPONDENT])
+    assert distinct <= 9 * 4 < data.n_respondents  # 9 country-waves x 4 answers
+    point, _ = _point(built.model)
+    full = built.model.compile_logp()(point)
+    assert built.sampling_model.compile_logp()(point) == pytest.approx(full, rel=1e-10)
+    # a model with a residual has no such shortcut
+    raw = generic_codebook(groups=False)
+    two = prepare(generic_frame(raw, n=50), parse_codebook(raw), "generic")
+    assert build(parse_spec({}, "t"), two).sampling_model is None
+
+
+def test_a_fit_of_the_distinct_respondents_stores_every_respondents_traits():
+    """Through the whole fit (approximate mode, which shares every step after sampling):
+    the traits of all respondents at the predictive's draws are their group intercepts, and
+    the integrated log-likelihood is the conditional one."""
+    from scsurvey.fit import fit_survey
+
+    data = one_item_data()
+    spec = no_residual_spec().replace(
+        sampler={"name": "advi", "vi_steps": 500, "draws": 100, "prior_draws": 50, "seed": 4}
+    )
+    idata, _ = fit_survey(spec, data, progress=False)
+    theta = idata[dims.RESPONDENT_DRAWS]["theta"]
+    rep = idata.posterior_predictive
+    np.testing.assert_array_equal(theta["draw"].values, rep["draw"].values)
+    assert theta.sizes[dims.RESPONDENT] == data.n_respondents
+    at = idata.posterior.sel(draw=rep["draw"].values)
+    expected = at["u_country"].values[..., 0, data.groups["country"]]
+    expected = expected + at["u_country_wave"].values[..., 0, data.groups["country_wave"]]
+    np.testing.assert_allclose(theta.values[..., 0], expected, rtol=1e-5, atol=1e-6)
+    assert not [v for v in idata.prior.data_vars if dims.RESPONDENT in idata.prior[v].dims]
+    np.testing.assert_allclose(
+        idata.log_likelihood_integrated[dims.OBSERVED].values,
+        idata.log_likelihood[dims.OBSERVED].values,
+        rtol=1e-4,
+    )
