@@ -156,6 +156,19 @@ def _cdf(x, probit):
     return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
 
 
+@numba.njit(cache=True, inline="always")
+def _answer(cuts, k, n_k, eta, probit):
+    """Log-probability of answer ``k`` (0-based, observed) at linear predictor ``eta``, and the
+    CDF at its upper and lower threshold."""
+    hi = cuts[k] - eta if k < n_k else np.inf
+    lo = cuts[k - 1] - eta if k >= 1 else -np.inf
+    fh = _cdf(hi, probit)
+    fl = _cdf(lo, probit)
+    # the plain difference where it keeps its digits, the log form in the tails
+    lp = math.log(fh - fl) if fh - fl > 1e-6 else _log_interval(hi, lo, probit)
+    return lp, fh, fl
+
+
 @numba.njit(cache=True, parallel=True)
 def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, scale, z, log_w, probit):
     n_s, n_i, n_b = mean.shape
@@ -192,17 +205,12 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
                 for j in range(n_j):
                     k = y[i, j]
                     eta = lam[s, j] * theta[col[j]] + offset[s, i, j]
-                    hi = cuts[s, j, k] - eta if 0 <= k < n_k else np.inf
-                    lo = cuts[s, j, k - 1] - eta if k >= 1 else -np.inf
                     if k < 0:  # missing: no contribution, no check
                         log_p[q, j] = 0.0
                         f_hi[q, j] = 0.0
                         f_lo[q, j] = 0.0
                         continue
-                    fh = _cdf(hi, probit)
-                    fl = _cdf(lo, probit)
-                    # the plain difference where it keeps its digits, the log form in the tails
-                    lp = math.log(fh - fl) if fh - fl > 1e-6 else _log_interval(hi, lo, probit)
+                    lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
                     log_p[q, j] = lp
                     total += lp
                     f_hi[q, j] = fh
@@ -298,11 +306,8 @@ def _conditional(mean, lam, offset, cuts, col, y, probit):
                 if k < 0:
                     continue
                 eta = lam[s, j] * mean[s, i, col[j]] + offset[s, i, j]
-                hi = cuts[s, j, k] - eta if k < n_k else np.inf
-                lo = cuts[s, j, k - 1] - eta if k >= 1 else -np.inf
-                fh = _cdf(hi, probit)
-                fl = _cdf(lo, probit)
-                loglik[s, i] += math.log(fh - fl) if fh - fl > 1e-6 else _log_interval(hi, lo, probit)
+                lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
+                loglik[s, i] += lp
                 cdf_hi[i, j] += fh / n_s
                 cdf_lo[i, j] += fl / n_s
     return loglik, cdf_hi, cdf_lo
