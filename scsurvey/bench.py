@@ -22,7 +22,7 @@ import pytensor.tensor as pt
 
 from . import dims
 from .diagnostics import diagnose
-from .model import build, covariate_columns
+from .model import build, covariate_columns, sd_prior
 from .project import load_inputs
 from .sampling import sample
 from .spec import ModelSpec, load_spec
@@ -52,10 +52,10 @@ def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
     cb, p, b_of, resp, item, y, cols, coords = _long_format(spec, data)
     with pm.Model(coords=coords) as model:
         mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
-        sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
+        sigma_alpha = sd_prior("sigma_alpha", p["sigma_alpha"], dims.BATTERY)
         alpha = pm.Normal("alpha", mu_alpha[b_of], sigma_alpha[b_of], dims=dims.ITEM)
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
-        sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
+        sigma_g = sd_prior("sigma_g", p["sigma_g"], dims.BATTERY)
         g = pm.Normal("g", gbar[b_of], sigma_g[b_of][:, None], dims=(dims.ITEM, dims.GAP))
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
         lam = pt.exp(pm.Normal("a", 0.0, p["a"]["sigma"], dims=dims.ITEM))
@@ -71,7 +71,7 @@ def naive_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
             theta = theta + data.X[:, cols] @ beta.T
         for gid in spec.components.groups:
             n_levels = len(cb.group(gid).levels)
-            sigma = pm.HalfNormal(f"sigma_{gid}", p["sigma_group"]["sigma"], dims=dims.BATTERY)
+            sigma = sd_prior(f"sigma_{gid}", p["sigma_group"], dims.BATTERY)
             u = pm.Normal(f"u_{gid}", 0.0, sigma[:, None], shape=(len(cb.batteries), n_levels))
             theta = theta + u[:, data.groups[gid]].T
         eta = lam[item] * theta[resp, b_of[item]]
@@ -99,11 +99,11 @@ def plain_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
     nb = len(cb.batteries)
     with pm.Model(coords=coords) as model:
         mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
-        sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
+        sigma_alpha = sd_prior("sigma_alpha", p["sigma_alpha"], dims.BATTERY)
         alpha_z = pm.Normal("alpha_z", 0.0, 1.0, dims=dims.ITEM)
         alpha = pm.Deterministic("alpha", mu_alpha[b_of] + sigma_alpha[b_of] * alpha_z, dims=dims.ITEM)
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
-        sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
+        sigma_g = sd_prior("sigma_g", p["sigma_g"], dims.BATTERY)
         g_z = pm.Normal("g_z", 0.0, 1.0, dims=(dims.ITEM, dims.GAP))
         g = gbar[b_of] + sigma_g[b_of][:, None] * g_z
         cuts = pt.concatenate([alpha[:, None], alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
@@ -117,7 +117,7 @@ def plain_model(spec: ModelSpec, data: SurveyData) -> pm.Model:
             theta = theta + data.X[:, cols] @ beta.T
         for gid in spec.components.groups:
             n_levels = len(cb.group(gid).levels)
-            sigma = pm.HalfNormal(f"sigma_{gid}", p["sigma_group"]["sigma"], dims=dims.BATTERY)
+            sigma = sd_prior(f"sigma_{gid}", p["sigma_group"], dims.BATTERY)
             z = pm.ZeroSumNormal(f"z_{gid}", 1.0, shape=(nb, n_levels))
             theta = theta + (sigma[:, None] * z)[:, data.groups[gid]].T
         eta = lam[item] * theta[resp, b_of[item]]

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .priors import sd_rms
+
 AUTO = "auto"
 BLOCKS = ("locations", "gaps", "item_deviations", "groups")
 # Group intercepts default to non-centred: with the pilot's weights (0.5-0.7 for occupation
@@ -85,7 +87,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     adjacent cumulative logits correlated). The between-item variance is the spread of the
     log gaps across a battery's items less the mean sampling variance (method of moments),
     ``tau2 = max(0, var_j(log d) - mean(s2))``. A battery with one item borrows ``tau2`` from
-    the prior of the gap sd (``prior_sigma ** 2``).
+    the prior of the gap sd (``prior_sigma ** 2``, its mean square).
 
     The gaps of the model sit on the latent scale, the empirical ones on the marginal scale,
     which shrinks every gap of an item by the same factor; that factor's spread across items
@@ -98,7 +100,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     battery_of_item : sequence of int
     n_categories : int
     prior_sigma : float
-        Scale of the half-normal prior on the gap sd.
+        Root mean square of the gap sd under its prior (``scsurvey.priors.sd_rms``).
 
     Returns
     -------
@@ -290,10 +292,10 @@ def resolve(
         group_weights = {gid: (0.0,) * n_batteries for gid in groups}
     pilots = {
         "locations": lambda: location_pilot(
-            np.asarray(responses), battery_of_item, priors["sigma_alpha"]["sigma"]
+            np.asarray(responses), battery_of_item, sd_rms(priors["sigma_alpha"])
         ),
         "gaps": lambda: gap_pilot(
-            np.asarray(responses), battery_of_item, n_categories, priors["sigma_g"]["sigma"]
+            np.asarray(responses), battery_of_item, n_categories, sd_rms(priors["sigma_g"])
         ),
     }
     for block in ("locations", "gaps", "item_deviations"):

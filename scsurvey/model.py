@@ -30,6 +30,7 @@ from . import dims
 from .centering import Centering, group_weight, resolve
 from .dims import OBSERVED, OBSERVED_DATA
 from .likelihood import answer_tables, ordinal_logp, ordinal_random
+from .priors import sd_rms
 from .spec import ModelSpec, SpecError, check_against_codebook
 from .survey import MISSING, SurveyData
 
@@ -127,6 +128,25 @@ def covariate_columns(spec: ModelSpec, data: SurveyData) -> list[int]:
     ]
 
 
+def sd_prior(name: str, prior: dict[str, float], dims_) -> pt.TensorVariable:
+    """A pooled block's sd with its Gamma(shape, rate) prior (scsurvey.priors).
+
+    Parameters
+    ----------
+    name : str
+        Variable name.
+    prior : dict
+        ``{"shape": a, "rate": b}``.
+    dims_ : str or tuple of str
+        Dims of the variable.
+
+    Returns
+    -------
+    TensorVariable
+    """
+    return pm.Gamma(name, alpha=prior["shape"], beta=prior["rate"], dims=dims_)
+
+
 def _partially_centred(name, mu, sd, w, dims_):
     """``name ~ Normal(mu, sd)`` written with centring weight ``w`` (scsurvey.centering)."""
     raw = pm.Normal(f"{name}_raw", w * mu, sd**w, dims=dims_)
@@ -138,7 +158,7 @@ def _thresholds(priors, battery_of_item, n_thresholds, weights):
     if np.bincount(battery_of_item).max() == 1:
         return _unpooled_thresholds(p, n_thresholds)
     mu_alpha = pm.Normal("mu_alpha", p["mu_alpha"]["mu"], p["mu_alpha"]["sigma"], dims=dims.BATTERY)
-    sigma_alpha = pm.HalfNormal("sigma_alpha", p["sigma_alpha"]["sigma"], dims=dims.BATTERY)
+    sigma_alpha = sd_prior("sigma_alpha", p["sigma_alpha"], dims.BATTERY)
     w_a = _data(CENTERING_LOCATIONS, weights[CENTERING_LOCATIONS], dims=dims.ITEM)
     alpha = _partially_centred(
         "alpha", mu_alpha[battery_of_item], sigma_alpha[battery_of_item], w_a, dims.ITEM
@@ -148,7 +168,7 @@ def _thresholds(priors, battery_of_item, n_thresholds, weights):
         # Ordered by construction: c_1 = alpha, c_k = c_{k-1} + exp(g_k). A hierarchical
         # prior placed directly on ordered cutpoints would not be normalised (see DESIGN.md).
         gbar = pm.Normal("gbar", p["gbar"]["mu"], p["gbar"]["sigma"], dims=(dims.BATTERY, dims.GAP))
-        sigma_g = pm.HalfNormal("sigma_g", p["sigma_g"]["sigma"], dims=dims.BATTERY)
+        sigma_g = sd_prior("sigma_g", p["sigma_g"], dims.BATTERY)
         # Partially centred, the weight per item from its battery (scsurvey.centering): the
         # same prior for every weight, a different geometry for the sampler.
         w = _data(CENTERING_GAPS, weights[CENTERING_GAPS], dims=dims.ITEM)[:, None]
@@ -172,12 +192,12 @@ def _unpooled_thresholds(p, n_thresholds):
     alpha = pm.Normal(
         "alpha",
         p["mu_alpha"]["mu"],
-        np.hypot(p["mu_alpha"]["sigma"], p["sigma_alpha"]["sigma"]),
+        np.hypot(p["mu_alpha"]["sigma"], sd_rms(p["sigma_alpha"])),
         dims=dims.ITEM,
     )
     g = None
     if n_thresholds > 1:
-        sd = np.hypot(p["gbar"]["sigma"], p["sigma_g"]["sigma"])
+        sd = np.hypot(p["gbar"]["sigma"], sd_rms(p["sigma_g"]))
         g = pm.Normal("g", p["gbar"]["mu"], sd, dims=(dims.ITEM, dims.GAP))
     return _cuts(alpha, g)
 
@@ -401,7 +421,7 @@ def build(
         for gid in comp.groups:
             group = cb.group(gid)
             model.add_coord(gid, list(group.levels))
-            sigma = pm.HalfNormal(f"sigma_{gid}", priors["sigma_group"]["sigma"], dims=dims.BATTERY)
+            sigma = sd_prior(f"sigma_{gid}", priors["sigma_group"], dims.BATTERY)
             # partially centred (scsurvey.centering): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
             w = _data(centering_group(gid), weights[centering_group(gid)], dims=dims.BATTERY)[:, None]
             sd = sigma[:, None]

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     # first threshold of each item: alpha_j ~ Normal(mu_alpha[b], sigma_alpha[b])
     "mu_alpha": {"mu": -2.0, "sigma": 1.5},
-    "sigma_alpha": {"sigma": 1.0},
+    # the sds of pooled blocks are Gamma(shape, rate): zero density at zero, so a posterior
+    # reaching towards no spread meets a soft floor instead of a funnel's neck (docs/design.md)
+    "sigma_alpha": {"shape": 2.0, "rate": 2.5},
     # log threshold increments: g_jk ~ Normal(gbar[b, k], sigma_g[b])
     "gbar": {"mu": 0.0, "sigma": 0.75},
-    "sigma_g": {"sigma": 0.5},
+    "sigma_g": {"shape": 2.0, "rate": 5.0},
     # log discrimination: a_j ~ Normal(0, sigma)
     "a": {"sigma": 0.5},
     # covariate effects per battery and covariate: Normal(0, sigma)
     "beta": {"sigma": 0.5},
-    # sd of each grouping factor's zero-sum intercepts, per battery: HalfNormal(sigma)
-    "sigma_group": {"sigma": 0.5},
+    # sd of each grouping factor's zero-sum intercepts, per battery: Gamma(shape, rate)
+    "sigma_group": {"shape": 2.0, "rate": 5.0},
     # correlation of the latent traits across batteries: LKJ(eta)
     "corr": {"eta": 2.0},
     # sd of item-specific covariate deviations within a battery: HalfNormal(sigma)
@@ -57,3 +61,19 @@ def merge_priors(overrides: dict | None, source: str = "<spec>") -> dict[str, di
                 raise KeyError(f"{source}: [priors].{name}.{key}: bad value {value!r}")
             merged[name][key] = float(value)
     return merged
+
+
+def sd_rms(prior: dict[str, float]) -> float:
+    """Root mean square of a hierarchical sd under its prior, ``sqrt(E[sigma^2])``.
+
+    Parameters
+    ----------
+    prior : dict
+        ``{"shape": a, "rate": b}`` of a Gamma prior.
+
+    Returns
+    -------
+    float
+        ``sqrt(a (a + 1)) / b``.
+    """
+    return float(np.sqrt(prior["shape"] * (prior["shape"] + 1.0)) / prior["rate"])

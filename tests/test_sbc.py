@@ -97,10 +97,11 @@ SMALL = {
 def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_twin):
     """S = 30 surveys of 100 respondents (baseline model), L = 20.
 
-    The mismatched study simulates the sd of the item locations from HalfNormal(5) where the
-    fitting model says HalfNormal(1): with seven items per battery the prior pulls the
-    posterior below large true values, whose ranks pile up at L (measured with HalfNormal(4)
-    and 16 surveys: mean rank 0.88, p = 2e-5). A mismatch in mu_alpha's prior (sd 6 against
+    The mismatched study simulates the sd of the item locations from Gamma(2, 0.5) (mean 4)
+    where the fitting model says Gamma(2, 2.5) (mean 0.8): with seven items per battery the
+    prior pulls the posterior below large true values, whose ranks pile up at L (measured
+    with the half-normal priors used before, HalfNormal(4) against HalfNormal(1), and 16
+    surveys: mean rank 0.88, p = 2e-5). A mismatch in mu_alpha's prior (sd 6 against
     1.5), used before, is not detectable once the fits mix: 100 respondents pin the
     locations' mean down whatever its prior. The correct study's converged fits must pass at
     the family-wise 5% level (a false alarm is expected in about 1 study in 20).
@@ -122,7 +123,7 @@ def test_correct_model_passes_and_mismatched_prior_fails(tmp_path, root, small_t
         "baseline",
         root=project,
         progress=False,
-        prior_overrides=(("sigma_alpha", "sigma", 5.0),),
+        prior_overrides=(("sigma_alpha", "rate", 0.5),),
         **{**SMALL, "n_sims": 20},
     )
     failed = set(bad.index[bad["verdict"] == "fail"])
