@@ -23,12 +23,12 @@ cells = [
         "import matplotlib.pyplot as plt\n\n"
         "import scsurvey as ss\n"
         "from scsurvey import checks, plots, summaries\n\n"
-        "ROOT = Path(os.environ.get('SCSURVEY_ROOT', '..')).resolve()\n"
-        "MODEL = os.environ.get('SCSURVEY_MODEL', 'full')\n"
-        "path = os.environ.get('SCSURVEY_POSTERIOR')\n"
+        'ROOT = Path(os.environ.get("SCSURVEY_ROOT", "..")).resolve()\n'
+        'MODEL = os.environ.get("SCSURVEY_MODEL", "full")\n'
+        'path = os.environ.get("SCSURVEY_POSTERIOR")\n'
         "if path is None:\n"
         "    ss.load_posterior(MODEL, root=ROOT)  # refuses a posterior whose spec or data changed\n"
-        "    path = ROOT / 'models' / MODEL / 'posterior.nc'\n"
+        '    path = ROOT / "models" / MODEL / "posterior.nc"\n'
         "model = ss.load(path)  # the model rebuilt from the file, with its codebook and data\n"
         "idata, codebook = model.idata, model.codebook\n"
         "idata"
@@ -36,21 +36,24 @@ cells = [
     nbf.v4.new_markdown_cell("## Diagnostics and summary"),
     nbf.v4.new_code_cell(
         "import json\n\n"
-        "diag = json.loads(idata.posterior.attrs['diagnostics'])\n"
-        "print('diagnostics ok:', bool(idata.posterior.attrs['diagnostics_ok']), diag['failures'])\n"
-        "az.summary(idata, var_names=['mu_alpha', 'sigma_alpha', 'sigma_g', 'lambda'], round_to=3)"
+        'diag = json.loads(idata.posterior.attrs["diagnostics"])\n'
+        'print("diagnostics ok:", bool(idata.posterior.attrs["diagnostics_ok"]), diag["failures"])\n'
+        'az.summary(idata, var_names=["mu_alpha", "sigma_alpha", "sigma_g", "lambda"], round_to=3)'
     ),
     nbf.v4.new_code_cell(
-        "hyper = [v for v in ('mu_alpha', 'sigma_alpha', 'sigma_g', 'sigma_region', 'sigma_occupation')\n"
-        "         if v in idata.posterior]\n"
+        "hyper = [\n"
+        "    v\n"
+        '    for v in ("mu_alpha", "sigma_alpha", "sigma_g", "sigma_region", "sigma_occupation")\n'
+        "    if v in idata.posterior\n"
+        "]\n"
         "az.plot_trace(idata, var_names=hyper[:3], compact=True)\n"
         "plt.tight_layout()"
     ),
-    nbf.v4.new_code_cell("az.plot_rank(idata, var_names=hyper[:3], kind='vlines');"),
+    nbf.v4.new_code_cell('az.plot_rank(idata, var_names=hyper[:3], kind="vlines");'),
     nbf.v4.new_markdown_cell("## Covariate effects per battery"),
     nbf.v4.new_code_cell(
-        "if 'beta' in idata.posterior:\n"
-        "    az.plot_forest(idata, var_names=['beta'], combined=True, hdi_prob=0.9, figsize=(7, 9))\n"
+        'if "beta" in idata.posterior:\n'
+        '    az.plot_forest(idata, var_names=["beta"], combined=True, hdi_prob=0.9, figsize=(7, 9))\n'
         "summaries.covariate_effects(idata).round(3).head(10)"
     ),
     nbf.v4.new_markdown_cell("## Who supports: published findings against the model"),
@@ -61,7 +64,7 @@ cells = [
     nbf.v4.new_code_cell("freq = checks.category_frequencies(idata)\nplots.category_frequencies(freq)"),
     nbf.v4.new_code_cell("plots.battery_index(checks.battery_index(idata))"),
     nbf.v4.new_code_cell(
-        "pit = checks.randomized_pit(idata)\ndisplay(plots.pit(pit))\npit[['n', 'p_uniform']].round(3)"
+        'pit = checks.randomized_pit(idata)\ndisplay(plots.pit(pit))\npit[["n", "p_uniform"]].round(3)'
     ),
     nbf.v4.new_markdown_cell(
         "Item fit (posterior predictive p-values of category counts and item-rest "
@@ -72,13 +75,13 @@ cells = [
         "from scsurvey import fitstats\n\n"
         "items = fitstats.item_fit(idata)\n"
         "persons = fitstats.person_fit(idata)\n"
-        "print('respondents flagged:', round(100 * persons.attrs['flagged_share'], 1), '%')\n"
+        'print("respondents flagged:", round(100 * persons.attrs["flagged_share"], 1), "%")\n'
         "items.round(3)"
     ),
     nbf.v4.new_markdown_cell("## Scores, information and reliability"),
     nbf.v4.new_code_cell(
         "scores = fitstats.scores(idata)\n"
-        "print(scores['reliability'].to_series().round(3))\n"
+        'print(scores["reliability"].to_series().round(3))\n'
         "plots.information(fitstats.information(idata))"
     ),
     nbf.v4.new_markdown_cell(
