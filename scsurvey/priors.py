@@ -53,6 +53,12 @@ def merge_priors(overrides: dict | None, source: str = "<spec>") -> dict[str, di
         if not isinstance(fields, dict):
             raise KeyError(f"{source}: [priors].{name}: expected a table of fields")
         for key, value in fields.items():
+            if key == "sigma" and "shape" in merged[name]:
+                raise KeyError(
+                    f"{source}: [priors].{name}.sigma: the sds of pooled blocks have Gamma(shape, "
+                    f"rate) priors, not half-normal ones (defaults {merged[name]}); a posterior "
+                    "fitted with the half-normal prior needs a refit (`make fit`)"
+                )
             if key not in merged[name]:
                 raise KeyError(
                     f"{source}: [priors].{name}.{key}: unknown field (known: {sorted(merged[name])})"

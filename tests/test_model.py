@@ -99,6 +99,9 @@ def test_bad_spec_names_the_key():
         parse_spec({"link": "cloglog"}, "x", "x.toml")
     with pytest.raises(SpecError, match=r"\[priors\].beta.scale: unknown field"):
         parse_spec({"priors": {"beta": {"scale": 1}}}, "x", "x.toml")
+    # a spec (or a stored posterior's spec) written for the half-normal sd priors
+    with pytest.raises(SpecError, match=r"x.toml: \[priors\].sigma_g.sigma: .*Gamma\(shape, rate\).*refit"):
+        parse_spec({"priors": {"sigma_g": {"sigma": 0.5}}}, "x", "x.toml")
     with pytest.raises(SpecError, match=r"sampler.draws = 0: must be positive"):
         parse_spec({"sampler": {"draws": 0}}, "x", "x.toml")
     with pytest.raises(SpecError, match=r"missing required key 'inputs.data'"):
