@@ -78,7 +78,7 @@ def parse_setting(value, source: str, key: str):
     raise ValueError(f'{source}: {key} = {value!r}: expected "auto", true, false or a weight in [0, 1]')
 
 
-def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_sigma: float) -> list[dict]:
+def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_rms: float) -> list[dict]:
     """Sampling and between-item variances of the log threshold gaps, per battery.
 
     From each item's category counts (0.5 added to each), the cumulative logits
@@ -87,7 +87,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
     adjacent cumulative logits correlated). The between-item variance is the spread of the
     log gaps across a battery's items less the mean sampling variance (method of moments),
     ``tau2 = max(0, var_j(log d) - mean(s2))``. A battery with one item borrows ``tau2`` from
-    the prior of the gap sd (``prior_sigma ** 2``, its mean square).
+    the prior of the gap sd (``prior_rms ** 2``).
 
     The gaps of the model sit on the latent scale, the empirical ones on the marginal scale,
     which shrinks every gap of an item by the same factor; that factor's spread across items
@@ -99,7 +99,7 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
         0-based categories, negative where missing.
     battery_of_item : sequence of int
     n_categories : int
-    prior_sigma : float
+    prior_rms : float
         Root mean square of the gap sd under its prior (``scsurvey.priors.sd_rms``).
 
     Returns
@@ -130,11 +130,11 @@ def gap_pilot(responses: np.ndarray, battery_of_item, n_categories: int, prior_s
             log_gaps.append(np.log(d))
             s2.append(var_d / d**2)
             answers.append(counts[1:-1] - 0.5)  # a gap is the width of an inner category
-        out.append(_pilot_weight(np.array(log_gaps), np.array(s2), np.array(answers), prior_sigma))
+        out.append(_pilot_weight(np.array(log_gaps), np.array(s2), np.array(answers), prior_rms))
     return out
 
 
-def _pilot_weight(est: np.ndarray, s2: np.ndarray, answers: np.ndarray, prior_sigma: float) -> dict:
+def _pilot_weight(est: np.ndarray, s2: np.ndarray, answers: np.ndarray, prior_rms: float) -> dict:
     """``w = tau2 / (tau2 + s2)`` from per-item estimates (rows items, columns elements).
 
     Only elements resting on at least ``MIN_PILOT_ANSWERS`` answers count: the delta method
@@ -148,12 +148,12 @@ def _pilot_weight(est: np.ndarray, s2: np.ndarray, answers: np.ndarray, prior_si
         return {"s2": float("nan"), "tau2": float("nan"), "w": 0.0, "min_count": min_count}
     mean_s2 = float(s2[ok].mean())
     spreads = [est[ok[:, e], e].var(ddof=1) for e in range(est.shape[1]) if ok[:, e].sum() > 1]
-    tau2 = max(0.0, float(np.mean(spreads)) - mean_s2) if spreads else prior_sigma**2
+    tau2 = max(0.0, float(np.mean(spreads)) - mean_s2) if spreads else prior_rms**2
     w = tau2 / (tau2 + mean_s2)
     return {"s2": mean_s2, "tau2": tau2, "w": float(w), "min_count": min_count}
 
 
-def location_pilot(responses, battery_of_item, prior_sigma: float) -> list[dict]:
+def location_pilot(responses, battery_of_item, prior_rms: float) -> list[dict]:
     """Sampling and between-item variances of the first thresholds, per battery.
 
     Each item's first cumulative logit ``L = logit P(y = lowest)`` (0.5 added to both
@@ -181,7 +181,7 @@ def location_pilot(responses, battery_of_item, prior_sigma: float) -> list[dict]
             logits.append([np.log((low + 0.5) / (rest + 0.5))])
             s2.append([1.0 / (low + 0.5) + 1.0 / (rest + 0.5)])
             answers.append([min(low, rest)])
-        out.append(_pilot_weight(np.array(logits), np.array(s2), np.array(answers), prior_sigma))
+        out.append(_pilot_weight(np.array(logits), np.array(s2), np.array(answers), prior_rms))
     return out
 
 

@@ -31,14 +31,14 @@ def simulated_answers(n, n_items, gap_sd, seed):
 def test_few_answers_per_item_choose_the_non_centred_form():
     # 80 answers per item, item gaps nearly alike: pooling does the work, w near 0
     y = simulated_answers(80, 6, gap_sd=0.05, seed=1)
-    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_sigma=0.5)
+    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_rms=0.5)
     assert pilot["w"] < 0.3, pilot
 
 
 def test_thousands_of_answers_per_item_choose_the_centred_form():
     # 3,000 answers per item, item gaps that differ: each item pins its own gaps, w near 1
     y = simulated_answers(3000, 6, gap_sd=0.4, seed=2)
-    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_sigma=0.5)
+    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_rms=0.5)
     assert pilot["w"] > 0.8, pilot
 
 
@@ -48,11 +48,11 @@ def test_one_rare_category_does_not_send_a_well_answered_battery_non_centred():
     y = simulated_answers(3000, 6, gap_sd=0.4, seed=2)
     answered = np.flatnonzero(y[:, 0] == 1)
     y[answered[5:], 0] = 2
-    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_sigma=0.5)
+    (pilot,) = gap_pilot(y, np.zeros(6, int), K, prior_rms=0.5)
     assert pilot["min_count"] == 5 and pilot["w"] > 0.8, pilot
     # when most elements rest on fewer than 20 answers, the pilot says nothing: w = 0
     few = simulated_answers(30, 6, gap_sd=0.4, seed=2)
-    (pilot,) = gap_pilot(few, np.zeros(6, int), K, prior_sigma=0.5)
+    (pilot,) = gap_pilot(few, np.zeros(6, int), K, prior_rms=0.5)
     assert pilot["w"] == 0.0, pilot
 
 
@@ -70,14 +70,14 @@ def test_pilot_sampling_variance_matches_monte_carlo():
         counts = np.bincount(y[:, 0], minlength=K) + 0.5
         cum = np.cumsum(counts)[:-1] / counts.sum()
         log_gaps.append(np.log(np.diff(np.log(cum / (1 - cum)))))
-        s2.append(gap_pilot(y, np.zeros(1, int), K, prior_sigma=0.5)[0]["s2"])
+        s2.append(gap_pilot(y, np.zeros(1, int), K, prior_rms=0.5)[0]["s2"])
     mc = np.var(np.array(log_gaps), axis=0, ddof=1).mean()
     assert abs(np.mean(s2) / mc - 1) < 0.25, (np.mean(s2), mc)
 
 
 def test_one_item_battery_borrows_the_prior_scale():
     y = simulated_answers(2000, 1, gap_sd=0.0, seed=4)
-    (pilot,) = gap_pilot(y, np.zeros(1, int), K, prior_sigma=0.5)
+    (pilot,) = gap_pilot(y, np.zeros(1, int), K, prior_rms=0.5)
     assert pilot["tau2"] == pytest.approx(0.25) and pilot["w"] > 0.9
 
 
