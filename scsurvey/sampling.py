@@ -85,8 +85,10 @@ def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = Fals
     """
     import nutpie
 
-    from . import nutpie_numba
+    from . import numba_liveness, nutpie_numba
 
+    if backend == "numba":
+        numba_liveness.install()
     if swappable:  # the sizes are fixed by the parameter vector anyway; only data stay inputs
         model = freeze_dims_and_data(model, data=[])
     cached = backend == "numba" and nutpie_numba.available()
