@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
 import xarray as xr
+
+from . import convergence
 
 # A reported fit: stored but flagged when it misses any of these (Vehtari et al. 2021).
 RHAT_MAX = 1.01
@@ -77,12 +78,10 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
     post = idata.posterior
     if is_approximate(idata):
         return _diagnose_approximate(float(post.attrs["psis_khat"]))
-    with warnings.catch_warnings():
-        # constant entries (e.g. a correlation matrix diagonal) have undefined R-hat
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = az.rhat(post)
-        bulk = az.ess(post, method="bulk")
-        tail = az.ess(post, method="tail")
+    # ArviZ's estimators, vectorised (scsurvey.convergence); constant entries (a correlation
+    # matrix's diagonal) have an undefined R-hat and are skipped by _extreme
+    found = convergence.diagnostics(post)
+    rhat, bulk, tail = found["rhat"], found["ess_bulk"], found["ess_tail"]
     max_rhat, rhat_var = _extreme(rhat, np.max)
     min_bulk, bulk_var = _extreme(bulk, np.min)
     min_tail, tail_var = _extreme(tail, np.min)

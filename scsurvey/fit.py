@@ -71,9 +71,11 @@ def fit_survey(
     idata, timing = sample(built.sampling_model or built.model, spec, progress, log=log)
     rounds = timing.pop("rounds")
     device = timing.pop("device")
+    diag = timing.pop("diagnostics", None)
     t1 = time.perf_counter()
     if built.sampling_model is not None:  # its respondents are the distinct ones: drop theirs
         idata.posterior = _without_respondents(idata.posterior)
+        diag = None
     # what the steps below read from the posterior before the full stamp is written
     idata.posterior.attrs.update(link=spec.link, residual=int(spec.components.residual))
     add_predictive(idata, built, data, spec, progress)
@@ -89,7 +91,7 @@ def fit_survey(
     add_integrated(idata, min(INTEGRATED_DRAWS, predictive_draws(data.responses.size)))
     idata.add_groups({SCORES: scores(idata)})
     timing["integrated_s"] = time.perf_counter() - t2
-    diag = diagnose(idata)
+    diag = diag or diagnose(idata)  # the last round's, when the posterior is the one it judged
     model = built.model
     latent = {v.name for v in model.free_RVs if dims.RESPONDENT in model.named_vars_to_dims.get(v.name, ())}
     lean(idata, {v.name for v in model.value_vars} - {v.name for v in model.free_RVs}, latent)

@@ -233,7 +233,8 @@ def sample(
     timing : dict
         ``compile_s``, ``sample_s``, ``device`` (the platform the log-density ran on) and
         ``rounds``: per round its seed, chains, seconds, what the diagnostics said after it
-        (``clean``) and whether it met the margin (``margin``).
+        (``clean``) and whether it met the margin (``margin``); ``diagnostics``, the
+        :class:`~scsurvey.diagnostics.Diagnostics` of the draws returned.
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
@@ -291,7 +292,8 @@ def sample(
         else:
             log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
     t2 = time.perf_counter()
-    return idata, {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}
+    timing = {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}
+    return idata, {**timing, "diagnostics": diag}
 
 
 def _approximate(model: pm.Model, spec: ModelSpec, progress: bool, log) -> tuple[az.InferenceData, dict]:

@@ -29,7 +29,7 @@ import pytensor
 import pytensor.tensor as pt
 from scipy import stats
 
-from . import dims
+from . import convergence, dims
 from .centering import resolve
 from .diagnostics import sbc_converged
 from .dims import OBSERVED
@@ -185,10 +185,8 @@ def _rank(draws: np.ndarray, true: float, rng) -> int:
 def _worst(idata, ranked) -> tuple[float, float, str]:
     """Largest R-hat and smallest bulk ESS over the ranked quantities present in ``idata``,
     and the quantity with the largest R-hat."""
-    import arviz as az
-
-    rhat = az.rhat(idata.posterior)
-    ess = az.ess(idata.posterior, method="bulk")
+    found = convergence.diagnostics(idata.posterior)
+    rhat, ess = found["rhat"], found["ess_bulk"]
     worst_rhat, worst_ess, where = 0.0, np.inf, ""
     for name, idx in ranked:
         if name not in rhat:

@@ -71,7 +71,7 @@ def sweep(name: str, seeds, root: Path | str = ".", progress: bool = False, log=
         built = built or build(seeded, data)
         t0 = time.perf_counter()
         idata, timing = sample(built.model, seeded, progress=progress, log=lambda _line: None)
-        d = diagnose(idata)
+        d = timing.get("diagnostics") or diagnose(idata)
         row = {
             "seed": int(seed),
             "rounds": len(timing["rounds"]),
