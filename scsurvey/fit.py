@@ -16,7 +16,7 @@ from .fitstats import SCORES, scores
 from .integrated import INTEGRATED_DRAWS, add_integrated
 from .model import BuiltModel, build
 from .predictive import add_predictive, predictive_draws
-from .sampling import check_initial_point, sample
+from .sampling import sample
 from .spec import ModelSpec
 from .storage import lean, stamp, versions
 from .survey import SurveyData
@@ -66,7 +66,6 @@ def fit_survey(
         What ``run.json`` records: sampler settings, timings, rounds, diagnostics, centring.
     """
     built = built or build(spec, data)
-    check_initial_point(built.model)
     t0 = time.perf_counter()
     idata, timing = sample(built.sampling_model or built.model, spec, progress, log=log)
     rounds = timing.pop("rounds")

@@ -278,3 +278,22 @@ def test_the_jax_path_runs_on_the_device_the_spec_names():
             assert sampling.use_device("gpu") == "gpu"
     finally:
         sampling.use_device("auto")
+
+
+@pytest.mark.parametrize("value", [1.0, np.inf])
+def test_a_start_that_is_not_finite_is_refused_naming_the_variable(value):
+    """Checked on nutpie's own compiled function; PyMC compiles only to name the culprit."""
+    import pymc as pm
+
+    from scsurvey.sampling import check_compiled, compile_nutpie
+
+    with pm.Model() as model:
+        y = pm.Data("y_obs", np.array([0.5, value, 1.3]))
+        mu = pm.Normal("mu_start_check", 0, 1)
+        pm.Normal("y_start_check", mu, 1, observed=y)
+    compiled = compile_nutpie(model, "numba", swappable=True)  # one compile for both values
+    if np.isfinite(value):
+        check_compiled(compiled, model)  # no error
+    else:
+        with pytest.raises(FloatingPointError, match="y_start_check"):
+            check_compiled(compiled, model)
