@@ -259,6 +259,7 @@ def sample(
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
     if s.name == "advi":
+        check_initial_point(model)
         return _approximate(model, spec, progress, log)
     t0 = time.perf_counter()
     device = use_device(s.device) if uses_jax(s) else "cpu"
