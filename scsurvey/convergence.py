@@ -5,8 +5,8 @@ The same estimators as ``arviz.rhat(method="rank")`` and ``arviz.ess(method="bul
 variable at once. ArviZ 0.2x evaluates them one quantity at a time in Python; on `full`
 (about 4,700 quantities, the respondents' traits and their residuals, x 8,000 draws) that
 took about 30 s per check, and a fit checks after every sampling round. Here ranks, FFT
-autocovariances and Geyer's initial monotone sequence run as array operations; tests hold
-the results equal to ArviZ's to 1e-8.
+autocovariances and Geyer's initial monotone sequence run as array operations; the tests
+hold the results equal to ArviZ's (relative 1e-9; 1e-13 seen).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _rank_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
     k, c, d = q.shape
     nan = np.full(k, np.nan)
     if d < 4:
-        return {"rhat": nan, "ess_bulk": nan, "ess_tail": nan.copy()}
+        return {"rhat": nan, "ess_bulk": nan.copy(), "ess_tail": nan.copy()}
     split = _split(q)
     z = _z_scale(split)
     with np.errstate(divide="ignore", invalid="ignore"):
