@@ -8,7 +8,6 @@ import time
 from dataclasses import asdict
 
 import arviz as az
-import pymc as pm
 
 from . import dims
 from .diagnostics import diagnose
@@ -78,13 +77,6 @@ def fit_survey(
     # what the steps below read from the posterior before the full stamp is written
     idata.posterior.attrs.update(link=spec.link, residual=int(spec.components.residual))
     add_predictive(idata, built, data, spec, progress)
-    if built.sampling_model is not None:  # every respondent's traits, at the predictive's draws
-        rep = idata.posterior_predictive
-        at = idata.posterior.sel(chain=rep["chain"].values, draw=rep["draw"].values)
-        theta = pm.compute_deterministics(at, var_names=["theta"], model=built.model, progressbar=False)
-        # compute_deterministics numbers the draws afresh; they must name the posterior's
-        theta = theta.assign_coords(chain=at["chain"].values, draw=at["draw"].values)
-        idata.add_groups({dims.RESPONDENT_DRAWS: theta})
     t2 = time.perf_counter()
     timing["predictive_s"] = t2 - t1
     add_integrated(idata, min(INTEGRATED_DRAWS, predictive_draws(data.responses.size)))

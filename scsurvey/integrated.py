@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import product
 
 import arviz as az
 import numba
@@ -106,16 +105,6 @@ def population(idata) -> Population:
     )
 
 
-def grid(n_batteries: int, per_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Product Gauss-Hermite nodes for N(0, I) in ``n_batteries`` dims and their log weights."""
-    n = per_dim or NODES_PER_DIM.get(n_batteries, 5)
-    x, w = hermegauss(n)
-    w = w / w.sum()
-    nodes = np.array(list(product(x, repeat=n_batteries)))
-    log_w = np.array([np.log(w[list(idx)]).sum() for idx in product(range(n), repeat=n_batteries)])
-    return nodes, log_w
-
-
 @numba.njit(cache=True)
 def _log_cdf(x, probit):
     """log F(x) of the link's noise: logistic, or normal with an asymptotic far lower tail."""
@@ -169,76 +158,123 @@ def _answer(cuts, k, n_k, eta, probit):
     return lp, fh, fl
 
 
+@numba.njit(cache=True)
+def _log_sum_exp(x, n):
+    top = -np.inf
+    for k in range(n):
+        top = max(top, x[k])
+    if top == -np.inf:
+        return top
+    acc = 0.0
+    for k in range(n):
+        acc += math.exp(x[k] - top)
+    return top + math.log(acc)
+
+
 @numba.njit(cache=True, parallel=True)
-def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, scale, z, log_w, probit):
+def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, scale, z1, log_w1, probit):
+    """The product-grid quadrature, one respondent per thread.
+
+    Node ``q`` has digits ``(d_0, ..., d_{B-1})`` (the last fastest) and, the grid's factor
+    being lower-triangular, battery ``b``'s trait depends only on the prefix
+    ``p = q // n^(B-1-b)`` of the first ``b + 1`` digits: an item of battery ``b`` is read at
+    ``n^(b+1)`` distinct traits, not at all ``n^B`` nodes, and its leave-one-out sums run
+    over those prefixes with the nodes' masses summed within each.
+    """
     n_s, n_i, n_b = mean.shape
-    n_q, n_j, n_k = z.shape[0], y.shape[1], cuts.shape[2]
+    n = z1.shape[0]
+    n_q = n**n_b
+    n_j, n_k = y.shape[1], cuts.shape[2]
     loglik = np.empty((n_s, n_i))
     cdf_hi = np.zeros((n_i, n_j))
     cdf_lo = np.zeros((n_i, n_j))
     half_log_2pi = 0.5 * n_b * math.log(2.0 * math.pi)
+    # per node: the digits, the grid's log weight less its N(0, I) log density
+    digits = np.empty((n_q, n_b), dtype=np.int64)
+    node_term = np.empty(n_q)
+    for q in range(n_q):
+        rest = q
+        w = 0.0
+        for b in range(n_b - 1, -1, -1):
+            d = rest % n
+            rest //= n
+            digits[q, b] = d
+            w += log_w1[d] + 0.5 * z1[d] * z1[d]
+        node_term[q] = w + half_log_2pi
+    block = np.empty(n_b, dtype=np.int64)  # nodes sharing one prefix of battery b
+    for b in range(n_b):
+        block[b] = n ** (n_b - 1 - b)
     for i in numba.prange(n_i):
-        log_p = np.empty((n_q, n_j))
-        f_hi = np.empty((n_q, n_j))
-        f_lo = np.empty((n_q, n_j))
+        trait = np.empty((n_b, n_q))  # trait[b, p]: battery b's trait at prefix p
+        log_p = np.empty((n_j, n_q))
+        f_hi = np.empty((n_j, n_q))
+        f_lo = np.empty((n_j, n_q))
+        sum_b = np.empty((n_b, n_q))
         log_mass = np.empty(n_q)
-        theta = np.empty(n_b)
+        group = np.empty(n_q)
+        terms = np.empty(n_q)
+        dev = np.empty(n_b)
         log_det_scale = 0.0
         for b in range(n_b):
             log_det_scale += math.log(abs(scale[i, b, b]))
+            for p in range(n ** (b + 1)):
+                t = centre[i, b]
+                for c in range(b + 1):
+                    t += scale[i, b, c] * z1[digits[p * block[b], c]]
+                trait[b, p] = t
         for s in range(n_s):
+            for b in range(n_b):
+                for p in range(n ** (b + 1)):
+                    sum_b[b, p] = 0.0
+            for j in range(n_j):
+                k = y[i, j]
+                if k < 0:  # missing: no contribution, no check
+                    continue
+                b = col[j]
+                for p in range(n ** (b + 1)):
+                    eta = lam[s, j] * trait[b, p] + offset[s, i, j]
+                    lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
+                    log_p[j, p] = lp
+                    f_hi[j, p] = fh
+                    f_lo[j, p] = fl
+                    sum_b[b, p] += lp
+            log_prior_const = -log_det_chol[s] - half_log_2pi + log_det_scale
             for q in range(n_q):
                 prior = 0.0
-                std = 0.0
                 for b in range(n_b):
-                    t = centre[i, b]
-                    for c in range(b + 1):
-                        t += scale[i, b, c] * z[q, c]
-                    theta[b] = t
-                    std += z[q, b] * z[q, b]
+                    dev[b] = trait[b, q // block[b]] - mean[s, i, b]
                 for b in range(n_b):
                     v = 0.0
                     for c in range(b + 1):
-                        v += inv_chol[s, b, c] * (theta[c] - mean[s, i, c])
+                        v += inv_chol[s, b, c] * dev[c]
                     prior += v * v
                 total = 0.0
+                for b in range(n_b):
+                    total += sum_b[b, q // block[b]]
+                log_mass[q] = node_term[q] + total - 0.5 * prior + log_prior_const
+            loglik[s, i] = _log_sum_exp(log_mass, n_q)
+            for b in range(n_b):
+                n_p = n ** (b + 1)
+                for p in range(n_p):  # the nodes' mass summed within each prefix
+                    group[p] = _log_sum_exp(log_mass[p * block[b] : (p + 1) * block[b]], block[b])
                 for j in range(n_j):
-                    k = y[i, j]
-                    eta = lam[s, j] * theta[col[j]] + offset[s, i, j]
-                    if k < 0:  # missing: no contribution, no check
-                        log_p[q, j] = 0.0
-                        f_hi[q, j] = 0.0
-                        f_lo[q, j] = 0.0
+                    if col[j] != b or y[i, j] < 0:
                         continue
-                    lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
-                    log_p[q, j] = lp
-                    total += lp
-                    f_hi[q, j] = fh
-                    f_lo[q, j] = fl
-                log_prior = -0.5 * prior - log_det_chol[s] - half_log_2pi
-                log_std = -0.5 * std - half_log_2pi
-                log_mass[q] = log_w[q] + total + log_prior - log_std + log_det_scale
-            top = log_mass.max()
-            acc = 0.0
-            for q in range(n_q):
-                acc += math.exp(log_mass[q] - top)
-            loglik[s, i] = top + math.log(acc)
-            for j in range(n_j):
-                if y[i, j] < 0:
-                    continue
-                top = -np.inf
-                for q in range(n_q):
-                    top = max(top, log_mass[q] - log_p[q, j])
-                norm = 0.0
-                hi_acc = 0.0
-                lo_acc = 0.0
-                for q in range(n_q):
-                    w = math.exp(log_mass[q] - log_p[q, j] - top)
-                    norm += w
-                    hi_acc += w * f_hi[q, j]
-                    lo_acc += w * f_lo[q, j]
-                cdf_hi[i, j] += hi_acc / norm / n_s
-                cdf_lo[i, j] += lo_acc / norm / n_s
+                    for p in range(n_p):
+                        terms[p] = group[p] - log_p[j, p]
+                    top = -np.inf
+                    for p in range(n_p):
+                        top = max(top, terms[p])
+                    norm = 0.0
+                    hi_acc = 0.0
+                    lo_acc = 0.0
+                    for p in range(n_p):
+                        w = math.exp(terms[p] - top)
+                        norm += w
+                        hi_acc += w * f_hi[j, p]
+                        lo_acc += w * f_lo[j, p]
+                    cdf_hi[i, j] += hi_acc / norm / n_s
+                    cdf_lo[i, j] += lo_acc / norm / n_s
     return loglik, cdf_hi, cdf_lo
 
 
@@ -271,7 +307,8 @@ def integrate(
         ``P(Y_ij <= y_ij | y_i,-j)`` and ``P(Y_ij < y_ij | y_i,-j)``, averaged over samples
         (0 where the answer is missing).
     """
-    z, log_w = grid(pop.mean.shape[2], per_dim)
+    n = per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5)
+    z1, w1 = hermegauss(n)
     f = np.ascontiguousarray
     return _integrate(
         f(pop.mean, dtype=float),
@@ -284,8 +321,8 @@ def integrate(
         f(y, dtype=np.int64),
         f(centre, dtype=float),
         f(scale, dtype=float),
-        f(z, dtype=float),
-        f(log_w, dtype=float),
+        f(z1, dtype=float),
+        np.log(w1 / w1.sum()),
         pop.link == "probit",
     )
 
@@ -311,6 +348,37 @@ def _conditional(mean, lam, offset, cuts, col, y, probit):
                 cdf_hi[i, j] += fh / n_s
                 cdf_lo[i, j] += fl / n_s
     return loglik, cdf_hi, cdf_lo
+
+
+def conditional(
+    pop: Population, theta: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-likelihood per sample and respondent given their traits, and each answer's CDFs.
+
+    Parameters
+    ----------
+    pop : Population
+    theta : ndarray, shape (sample, respondent, battery)
+        The traits at each sample (the population part alone for a model without residual).
+    y : ndarray of int, shape (respondent, item)
+        0-based answers, negative where missing (no contribution).
+
+    Returns
+    -------
+    loglik : ndarray, shape (sample, respondent)
+    cdf_hi, cdf_lo : ndarray, shape (respondent, item)
+        ``P(Y_ij <= y_ij | theta)`` and ``P(Y_ij < y_ij | theta)`` averaged over samples.
+    """
+    f = np.ascontiguousarray
+    return _conditional(
+        f(theta, dtype=float),
+        f(pop.lam, dtype=float),
+        f(pop.offset, dtype=float),
+        f(pop.cuts, dtype=float),
+        f(pop.col, dtype=np.int64),
+        f(y, dtype=np.int64),
+        pop.link == "probit",
+    )
 
 
 def adaptive_grid(idata) -> tuple[np.ndarray, np.ndarray]:
@@ -352,16 +420,7 @@ def compute(idata, max_draws: int | None = INTEGRATED_DRAWS, per_dim: int | None
         loglik, cdf_hi, cdf_lo = integrate(pop, y, centre, scale, per_dim)
         method, nodes = "adaptive Gauss-Hermite", per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5)
     else:
-        f = np.ascontiguousarray
-        loglik, cdf_hi, cdf_lo = _conditional(
-            f(pop.mean, dtype=float),
-            f(pop.lam, dtype=float),
-            f(pop.offset, dtype=float),
-            f(pop.cuts, dtype=float),
-            f(pop.col, dtype=np.int64),
-            f(y, dtype=np.int64),
-            pop.link == "probit",
-        )
+        loglik, cdf_hi, cdf_lo = conditional(pop, pop.mean, y)
         method, nodes = "none: no respondent residual to integrate", 1
     post = small.posterior
     shape = (post.sizes["chain"], post.sizes["draw"], y.shape[0])

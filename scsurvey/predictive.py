@@ -10,13 +10,17 @@ import xarray as xr
 from . import dims
 from .dims import OBSERVED
 from .draws import thin
+from .integrated import conditional, population
+from .likelihood import ordinal_random
 from .model import BuiltModel
 from .spec import ModelSpec
 from .survey import SurveyData
 
 
 def respondent_log_likelihood(idata: az.InferenceData, model: pm.Model) -> xr.Dataset:
-    """Log-likelihood per respondent (summed over items) for leave-one-respondent-out LOO."""
+    """Log-likelihood per respondent (summed over items) for leave-one-respondent-out LOO,
+    by PyMC from ``model``'s graph (what :func:`replicate` computes directly is tested
+    against it)."""
     cell = pm.compute_log_likelihood(
         idata, model=model, var_names=[OBSERVED], extend_inferencedata=False, progressbar=False
     )
@@ -27,16 +31,77 @@ def _as_int8(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign({OBSERVED: ds[OBSERVED].astype(np.int8)})
 
 
-def with_model_data(idata: az.InferenceData, model: pm.Model) -> az.InferenceData:
-    """The posterior with the model's data containers as ``constant_data``.
+def traits(idata: az.InferenceData) -> xr.DataArray:
+    """Each respondent's traits ``theta`` at every draw of ``idata``'s posterior, dims
+    (chain, draw, respondent, battery): the posterior's own, or for a model without a
+    residual (whose sampler saw only the distinct respondents) the population part, which
+    is then the whole of them."""
+    post = idata.posterior
+    if "theta" in post:
+        return post["theta"].transpose("chain", "draw", dims.RESPONDENT, dims.BATTERY)
+    mean = population(idata).mean
+    const = idata.constant_data
+    return xr.DataArray(
+        mean.reshape(post.sizes["chain"], post.sizes["draw"], *mean.shape[1:]),
+        dims=("chain", "draw", dims.RESPONDENT, dims.BATTERY),
+        coords={
+            "chain": post["chain"].values,
+            "draw": post["draw"].values,
+            dims.RESPONDENT: const[dims.RESPONDENT].values,
+            dims.BATTERY: post[dims.BATTERY].values,
+        },
+        name="theta",
+    )
 
-    PyMC redraws from the prior every variable that depends on a data container missing
-    from the trace's ``constant_data`` (it takes the data to have changed); the gaps' centring
-    weight is such a container, so without this the posterior predictive would redraw them.
+
+def replicate(idata: az.InferenceData, theta: xr.DataArray, seed: int) -> tuple[xr.Dataset, xr.Dataset]:
+    """Posterior predictive answers and the conditional log-likelihood per respondent.
+
+    Computed from the posterior's population-level draws and the traits directly (the
+    graded-response model of :mod:`scsurvey.likelihood`), without compiling the model's
+    graph: PyMC's predictive and pointwise log-likelihood functions cost tens of seconds of
+    C compilation on a first fit.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        Posterior (thinned to the draws wanted) with ``observed_data`` and ``constant_data``.
+    theta : xarray.DataArray
+        :func:`traits` of ``idata``.
+    seed : int
+        Seeds the replicates.
+
+    Returns
+    -------
+    posterior_predictive, log_likelihood : xarray.Dataset
+        ``y`` (chain, draw, respondent, item) as int8 categories; ``y`` (chain, draw,
+        respondent), each respondent's answered items summed.
     """
-    values = {v.name: np.asarray(v.get_value()) for v in model.data_vars}
-    constant = xr.Dataset({k: ([f"{k}_dim_{i}" for i in range(v.ndim)], v) for k, v in values.items()})
-    return az.InferenceData(posterior=idata.posterior, constant_data=constant)
+    pop = population(idata)
+    t = theta.values.reshape(-1, *theta.shape[2:])  # (sample, respondent, battery)
+    y = idata.observed_data[OBSERVED].values
+    loglik, _, _ = conditional(pop, t, y)
+    rng = np.random.default_rng(seed)
+    rep = np.empty((t.shape[0], *y.shape), dtype=np.int8)
+    for s in range(t.shape[0]):  # a draw at a time bounds memory on large surveys
+        eta = pop.lam[s] * t[s][:, pop.col] + pop.offset[s]
+        rep[s] = ordinal_random(eta, pop.cuts[s], pop.link, rng)
+    sizes = (theta.sizes["chain"], theta.sizes["draw"])
+    coords = {
+        "chain": theta["chain"].values,
+        "draw": theta["draw"].values,
+        dims.RESPONDENT: idata.observed_data[dims.RESPONDENT].values,
+        dims.ITEM: idata.observed_data[dims.ITEM].values,
+    }
+    predictive = xr.Dataset(
+        {OBSERVED: (("chain", "draw", dims.RESPONDENT, dims.ITEM), rep.reshape(*sizes, *y.shape))},
+        coords=coords,
+    )
+    log_lik = xr.Dataset(
+        {OBSERVED: (("chain", "draw", dims.RESPONDENT), loglik.reshape(*sizes, y.shape[0]))},
+        coords={k: v for k, v in coords.items() if k != dims.ITEM},
+    )
+    return predictive, log_lik
 
 
 # Posterior predictive replicates and the conditional log-likelihood are stored for at most
@@ -60,31 +125,29 @@ def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, 
     """Add prior, prior predictive, posterior predictive, log-likelihood and data groups.
 
     The posterior predictive and the conditional log-likelihood use at most
-    :func:`predictive_draws` draws, evenly thinned within each chain.
+    :func:`predictive_draws` draws, evenly thinned within each chain. A posterior without
+    respondent-level draws (a model without residual, sampled on its distinct respondents)
+    gets every respondent's traits at those draws in the group ``posterior_respondents``.
     """
-    model = built.model
-    seed = spec.sampler.seed
-    n_draws = predictive_draws(data.responses.size)
-    thinned = thin(idata, n_draws)
-    with model:
-        prior = pm.sample_prior_predictive(draws=min(spec.sampler.prior_draws, n_draws), random_seed=seed + 1)
-        post_pred = pm.sample_posterior_predictive(
-            with_model_data(thinned, model),
-            var_names=[OBSERVED],
-            random_seed=seed + 2,
-            progressbar=progress,
-            extend_inferencedata=False,
-        )
-    idata.add_groups(
-        prior=prior.prior,
-        prior_predictive=_as_int8(prior.prior_predictive),
-        posterior_predictive=_as_int8(post_pred.posterior_predictive),
-        log_likelihood=respondent_log_likelihood(thinned, model),
-    )
     for name in ("observed_data", "constant_data"):  # nutpie and PyMC write their own
         if name in idata.groups():
             del idata[name]
     idata.add_groups(observed_data=observed_dataset(data), constant_data=survey_constants(data))
+    seed = spec.sampler.seed
+    n_draws = predictive_draws(data.responses.size)
+    thinned = thin(idata, n_draws)
+    with built.model:
+        prior = pm.sample_prior_predictive(draws=min(spec.sampler.prior_draws, n_draws), random_seed=seed + 1)
+    theta = traits(thinned)
+    post_pred, log_lik = replicate(thinned, theta, seed + 2)
+    idata.add_groups(
+        prior=prior.prior,
+        prior_predictive=_as_int8(prior.prior_predictive),
+        posterior_predictive=post_pred,
+        log_likelihood=log_lik,
+    )
+    if "theta" not in idata.posterior:
+        idata.add_groups({dims.RESPONDENT_DRAWS: theta.to_dataset()})
     return idata
 
 
