@@ -35,6 +35,7 @@ from .diagnostics import sbc_converged
 from .dims import OBSERVED
 from .likelihood import ordinal_logp, support_share
 from .model import RAW, answer_data, build, centering_data
+from .predictive import PRIOR_COMPILE
 from .project import load_inputs
 from .sampling import (
     compile_nutpie,
@@ -167,7 +168,7 @@ def simulate(settings: Settings, root: str) -> tuple[list[dict], np.ndarray]:
         sim_spec = spec.replace(priors=priors)
     sim_model = build(sim_spec, data).model
     prior = pm.sample_prior_predictive(
-        settings.n_sims, model=sim_model, random_seed=settings.seed, compile_kwargs={}
+        settings.n_sims, model=sim_model, random_seed=settings.seed, compile_kwargs=PRIOR_COMPILE
     )
     post_vars = [v for v in prior.prior.data_vars]
     surveys = prior.prior_predictive[OBSERVED].values[0].astype(np.int64)
