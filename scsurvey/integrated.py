@@ -107,11 +107,15 @@ def population(idata) -> Population:
 
 @numba.njit(cache=True)
 def _log_cdf(x, probit):
-    """log F(x) of the link's noise: logistic, or normal with an asymptotic far lower tail."""
+    """log F(x) of the link's noise: logistic, or normal with an asymptotic series in the
+    far lower tail (where ``erfc`` underflows)."""
     if probit:
         if x > -30.0:
             return math.log(0.5 * math.erfc(-x / math.sqrt(2.0)))
-        return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2.0 * math.pi)
+        # Mills ratio: phi(x) / -x times 1 - 1/x^2 + 3/x^4 - 15/x^6 + 105/x^8 (error < 1e-11 here)
+        r = 1.0 / (x * x)
+        series = 1.0 - r * (1.0 - r * (3.0 - r * (15.0 - 105.0 * r)))
+        return -0.5 * x * x - math.log(-x) - 0.5 * math.log(2.0 * math.pi) + math.log(series)
     if x > 0:
         return -math.log1p(math.exp(-x))
     return x - math.log1p(math.exp(x))
@@ -158,6 +162,34 @@ def _answer(cuts, k, n_k, eta, probit):
     return lp, fh, fl
 
 
+TAIL = 1e-6  # below this an answer's probability is read from its log (``_log_interval``)
+
+
+@numba.njit(cache=True, inline="always")
+def _answer_p(cuts, exp_neg_cuts, k, n_k, eta, probit):
+    """:func:`_answer` as a probability, with one exp for the logit: ``F(c - eta) =
+    1 / (1 + e^eta e^-c)`` with ``e^-c`` computed once per draw.
+
+    Returns the probability, the CDF at the upper and lower threshold, and the
+    log-probability when the answer is in the tail (probability at most :data:`TAIL`;
+    NaN otherwise), where the probability is its ``exp`` and may underflow to 0.
+    """
+    if probit:
+        fh = _cdf(cuts[k] - eta, True) if k < n_k else 1.0
+        fl = _cdf(cuts[k - 1] - eta, True) if k >= 1 else 0.0
+    else:
+        e = math.exp(eta)
+        fh = 1.0 / (1.0 + e * exp_neg_cuts[k]) if k < n_k else 1.0
+        fl = 1.0 / (1.0 + e * exp_neg_cuts[k - 1]) if k >= 1 else 0.0
+        if fh != fh or fl != fl:  # 0 x inf far beyond any answer: the plain form
+            fh = _cdf(cuts[k] - eta, False) if k < n_k else 1.0
+            fl = _cdf(cuts[k - 1] - eta, False) if k >= 1 else 0.0
+    if fh - fl > TAIL:
+        return fh - fl, fh, fl, np.nan
+    lp, _, _ = _answer(cuts, k, n_k, eta, probit)
+    return math.exp(lp), fh, fl, lp
+
+
 @numba.njit(cache=True)
 def _log_sum_exp(x, n):
     top = -np.inf
@@ -179,7 +211,9 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
     being lower-triangular, battery ``b``'s trait depends only on the prefix
     ``p = q // n^(B-1-b)`` of the first ``b + 1`` digits: an item of battery ``b`` is read at
     ``n^(b+1)`` distinct traits, not at all ``n^B`` nodes, and its leave-one-out sums run
-    over those prefixes with the nodes' masses summed within each.
+    over those prefixes with the nodes' masses summed within each. Answers are handled as
+    probabilities (one exp each for the logit, a log per battery and prefix, a division per
+    leave-one-out weight); answers in the far tail keep their logs.
     """
     n_s, n_i, n_b = mean.shape
     n = z1.shape[0]
@@ -189,6 +223,7 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
     cdf_hi = np.zeros((n_i, n_j))
     cdf_lo = np.zeros((n_i, n_j))
     half_log_2pi = 0.5 * n_b * math.log(2.0 * math.pi)
+    exp_neg_cuts = np.exp(-cuts)
     # per node: the digits, the grid's log weight less its N(0, I) log density
     digits = np.empty((n_q, n_b), dtype=np.int64)
     node_term = np.empty(n_q)
@@ -206,12 +241,15 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
         block[b] = n ** (n_b - 1 - b)
     for i in numba.prange(n_i):
         trait = np.empty((n_b, n_q))  # trait[b, p]: battery b's trait at prefix p
-        log_p = np.empty((n_j, n_q))
+        prob = np.empty((n_j, n_q))
+        tail_lp = np.empty((n_j, n_q))  # the log-probability of a tail answer, else NaN
         f_hi = np.empty((n_j, n_q))
         f_lo = np.empty((n_j, n_q))
-        sum_b = np.empty((n_b, n_q))
+        sum_b = np.empty((n_b, n_q))  # log-likelihood of battery b's answers at prefix p
+        prod_b = np.empty((n_b, n_q))  # the part of it not yet taken to the log
         log_mass = np.empty(n_q)
         group = np.empty(n_q)
+        weight = np.empty(n_q)
         terms = np.empty(n_q)
         dev = np.empty(n_b)
         log_det_scale = 0.0
@@ -226,18 +264,43 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
             for b in range(n_b):
                 for p in range(n ** (b + 1)):
                     sum_b[b, p] = 0.0
+                    prod_b[b, p] = 1.0
             for j in range(n_j):
                 k = y[i, j]
                 if k < 0:  # missing: no contribution, no check
                     continue
                 b = col[j]
+                lam_sj, offset_sij = lam[s, j], offset[s, i, j]
+                cuts_sj, exp_neg_sj = cuts[s, j], exp_neg_cuts[s, j]
+                # e^-c of the answer's thresholds; 0 and inf stand for the open ends
+                up = exp_neg_sj[k] if k < n_k else 0.0
+                low = exp_neg_sj[k - 1] if k >= 1 else np.inf
                 for p in range(n ** (b + 1)):
-                    eta = lam[s, j] * trait[b, p] + offset[s, i, j]
-                    lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
-                    log_p[j, p] = lp
+                    eta = lam_sj * trait[b, p] + offset_sij
+                    if probit:
+                        pr, fh, fl, lp = _answer_p(cuts_sj, exp_neg_sj, k, n_k, eta, True)
+                    else:  # the common case inline: both CDFs from one exp
+                        e = math.exp(eta)
+                        fh = 1.0 / (1.0 + e * up)
+                        fl = 1.0 / (1.0 + e * low)
+                        if fh - fl > TAIL:  # false for NaN (0 x inf) as well
+                            pr, lp = fh - fl, np.nan
+                        else:
+                            pr, fh, fl, lp = _answer_p(cuts_sj, exp_neg_sj, k, n_k, eta, False)
+                    prob[j, p] = pr
+                    tail_lp[j, p] = lp
                     f_hi[j, p] = fh
                     f_lo[j, p] = fl
-                    sum_b[b, p] += lp
+                    if lp == lp:  # a tail answer: its log
+                        sum_b[b, p] += lp
+                    else:
+                        prod_b[b, p] *= pr
+                        if prod_b[b, p] < 1e-200:  # a long battery: keep the product in range
+                            sum_b[b, p] += math.log(prod_b[b, p])
+                            prod_b[b, p] = 1.0
+            for b in range(n_b):
+                for p in range(n ** (b + 1)):
+                    sum_b[b, p] += math.log(prod_b[b, p])
             log_prior_const = -log_det_chol[s] - half_log_2pi + log_det_scale
             for q in range(n_q):
                 prior = 0.0
@@ -255,24 +318,45 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
             loglik[s, i] = _log_sum_exp(log_mass, n_q)
             for b in range(n_b):
                 n_p = n ** (b + 1)
+                top = -np.inf
                 for p in range(n_p):  # the nodes' mass summed within each prefix
-                    group[p] = _log_sum_exp(log_mass[p * block[b] : (p + 1) * block[b]], block[b])
+                    if block[b] == 1:
+                        group[p] = log_mass[p]
+                    else:
+                        group[p] = _log_sum_exp(log_mass[p * block[b] : (p + 1) * block[b]], block[b])
+                    top = max(top, group[p])
+                for p in range(n_p):
+                    weight[p] = math.exp(group[p] - top)
                 for j in range(n_j):
                     if col[j] != b or y[i, j] < 0:
                         continue
+                    # the mass without answer j: weight / prob, or in logs when a prob is ~0
+                    exact = True
                     for p in range(n_p):
-                        terms[p] = group[p] - log_p[j, p]
-                    top = -np.inf
-                    for p in range(n_p):
-                        top = max(top, terms[p])
+                        if prob[j, p] < 1e-250:
+                            exact = False
+                            break
                     norm = 0.0
                     hi_acc = 0.0
                     lo_acc = 0.0
-                    for p in range(n_p):
-                        w = math.exp(terms[p] - top)
-                        norm += w
-                        hi_acc += w * f_hi[j, p]
-                        lo_acc += w * f_lo[j, p]
+                    if exact:
+                        for p in range(n_p):
+                            w = weight[p] / prob[j, p]
+                            norm += w
+                            hi_acc += w * f_hi[j, p]
+                            lo_acc += w * f_lo[j, p]
+                    else:
+                        for p in range(n_p):
+                            lp = tail_lp[j, p]
+                            terms[p] = group[p] - (lp if lp == lp else math.log(prob[j, p]))
+                        rest_top = -np.inf
+                        for p in range(n_p):
+                            rest_top = max(rest_top, terms[p])
+                        for p in range(n_p):
+                            w = math.exp(terms[p] - rest_top)
+                            norm += w
+                            hi_acc += w * f_hi[j, p]
+                            lo_acc += w * f_lo[j, p]
                     cdf_hi[i, j] += hi_acc / norm / n_s
                     cdf_lo[i, j] += lo_acc / norm / n_s
     return loglik, cdf_hi, cdf_lo

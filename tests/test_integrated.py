@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import generic_codebook
 from numpy.polynomial.hermite_e import hermegauss
-from scipy.special import logsumexp
+from scipy.special import log_expit, log_ndtr, logsumexp
 
 import scsurvey as ss
 from scsurvey import checks, fitstats, integrated
@@ -73,9 +73,18 @@ def _brute_force(pop, y, centre, scale, n):
             lower = np.concatenate([np.full((len(pop.col), 1), -np.inf), pop.cuts[s]], axis=1)
             answered = y[i] >= 0
             k = np.clip(y[i], 0, k1)
-            f_hi = link_cdf(upper[np.arange(len(k)), k] - eta, pop.link)
-            f_lo = link_cdf(lower[np.arange(len(k)), k] - eta, pop.link)
-            log_p = np.where(answered, np.log(f_hi - f_lo), 0.0)
+            hi_x = upper[np.arange(len(k)), k] - eta
+            lo_x = lower[np.arange(len(k)), k] - eta
+            f_hi = link_cdf(hi_x, pop.link)
+            f_lo = link_cdf(lo_x, pop.link)
+            # log(F(hi) - F(lo)) from scipy's log-CDFs, reflected into the lower tail
+            log_cdf = log_expit if pop.link == "logit" else log_ndtr
+            upper_tail = hi_x + lo_x > 0
+            a_x, b_x = np.where(upper_tail, -lo_x, hi_x), np.where(upper_tail, -hi_x, lo_x)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_a, log_b = log_cdf(a_x), log_cdf(b_x)
+                log_p = log_a + np.log1p(-np.exp(log_b - log_a))
+            log_p = np.where(answered, log_p, 0.0)
             dev = np.linalg.solve(pop.chol[s], (theta - pop.mean[s, i]).T)  # (b, q)
             log_prior = -0.5 * (dev**2).sum(0) - np.log(np.diag(pop.chol[s])).sum()
             log_std = -0.5 * (nodes**2).sum(1)
@@ -88,11 +97,23 @@ def _brute_force(pop, y, centre, scale, n):
     return loglik, hi, lo
 
 
-@pytest.mark.parametrize(("n_batteries", "link"), [(1, "logit"), (2, "probit"), (3, "logit")])
-def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link):
+@pytest.mark.parametrize(
+    ("n_batteries", "link", "far"),
+    [
+        (1, "logit", 0.0),
+        (2, "probit", 0.0),
+        (3, "logit", 0.0),
+        (2, "logit", 30.0),
+        (2, "logit", 600.0),
+        (3, "probit", 34.0),
+    ],
+)
+def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link, far):
     """Random population draws, correlated traits, item covariates, missing answers and a
     sheared grid: the kernel equals the quadrature written over every node, to 1e-9 (the
-    two add the same terms in another order)."""
+    two add the same terms in another order). ``far`` shifts two items' predictors for some
+    respondents so that answers have probabilities far below 1e-6 (read from their logs),
+    and at 600 (logit) and 34 (probit) below 1e-250 (leave-one-out sums in logs)."""
     rng = np.random.default_rng(n_batteries)
     n_s, n_i, n_j, n = 3, 7, 7, 5
     col = rng.integers(0, n_batteries, n_j)
@@ -107,6 +128,8 @@ def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link):
         col=col,
         link=link,
     )
+    pop.offset[:, : n_i // 2, 0] += far
+    pop.offset[:, n_i // 2 :, -1] -= far
     y = rng.integers(0, 4, (n_i, n_j))
     y[rng.random(y.shape) < 0.15] = -1
     centre = rng.normal(0, 0.5, (n_i, n_batteries))
