@@ -76,7 +76,7 @@ def fit_survey(
         diag = None
     # what the steps below read from the posterior before the full stamp is written
     idata.posterior.attrs.update(link=spec.link, residual=int(spec.components.residual))
-    add_predictive(idata, built, data, spec, progress)
+    add_predictive(idata, built, data, spec)
     t2 = time.perf_counter()
     timing["predictive_s"] = t2 - t1
     add_integrated(idata, min(INTEGRATED_DRAWS, predictive_draws(data.responses.size)))

@@ -126,7 +126,7 @@ def predictive_draws(n_answers: int) -> int:
     return int(np.clip(ANSWER_DRAWS_BUDGET // max(n_answers, 1), MIN_PREDICTIVE_DRAWS, PREDICTIVE_DRAWS))
 
 
-def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, progress=True):
+def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec):
     """Add prior, prior predictive, posterior predictive, log-likelihood and data groups.
 
     The posterior predictive and the conditional log-likelihood use at most
