@@ -54,8 +54,7 @@ def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
     idata = _aligned(idata)
     pop = population(idata)  # item parameters and item-specific covariate effects per draw
     theta = posterior_draws(idata, "theta").values[draws]  # (s, i, b)
-    eta = pop.lam[draws][:, None, :] * theta[:, :, pop.col] + pop.offset[draws]
-    return category_probs(eta, pop.cuts[draws][:, None], pop.link)
+    return category_probs(pop.eta(theta, draws), pop.cuts[draws][:, None], pop.link)
 
 
 def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:

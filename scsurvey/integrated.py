@@ -66,6 +66,11 @@ class Population:
     col: np.ndarray  # (item,): battery position of each item
     link: str
 
+    def eta(self, theta: np.ndarray, samples=slice(None)) -> np.ndarray:
+        """Linear predictor (sample, respondent, item) of the chosen ``samples`` at the traits
+        ``theta`` (sample, respondent, battery) of those samples."""
+        return self.lam[samples][:, None, :] * theta[:, :, self.col] + self.offset[samples]
+
 
 def population(idata) -> Population:
     """The population-level part of every posterior sample of ``idata``."""
@@ -149,6 +154,9 @@ def _cdf(x, probit):
     return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
 
 
+TAIL = 1e-6  # below this an answer's probability is read from its log (``_log_interval``)
+
+
 @numba.njit(cache=True, inline="always")
 def _answer(cuts, k, n_k, eta, probit):
     """Log-probability of answer ``k`` (0-based, observed) at linear predictor ``eta``, and the
@@ -158,32 +166,20 @@ def _answer(cuts, k, n_k, eta, probit):
     fh = _cdf(hi, probit)
     fl = _cdf(lo, probit)
     # the plain difference where it keeps its digits, the log form in the tails
-    lp = math.log(fh - fl) if fh - fl > 1e-6 else _log_interval(hi, lo, probit)
+    lp = math.log(fh - fl) if fh - fl > TAIL else _log_interval(hi, lo, probit)
     return lp, fh, fl
 
 
-TAIL = 1e-6  # below this an answer's probability is read from its log (``_log_interval``)
-
-
 @numba.njit(cache=True, inline="always")
-def _answer_p(cuts, exp_neg_cuts, k, n_k, eta, probit):
-    """:func:`_answer` as a probability, with one exp for the logit: ``F(c - eta) =
-    1 / (1 + e^eta e^-c)`` with ``e^-c`` computed once per draw.
+def _answer_p(cuts, k, n_k, eta, probit):
+    """:func:`_answer` as a probability, without the log where it is not needed.
 
     Returns the probability, the CDF at the upper and lower threshold, and the
     log-probability when the answer is in the tail (probability at most :data:`TAIL`;
     NaN otherwise), where the probability is its ``exp`` and may underflow to 0.
     """
-    if probit:
-        fh = _cdf(cuts[k] - eta, True) if k < n_k else 1.0
-        fl = _cdf(cuts[k - 1] - eta, True) if k >= 1 else 0.0
-    else:
-        e = math.exp(eta)
-        fh = 1.0 / (1.0 + e * exp_neg_cuts[k]) if k < n_k else 1.0
-        fl = 1.0 / (1.0 + e * exp_neg_cuts[k - 1]) if k >= 1 else 0.0
-        if fh != fh or fl != fl:  # 0 x inf far beyond any answer: the plain form
-            fh = _cdf(cuts[k] - eta, False) if k < n_k else 1.0
-            fl = _cdf(cuts[k - 1] - eta, False) if k >= 1 else 0.0
+    fh = _cdf(cuts[k] - eta, probit) if k < n_k else 1.0
+    fl = _cdf(cuts[k - 1] - eta, probit) if k >= 1 else 0.0
     if fh - fl > TAIL:
         return fh - fl, fh, fl, np.nan
     lp, _, _ = _answer(cuts, k, n_k, eta, probit)
@@ -271,22 +267,22 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
                     continue
                 b = col[j]
                 lam_sj, offset_sij = lam[s, j], offset[s, i, j]
-                cuts_sj, exp_neg_sj = cuts[s, j], exp_neg_cuts[s, j]
+                cuts_sj = cuts[s, j]
                 # e^-c of the answer's thresholds; 0 and inf stand for the open ends
-                up = exp_neg_sj[k] if k < n_k else 0.0
-                low = exp_neg_sj[k - 1] if k >= 1 else np.inf
+                up = exp_neg_cuts[s, j, k] if k < n_k else 0.0
+                low = exp_neg_cuts[s, j, k - 1] if k >= 1 else np.inf
                 for p in range(n ** (b + 1)):
                     eta = lam_sj * trait[b, p] + offset_sij
                     if probit:
-                        pr, fh, fl, lp = _answer_p(cuts_sj, exp_neg_sj, k, n_k, eta, True)
-                    else:  # the common case inline: both CDFs from one exp
+                        pr, fh, fl, lp = _answer_p(cuts_sj, k, n_k, eta, True)
+                    else:  # the common case: F(c - eta) = 1 / (1 + e^eta e^-c), one exp for both
                         e = math.exp(eta)
                         fh = 1.0 / (1.0 + e * up)
                         fl = 1.0 / (1.0 + e * low)
                         if fh - fl > TAIL:  # false for NaN (0 x inf) as well
                             pr, lp = fh - fl, np.nan
-                        else:
-                            pr, fh, fl, lp = _answer_p(cuts_sj, exp_neg_sj, k, n_k, eta, False)
+                        else:  # the tail, or beyond any answer: the plain form
+                            pr, fh, fl, lp = _answer_p(cuts_sj, k, n_k, eta, False)
                     prob[j, p] = pr
                     tail_lp[j, p] = lp
                     f_hi[j, p] = fh

@@ -10,7 +10,7 @@ import xarray as xr
 from . import dims
 from .dims import OBSERVED
 from .draws import thin
-from .integrated import conditional, population
+from .integrated import Population, conditional, population
 from .likelihood import ordinal_random
 from .model import BuiltModel
 from .spec import ModelSpec
@@ -31,15 +31,16 @@ def _as_int8(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign({OBSERVED: ds[OBSERVED].astype(np.int8)})
 
 
-def traits(idata: az.InferenceData) -> xr.DataArray:
+def traits(idata: az.InferenceData, pop: Population | None = None) -> xr.DataArray:
     """Each respondent's traits ``theta`` at every draw of ``idata``'s posterior, dims
     (chain, draw, respondent, battery): the posterior's own, or for a model without a
     residual (whose sampler saw only the distinct respondents) the population part, which
-    is then the whole of them."""
+    is then the whole of them. ``pop`` is :func:`~scsurvey.integrated.population` of
+    ``idata`` when the caller has it."""
     post = idata.posterior
     if "theta" in post:
         return post["theta"].transpose("chain", "draw", dims.RESPONDENT, dims.BATTERY)
-    mean = population(idata).mean
+    mean = (pop or population(idata)).mean
     const = idata.constant_data
     return xr.DataArray(
         mean.reshape(post.sizes["chain"], post.sizes["draw"], *mean.shape[1:]),
@@ -54,7 +55,9 @@ def traits(idata: az.InferenceData) -> xr.DataArray:
     )
 
 
-def replicate(idata: az.InferenceData, theta: xr.DataArray, seed: int) -> tuple[xr.Dataset, xr.Dataset]:
+def replicate(
+    idata: az.InferenceData, theta: xr.DataArray, seed: int, pop: Population | None = None
+) -> tuple[xr.Dataset, xr.Dataset]:
     """Posterior predictive answers and the conditional log-likelihood per respondent.
 
     Computed from the posterior's population-level draws and the traits directly (the
@@ -70,6 +73,8 @@ def replicate(idata: az.InferenceData, theta: xr.DataArray, seed: int) -> tuple[
         :func:`traits` of ``idata``.
     seed : int
         Seeds the replicates.
+    pop : Population, optional
+        :func:`~scsurvey.integrated.population` of ``idata``, when the caller has it.
 
     Returns
     -------
@@ -77,15 +82,14 @@ def replicate(idata: az.InferenceData, theta: xr.DataArray, seed: int) -> tuple[
         ``y`` (chain, draw, respondent, item) as int8 categories; ``y`` (chain, draw,
         respondent), each respondent's answered items summed.
     """
-    pop = population(idata)
+    pop = pop or population(idata)
     t = theta.values.reshape(-1, *theta.shape[2:])  # (sample, respondent, battery)
     y = idata.observed_data[OBSERVED].values
     loglik, _, _ = conditional(pop, t, y)
     rng = np.random.default_rng(seed)
     rep = np.empty((t.shape[0], *y.shape), dtype=np.int8)
     for s in range(t.shape[0]):  # a draw at a time bounds memory on large surveys
-        eta = pop.lam[s] * t[s][:, pop.col] + pop.offset[s]
-        rep[s] = ordinal_random(eta, pop.cuts[s], pop.link, rng)
+        rep[s] = ordinal_random(pop.eta(t[s : s + 1], slice(s, s + 1))[0], pop.cuts[s], pop.link, rng)
     sizes = (theta.sizes["chain"], theta.sizes["draw"])
     coords = {
         "chain": theta["chain"].values,
@@ -145,8 +149,9 @@ def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec):
         prior = pm.sample_prior_predictive(
             draws=min(spec.sampler.prior_draws, n_draws), random_seed=seed + 1, compile_kwargs=PRIOR_COMPILE
         )
-    theta = traits(thinned)
-    post_pred, log_lik = replicate(thinned, theta, seed + 2)
+    pop = population(thinned)
+    theta = traits(thinned, pop)
+    post_pred, log_lik = replicate(thinned, theta, seed + 2, pop)
     idata.add_groups(
         prior=prior.prior,
         prior_predictive=_as_int8(prior.prior_predictive),
