@@ -21,6 +21,7 @@ than the model says, and the PIT shows it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -35,7 +36,10 @@ from .dims import OBSERVED
 from .draws import has_residual, posterior_draws, thin
 
 INTEGRATED_DRAWS = 400  # thinned posterior draws the integrated likelihood is computed on
-NODES_PER_DIM = {1: 25, 2: 15, 3: 7}  # product grids of 25, 225 and 343 nodes (accuracy: tests)
+NODES_PER_DIM = {1: 25, 2: 15, 3: 7}  # product grids of 25, 225 and 343 nodes before pruning
+# Nodes of the product grid whose weight is below this are dropped: in two batteries, 145 of
+# 15 x 15 nodes remain, together 2.4e-8 of the weight (accuracy: tests, docs/design.md)
+PRUNE = 1e-8
 INFLATE = 1.5  # the quadrature's spread against the conditional posterior's sd
 INTEGRATED = "log_likelihood_integrated"  # InferenceData group written by :func:`add_integrated`
 
@@ -199,42 +203,92 @@ def _log_sum_exp(x, n):
     return top + math.log(acc)
 
 
-@numba.njit(cache=True, parallel=True)
-def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, scale, z1, log_w1, probit):
-    """The product-grid quadrature, one respondent per thread.
+@dataclass
+class Grid:
+    """A pruned product grid of Gauss-Hermite nodes, in lexicographic order of its digits.
 
-    Node ``q`` has digits ``(d_0, ..., d_{B-1})`` (the last fastest) and, the grid's factor
-    being lower-triangular, battery ``b``'s trait depends only on the prefix
-    ``p = q // n^(B-1-b)`` of the first ``b + 1`` digits: an item of battery ``b`` is read at
-    ``n^(b+1)`` distinct traits, not at all ``n^B`` nodes, and its leave-one-out sums run
-    over those prefixes with the nodes' masses summed within each. Answers are handled as
-    probabilities (one exp each for the logit, a log per battery and prefix, a division per
-    leave-one-out weight); answers in the far tail keep their logs.
+    ``prefix[b, q]`` numbers the distinct leading digits ``(d_0, ..., d_b)`` of node ``q``:
+    battery ``b``'s trait depends on those alone (the grid's factor is lower-triangular), and
+    the nodes sharing a prefix are contiguous, from ``start[b, p]`` to ``start[b, p + 1]``.
+    """
+
+    z1: np.ndarray  # (n,): the one-dimensional nodes
+    digits: np.ndarray  # (node, battery)
+    node_term: np.ndarray  # (node,): log weight less the N(0, I) log density
+    prefix: np.ndarray  # (battery, node)
+    start: np.ndarray  # (battery, node + 1), padded with the node count
+    n_prefix: np.ndarray  # (battery,)
+
+
+def grid(n_b: int, n: int, prune: float = PRUNE) -> Grid:
+    """The product grid of ``n`` nodes per battery without nodes of weight below ``prune``.
+
+    Parameters
+    ----------
+    n_b : int
+        Batteries (dimensions).
+    n : int
+        Gauss-Hermite nodes per dimension.
+    prune : float
+        Nodes whose normalised product weight is below this are dropped (0 keeps all).
+    """
+    z1, w1 = hermegauss(n)
+    log_w1 = np.log(w1 / w1.sum())
+    digits = np.array(list(itertools.product(range(n), repeat=n_b)), dtype=np.int64).reshape(-1, n_b)
+    log_w = log_w1[digits].sum(axis=1)
+    keep = log_w >= math.log(prune) if prune > 0 else np.ones(len(digits), bool)
+    digits, log_w = digits[keep], log_w[keep]
+    n_q = len(digits)
+    node_term = log_w + 0.5 * (z1[digits] ** 2).sum(axis=1) + 0.5 * n_b * math.log(2.0 * math.pi)
+    prefix = np.empty((n_b, n_q), dtype=np.int64)
+    start = np.full((n_b, n_q + 1), n_q, dtype=np.int64)
+    n_prefix = np.empty(n_b, dtype=np.int64)
+    for b in range(n_b):
+        new = np.ones(n_q, bool)
+        new[1:] = (digits[1:, : b + 1] != digits[:-1, : b + 1]).any(axis=1)
+        prefix[b] = np.cumsum(new) - 1
+        first = np.flatnonzero(new)
+        n_prefix[b] = len(first)
+        start[b, : len(first)] = first
+    return Grid(z1, digits, node_term, prefix, start, n_prefix)
+
+
+@numba.njit(cache=True, parallel=True)
+def _integrate(
+    mean,
+    inv_chol,
+    log_det_chol,
+    lam,
+    offset,
+    cuts,
+    col,
+    y,
+    centre,
+    scale,
+    z1,
+    digits,
+    node_term,
+    prefix,
+    start,
+    n_prefix,
+    probit,
+):
+    """The quadrature over a :class:`Grid`, one respondent per thread.
+
+    An item of battery ``b`` is read at the grid's distinct prefixes of ``b + 1`` digits,
+    not at every node, and its leave-one-out sums run over those prefixes with the nodes'
+    masses summed within each. Answers are handled as probabilities (one exp each for the
+    logit, a log per battery and prefix, a division per leave-one-out weight); answers in
+    the far tail keep their logs.
     """
     n_s, n_i, n_b = mean.shape
-    n = z1.shape[0]
-    n_q = n**n_b
+    n_q = digits.shape[0]
     n_j, n_k = y.shape[1], cuts.shape[2]
     loglik = np.empty((n_s, n_i))
     cdf_hi = np.zeros((n_i, n_j))
     cdf_lo = np.zeros((n_i, n_j))
     half_log_2pi = 0.5 * n_b * math.log(2.0 * math.pi)
     exp_neg_cuts = np.exp(-cuts)
-    # per node: the digits, the grid's log weight less its N(0, I) log density
-    digits = np.empty((n_q, n_b), dtype=np.int64)
-    node_term = np.empty(n_q)
-    for q in range(n_q):
-        rest = q
-        w = 0.0
-        for b in range(n_b - 1, -1, -1):
-            d = rest % n
-            rest //= n
-            digits[q, b] = d
-            w += log_w1[d] + 0.5 * z1[d] * z1[d]
-        node_term[q] = w + half_log_2pi
-    block = np.empty(n_b, dtype=np.int64)  # nodes sharing one prefix of battery b
-    for b in range(n_b):
-        block[b] = n ** (n_b - 1 - b)
     for i in numba.prange(n_i):
         trait = np.empty((n_b, n_q))  # trait[b, p]: battery b's trait at prefix p
         prob = np.empty((n_j, n_q))
@@ -251,14 +305,14 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
         log_det_scale = 0.0
         for b in range(n_b):
             log_det_scale += math.log(abs(scale[i, b, b]))
-            for p in range(n ** (b + 1)):
+            for p in range(n_prefix[b]):
                 t = centre[i, b]
                 for c in range(b + 1):
-                    t += scale[i, b, c] * z1[digits[p * block[b], c]]
+                    t += scale[i, b, c] * z1[digits[start[b, p], c]]
                 trait[b, p] = t
         for s in range(n_s):
             for b in range(n_b):
-                for p in range(n ** (b + 1)):
+                for p in range(n_prefix[b]):
                     sum_b[b, p] = 0.0
                     prod_b[b, p] = 1.0
             for j in range(n_j):
@@ -271,7 +325,7 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
                 # e^-c of the answer's thresholds; 0 and inf stand for the open ends
                 up = exp_neg_cuts[s, j, k] if k < n_k else 0.0
                 low = exp_neg_cuts[s, j, k - 1] if k >= 1 else np.inf
-                for p in range(n ** (b + 1)):
+                for p in range(n_prefix[b]):
                     eta = lam_sj * trait[b, p] + offset_sij
                     if probit:
                         pr, fh, fl, lp = _answer_p(cuts_sj, k, n_k, eta, True)
@@ -295,13 +349,13 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
                             sum_b[b, p] += math.log(prod_b[b, p])
                             prod_b[b, p] = 1.0
             for b in range(n_b):
-                for p in range(n ** (b + 1)):
+                for p in range(n_prefix[b]):
                     sum_b[b, p] += math.log(prod_b[b, p])
             log_prior_const = -log_det_chol[s] - half_log_2pi + log_det_scale
             for q in range(n_q):
                 prior = 0.0
                 for b in range(n_b):
-                    dev[b] = trait[b, q // block[b]] - mean[s, i, b]
+                    dev[b] = trait[b, prefix[b, q]] - mean[s, i, b]
                 for b in range(n_b):
                     v = 0.0
                     for c in range(b + 1):
@@ -309,17 +363,18 @@ def _integrate(mean, inv_chol, log_det_chol, lam, offset, cuts, col, y, centre, 
                     prior += v * v
                 total = 0.0
                 for b in range(n_b):
-                    total += sum_b[b, q // block[b]]
+                    total += sum_b[b, prefix[b, q]]
                 log_mass[q] = node_term[q] + total - 0.5 * prior + log_prior_const
             loglik[s, i] = _log_sum_exp(log_mass, n_q)
             for b in range(n_b):
-                n_p = n ** (b + 1)
+                n_p = n_prefix[b]
                 top = -np.inf
                 for p in range(n_p):  # the nodes' mass summed within each prefix
-                    if block[b] == 1:
-                        group[p] = log_mass[p]
+                    lo_q, hi_q = start[b, p], start[b, p + 1]
+                    if hi_q - lo_q == 1:
+                        group[p] = log_mass[lo_q]
                     else:
-                        group[p] = _log_sum_exp(log_mass[p * block[b] : (p + 1) * block[b]], block[b])
+                        group[p] = _log_sum_exp(log_mass[lo_q:hi_q], hi_q - lo_q)
                     top = max(top, group[p])
                 for p in range(n_p):
                     weight[p] = math.exp(group[p] - top)
@@ -364,6 +419,7 @@ def integrate(
     centre: np.ndarray,
     scale: np.ndarray,
     per_dim: int | None = None,
+    prune: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integrated log-likelihood per sample and respondent, and each answer's predictive CDF
     given the respondent's other answers.
@@ -379,6 +435,8 @@ def integrate(
         Lower-triangular factor spreading the grid.
     per_dim : int, optional
         Nodes per battery (default :data:`NODES_PER_DIM`).
+    prune : float, optional
+        Drop grid nodes of weight below this (default :data:`PRUNE`; 0 keeps all).
 
     Returns
     -------
@@ -387,8 +445,8 @@ def integrate(
         ``P(Y_ij <= y_ij | y_i,-j)`` and ``P(Y_ij < y_ij | y_i,-j)``, averaged over samples
         (0 where the answer is missing).
     """
-    n = per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5)
-    z1, w1 = hermegauss(n)
+    n_b = pop.mean.shape[2]
+    g = grid(n_b, per_dim or NODES_PER_DIM.get(n_b, 5), PRUNE if prune is None else prune)
     f = np.ascontiguousarray
     return _integrate(
         f(pop.mean, dtype=float),
@@ -401,8 +459,12 @@ def integrate(
         f(y, dtype=np.int64),
         f(centre, dtype=float),
         f(scale, dtype=float),
-        f(z1, dtype=float),
-        np.log(w1 / w1.sum()),
+        f(g.z1, dtype=float),
+        g.digits,
+        g.node_term,
+        g.prefix,
+        g.start,
+        g.n_prefix,
         pop.link == "probit",
     )
 
@@ -520,6 +582,7 @@ def compute(idata, max_draws: int | None = INTEGRATED_DRAWS, per_dim: int | None
         attrs={
             "method": method,
             "nodes_per_battery": nodes,
+            "pruned_below": PRUNE,
         },
     )
 

@@ -53,13 +53,15 @@ def test_quadrature_matches_a_brute_force_monte_carlo_integral(tiny):
             assert abs(loglik[s, i] - mc) < 4 * se + 0.002, (s, i, loglik[s, i], mc, se)
 
 
-def _brute_force(pop, y, centre, scale, n):
-    """The product-grid quadrature written out over every node, in numpy: the reference
-    for the kernel, which reads each item only at the distinct traits of its battery."""
+def _brute_force(pop, y, centre, scale, n, prune):
+    """The product-grid quadrature written out over every node of weight at least ``prune``,
+    in numpy: the reference for the kernel, which reads each item only at the distinct
+    traits of its battery."""
     n_b = pop.mean.shape[2]
     x, w = hermegauss(n)
     nodes = np.array(list(product(x, repeat=n_b)))  # (q, b)
-    log_w = np.log(np.array([np.prod(w[list(d)]) for d in product(range(n), repeat=n_b)]) / w.sum() ** n_b)
+    weight = np.array([np.prod(w[list(d)]) for d in product(range(n), repeat=n_b)]) / w.sum() ** n_b
+    nodes, log_w = nodes[weight >= prune], np.log(weight[weight >= prune])
     n_s, n_i = pop.mean.shape[:2]
     loglik = np.empty((n_s, n_i))
     hi = np.zeros(y.shape)
@@ -98,22 +100,26 @@ def _brute_force(pop, y, centre, scale, n):
 
 
 @pytest.mark.parametrize(
-    ("n_batteries", "link", "far"),
+    ("n_batteries", "link", "far", "prune"),
     [
-        (1, "logit", 0.0),
-        (2, "probit", 0.0),
-        (3, "logit", 0.0),
-        (2, "logit", 30.0),
-        (2, "logit", 600.0),
-        (3, "probit", 34.0),
+        (1, "logit", 0.0, 0.0),
+        (2, "probit", 0.0, 0.0),
+        (3, "logit", 0.0, 0.0),
+        (2, "logit", 30.0, 0.0),
+        (2, "logit", 600.0, 0.0),
+        (3, "probit", 34.0, 0.0),
+        (2, "logit", 0.0, 1e-3),
+        (3, "logit", 30.0, 1e-4),
     ],
 )
-def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link, far):
+def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link, far, prune):
     """Random population draws, correlated traits, item covariates, missing answers and a
     sheared grid: the kernel equals the quadrature written over every node, to 1e-9 (the
     two add the same terms in another order). ``far`` shifts two items' predictors for some
     respondents so that answers have probabilities far below 1e-6 (read from their logs),
-    and at 600 (logit) and 34 (probit) below 1e-250 (leave-one-out sums in logs)."""
+    and at 600 (logit) and 34 (probit) below 1e-250 (leave-one-out sums in logs). ``prune``
+    drops the grid's corners (5 x 5 nodes: 1e-3 leaves 21; 5 x 5 x 5: 1e-4 leaves 81), so
+    that prefixes hold unequal numbers of nodes."""
     rng = np.random.default_rng(n_batteries)
     n_s, n_i, n_j, n = 3, 7, 7, 5
     col = rng.integers(0, n_batteries, n_j)
@@ -134,8 +140,8 @@ def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link, far):
     y[rng.random(y.shape) < 0.15] = -1
     centre = rng.normal(0, 0.5, (n_i, n_batteries))
     scale = np.tril(rng.normal(0, 0.2, (n_i, n_batteries, n_batteries))) + 0.6 * np.eye(n_batteries)
-    got = integrated.integrate(pop, y, centre, scale, per_dim=n)
-    want = _brute_force(pop, y, centre, scale, n)
+    got = integrated.integrate(pop, y, centre, scale, per_dim=n, prune=prune)
+    want = _brute_force(pop, y, centre, scale, n, prune)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
