@@ -237,6 +237,8 @@ def grid(n_b: int, n: int, prune: float = PRUNE) -> Grid:
     digits = np.array(list(itertools.product(range(n), repeat=n_b)), dtype=np.int64).reshape(-1, n_b)
     log_w = log_w1[digits].sum(axis=1)
     keep = log_w >= math.log(prune) if prune > 0 else np.ones(len(digits), bool)
+    if not keep.any():
+        raise ValueError(f"prune = {prune}: no node of the {n}-point grid in {n_b} dimensions weighs as much")
     digits, log_w = digits[keep], log_w[keep]
     n_q = len(digits)
     node_term = log_w + 0.5 * (z1[digits] ** 2).sum(axis=1) + 0.5 * n_b * math.log(2.0 * math.pi)

@@ -320,3 +320,22 @@ def test_fit_statistics_pair_each_replicate_with_the_draw_it_came_from(tiny):
         fitstats._cell_probs(both, np.arange(n))[1], fitstats._cell_probs(tiny, np.arange(n))[1]
     )
     assert fitstats.person_fit(thinned)["ppp"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("n_batteries", [1, 2, 3])
+def test_the_pruned_grid_keeps_all_but_a_negligible_weight(n_batteries):
+    """The default grids drop nodes together weighing under 1e-6 (2.4e-8 in two batteries,
+    2.2e-7 in three),
+    keep every node at or above the threshold, and refuse a threshold no node reaches."""
+    n = integrated.NODES_PER_DIM[n_batteries]
+    g = integrated.grid(n_batteries, n)
+    _, w = hermegauss(n)
+    w = w / w.sum()
+    weight = np.prod(w[g.digits], axis=1)
+    assert (weight >= integrated.PRUNE).all()
+    assert 1.0 - weight.sum() < 1e-6
+    every = np.array(list(product(range(n), repeat=n_batteries)))
+    heavy = np.prod(w[every], axis=1) >= integrated.PRUNE
+    assert heavy.sum() == len(g.digits) < len(every)
+    with pytest.raises(ValueError, match="no node"):
+        integrated.grid(n_batteries, n, prune=1.0)
