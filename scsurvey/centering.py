@@ -237,7 +237,9 @@ def group_pilot(responses, battery_of_item, groups: dict, X=None) -> dict:
             k = int(present.sum())
             denom = prec.sum() - np.sum(prec**2) / prec.sum()
             tau2 = max(0.0, (q - (k - 1)) / denom) if k > 1 and denom > 0 else 0.0
-            s2 = float(v / np.mean(sizes[present]))  # a level of typical size
+            # a level's sampling variance at the harmonic mean size: the small levels, whose
+            # intercepts the data inform least, are where a centred form funnels
+            s2 = float(v * np.mean(1.0 / sizes[present]))
             w = tau2 / (tau2 + s2) if s2 > 0 else 0.0
             out[gid].append({"s2": float(s2), "tau2": float(tau2), "w": float(w)})
     return out
