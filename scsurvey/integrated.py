@@ -563,9 +563,10 @@ def compute(idata, max_draws: int | None = INTEGRATED_DRAWS, per_dim: int | None
         centre, scale = adaptive_grid(idata)
         loglik, cdf_hi, cdf_lo = integrate(pop, y, centre, scale, per_dim)
         method, nodes = "adaptive Gauss-Hermite", per_dim or NODES_PER_DIM.get(pop.mean.shape[2], 5)
+        pruned = PRUNE
     else:
         loglik, cdf_hi, cdf_lo = conditional(pop, pop.mean, y)
-        method, nodes = "none: no respondent residual to integrate", 1
+        method, nodes, pruned = "none: no respondent residual to integrate", 1, 0.0
     post = small.posterior
     shape = (post.sizes["chain"], post.sizes["draw"], y.shape[0])
     coords = {
@@ -584,7 +585,7 @@ def compute(idata, max_draws: int | None = INTEGRATED_DRAWS, per_dim: int | None
         attrs={
             "method": method,
             "nodes_per_battery": nodes,
-            "pruned_below": PRUNE,
+            "pruned_below": pruned,
         },
     )
 
