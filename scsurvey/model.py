@@ -14,7 +14,8 @@ Parameterisation (why, measured in docs/design.md): item discriminations are wri
 centred; the pooled item locations, threshold gaps and item deviations partially centred,
 with a weight per battery chosen from the data (:mod:`scsurvey.centering`); respondent- and
 group-level effects, informed by few answers each, non-centred. Group effects are zero-sum
-over levels and covariates centred, so the thresholds alone carry the location.
+over levels (or, with ``components.group_mean = "respondents"``, over respondents) and
+covariates centred, so the thresholds alone carry the location.
 """
 
 from __future__ import annotations
@@ -241,6 +242,23 @@ def _residual(priors, n_batteries, correlated):
     return z @ chol.T
 
 
+def level_shares(index: np.ndarray, n_levels: int) -> np.ndarray:
+    """Each level's share of the respondents (``components.group_mean = "respondents"``).
+
+    Parameters
+    ----------
+    index : ndarray of int, shape (respondent,)
+        Each respondent's level.
+    n_levels : int
+
+    Returns
+    -------
+    ndarray of float, shape (n_levels,)
+        Shares summing to one.
+    """
+    return np.bincount(index, minlength=n_levels) / len(index)
+
+
 def nesting_projection(group, parent) -> np.ndarray:
     """Matrix P with z @ P = z minus the mean of z over each parent level's children."""
     parent_of = np.array([parent.levels.index(p) for p in group.parents])
@@ -429,7 +447,14 @@ def build(
                 z = _nested_zero_sum(gid, group, cb.group(group.nested_in), sd**w)
             else:
                 z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
-            u = pm.Deterministic(f"u_{gid}", sd ** (1 - w) * z, dims=(dims.BATTERY, gid))
+            u = sd ** (1 - w) * z
+            if comp.group_mean == "respondents":
+                # zero at the respondents' average, as the centred covariates are: with levels
+                # of 1,157 and 16 respondents, zero-sum over levels moves the large level
+                # whenever the small one moves, and the thresholds with it (docs/design.md)
+                share = _data(f"share_{gid}", level_shares(data.groups[gid], len(group.levels)), dims=gid)
+                u = u - (u @ share)[:, None]
+            u = pm.Deterministic(f"u_{gid}", u, dims=(dims.BATTERY, gid))
             if len(group.levels) <= ONEHOT_MAX_LEVELS:
                 # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
                 member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)

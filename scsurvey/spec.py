@@ -37,6 +37,13 @@ class Components:
     # False: no respondent residual; the latent scale is the logistic's, discriminations are
     # fixed at 1 and the model is a cumulative logit with group intercepts (one-item surveys)
     residual: bool = True
+    # where each grouping factor's intercepts average to zero: "levels" (zero-sum over its
+    # levels) or "respondents" (weighted by the levels' sizes, as the covariates are centred),
+    # so that an unbalanced factor does not trade its effect against the thresholds
+    group_mean: str = "levels"
+
+
+GROUP_MEANS = ("levels", "respondents")
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,7 @@ class ModelSpec:
             "correlated": c.correlated,
             "discrimination": c.discrimination,
             "residual": c.residual,
+            "group_mean": c.group_mean,
             "priors": copy.deepcopy(self.priors),
             "centering": dict(self.centering),
         }
@@ -165,6 +173,7 @@ MODEL_KEYS = (
     "correlated",
     "discrimination",
     "residual",
+    "group_mean",
     "priors",
     "centering",
 )
@@ -196,7 +205,12 @@ def _components(comp: dict, source: str) -> Components:
         correlated=_typed(comp.get("correlated", False), bool, source, "components.correlated"),
         discrimination=_typed(comp.get("discrimination", True), bool, source, "components.discrimination"),
         residual=_typed(comp.get("residual", True), bool, source, "components.residual"),
+        group_mean=_typed(comp.get("group_mean", "levels"), str, source, "components.group_mean"),
     )
+    if components.group_mean not in GROUP_MEANS:
+        raise SpecError(
+            f"{source}: components.group_mean = {components.group_mean!r}: expected one of {GROUP_MEANS}"
+        )
     if not components.residual:
         for key, value, why in (
             ("discrimination", components.discrimination, "the discriminations are fixed at 1"),
@@ -326,8 +340,9 @@ def spec_from_configs(
     """A spec from configuration dicts, validated like a spec file.
 
     ``model_config`` keys: ``link``, ``covariates``, ``groups``, ``item_covariates``,
-    ``correlated``, ``priors`` (overrides of :data:`scsurvey.priors.DEFAULT_PRIORS`),
-    ``centering``; ``sampler_config`` keys: the fields of :class:`Sampler`.
+    ``correlated``, ``discrimination``, ``residual``, ``group_mean``, ``priors`` (overrides
+    of :data:`scsurvey.priors.DEFAULT_PRIORS`), ``centering``; ``sampler_config`` keys: the
+    fields of :class:`Sampler`.
 
     Examples
     --------

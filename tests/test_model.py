@@ -223,6 +223,38 @@ def test_group_effects_sum_to_zero_and_eta_handles_missing():
     np.testing.assert_allclose(delta[..., 4:].sum(-1), 0, atol=1e-10)
 
 
+def unbalanced_site_data(n=60, small=4, seed=0):
+    """Generic answers whose site s3 holds ``small`` respondents and s1 most of the rest."""
+    raw = generic_codebook()
+    frame = generic_frame(raw, n=n, seed=seed)
+    frame["site"] = ["s3"] * small + ["s2"] * 10 + ["s1"] * (n - small - 10)
+    return prepare(frame, parse_codebook(raw), "generic")
+
+
+@pytest.mark.parametrize("group_mean", ["levels", "respondents"])
+def test_group_effects_average_zero_where_the_spec_says(group_mean):
+    data = unbalanced_site_data()
+    built = build(make_spec(groups=["site"], group_mean=group_mean), data)
+    u = pm.sample_prior_predictive(20, model=built.model, random_seed=3).prior["u_site"].values
+    over_respondents = u[..., data.groups["site"]].mean(-1)  # (chain, draw, battery)
+    # exact identities of the parameterisation, so only floating-point error is tolerated
+    if group_mean == "levels":
+        np.testing.assert_allclose(u.sum(-1), 0, atol=1e-10)
+        assert np.abs(over_respondents).max() > 0.01
+    else:
+        np.testing.assert_allclose(over_respondents, 0, atol=1e-10)
+        assert np.abs(u.sum(-1)).max() > 0.01
+    # the contrasts between levels, which the sd describes, are the same in both forms
+    other = build(make_spec(groups=["site"], group_mean="levels"), data)
+    v = pm.sample_prior_predictive(20, model=other.model, random_seed=3).prior["u_site"].values
+    np.testing.assert_allclose(np.diff(u, axis=-1), np.diff(v, axis=-1), atol=1e-10)
+
+
+def test_an_unknown_group_mean_names_the_key():
+    with pytest.raises(SpecError, match=r"components.group_mean = 'sample'.*levels.*respondents"):
+        make_spec(groups=["site"], group_mean="sample")
+
+
 @pytest.mark.parametrize("link", ["logit", "probit"])
 @pytest.mark.parametrize(
     "support",
