@@ -48,7 +48,9 @@ $(PEERS)/.installed: pyproject.toml
 	$(PEERS)/bin/python -m pip install --quiet -e '.[peers]'
 	touch $@
 
-setup: $(STAMP) ## create .venv and install the package with its extras
+setup: $(STAMP) ## create .venv, install the package with its extras, write the data and compile MODEL for them
+	$(MAKE) data
+	$(PY) -m scsurvey warm $(MODEL)
 
 $(DATA): $(TWIN) data/codebook/scs2020.toml models/full.toml $(DATA_CODE) | $(STAMP)
 	$(PY) -m scsurvey data --twin $(TWIN) --out $(dir $@)

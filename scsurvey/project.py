@@ -7,6 +7,8 @@ What the CLI and Make use: fit a named spec into ``models/<name>/posterior.nc`` 
 from __future__ import annotations
 
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -86,6 +88,44 @@ def fit(
     idata = model.fit(progress=progress, **changes)
     model.save(paths["posterior"], run_json=paths["run"])
     return idata, model.run
+
+
+# a warm-up fit: enough draws for every step after sampling to run, nothing more
+WARM_SAMPLER = {"draws": 20, "tune": 20, "chains": 1, "rounds": 1, "prior_draws": 20}
+
+
+def warm(name: str, root: Path | str = ".", progress: bool = False) -> dict:
+    """Compile model ``name`` for its data into the on-disk caches, storing no posterior.
+
+    Runs the fit's every step on a few draws: the sampler's compiled log-density (PyTensor's
+    and nutpie's caches, keyed by the model's structure and sizes) and the Numba kernels of
+    the predictive draws and the integrated likelihood. A later ``fit`` of the same spec
+    and data file, or of new data of the same sizes, finds them compiled. ``make setup``
+    runs it, as rstanarm compiles its models when it is installed.
+
+    Parameters
+    ----------
+    name : str
+        Spec name: ``models/<name>.toml``.
+    root : Path or str
+        Project root.
+    progress : bool
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    dict
+        The warm-up fit's timings (``compile_s``, ``sample_s``, ``predictive_s``,
+        ``integrated_s``) and its wall time (``wall_s``).
+    """
+    from .api import SurveyModel
+
+    t0 = time.perf_counter()
+    model = SurveyModel.from_spec(model_paths(name, root)["spec"], root=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 20 draws fail the diagnostics by design
+        model.fit(progress=progress, log=lambda _line: None, **WARM_SAMPLER)
+    return {**model.run["timing_s"], "wall_s": time.perf_counter() - t0}
 
 
 def load_posterior(name: str, root: Path | str = ".", check: bool = True) -> az.InferenceData:

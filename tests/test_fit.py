@@ -296,3 +296,17 @@ def test_a_start_that_is_not_finite_is_refused_naming_the_variable(value):
     else:
         with pytest.raises(FloatingPointError, match="y_start_check"):
             check_compiled(compiled, model)
+
+
+def test_warm_compiles_the_model_and_stores_nothing(tiny_fit):
+    from scsurvey.project import warm
+
+    project, *_ = tiny_fit
+    models = project / "models"
+    before = {p: p.read_bytes() for p in sorted(models.rglob("*")) if p.is_file()}
+    timing = warm("full", root=project)
+    after = {p: p.read_bytes() for p in sorted(models.rglob("*")) if p.is_file()}
+    assert after == before  # no posterior, run.json or lock written or replaced
+    for step in ("compile_s", "sample_s", "predictive_s", "integrated_s"):
+        assert timing[step] > 0, step
+    assert timing["wall_s"] >= timing["compile_s"] + timing["sample_s"]
