@@ -95,7 +95,7 @@ def cmd_status(args) -> int:
     """Exit non-zero when a model's stored posterior failed its diagnostics."""
     import json
 
-    from .project import model_paths
+    from .paths import model_paths
 
     run_file = model_paths(args.model, args.root)["run"]
     if not run_file.exists():
@@ -376,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     if getattr(args, "model", None) and args.command in MODEL_COMMANDS:
+        from .paths import known_models
+
         known = known_models(args.root)
         if args.model not in known:
             print(
@@ -392,11 +394,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scsurvey {args.command}: {err}", file=sys.stderr)
         print("(run with --debug for the traceback)", file=sys.stderr)
         return EXIT_USAGE
-
-
-def known_models(root: str) -> list[str]:
-    """The model specs in ``<root>/models``."""
-    return sorted(p.stem for p in (Path(root) / "models").glob("*.toml"))
 
 
 def project_errors() -> tuple[type[Exception], ...]:

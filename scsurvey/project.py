@@ -14,6 +14,7 @@ from pathlib import Path
 import arviz as az
 
 from .codebook import load_codebook
+from .paths import known_models, model_paths  # noqa: F401 (re-exported)
 from .spec import ModelSpec, load_spec
 from .storage import code_hash, read_posterior
 from .survey import SurveyData, load_survey
@@ -21,23 +22,6 @@ from .survey import SurveyData, load_survey
 
 class StalePosteriorError(RuntimeError):
     """A stored posterior no longer matches its spec or data."""
-
-
-def model_paths(name: str, root: Path | str = ".") -> dict[str, Path]:
-    """Where a model's spec and outputs live."""
-    root = Path(root)
-    out_dir = root / "models" / name
-    return {
-        "spec": root / "models" / f"{name}.toml",
-        "dir": out_dir,
-        "posterior": out_dir / "posterior.nc",
-        "run": out_dir / "run.json",
-    }
-
-
-def known_models(root: Path | str = ".") -> list[str]:
-    """The model specs in ``<root>/models``."""
-    return sorted(p.stem for p in (Path(root) / "models").glob("*.toml"))
 
 
 def load_inputs(spec: ModelSpec, root: Path | str = ".") -> SurveyData:
