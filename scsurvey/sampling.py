@@ -1,8 +1,9 @@
 """Run NUTS: compile a model for its sampler and sample in rounds until the diagnostics pass
 with margin.
 
-A round after divergences starts afresh at a higher ``target_accept``; otherwise it adds
-chains. See :func:`sample`.
+A round after divergences starts afresh at a higher ``target_accept``; a round after an
+R-hat that more chains of the same length would not lower starts afresh with longer chains;
+otherwise a round adds chains. See :func:`sample` and :func:`plan_round`.
 """
 
 from __future__ import annotations
@@ -156,21 +157,21 @@ def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = N
 
 
 def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
-    """Compile once; return ``draw(seed, target_accept)`` drawing the spec's chains."""
+    """Compile once; return ``draw(seed, target_accept, draws)`` drawing the spec's chains."""
     s = spec.sampler
     if s.name == "nutpie":
         inputs = s.data_inputs and s.nutpie_backend == "numba"  # XLA gains from constants
         compiled = compile_nutpie(model, s.nutpie_backend, swappable=inputs)
         check_compiled(compiled, model)
-        return lambda seed, target_accept: sample_nutpie(
-            compiled, replace(s, target_accept=target_accept), progress, seed=seed
+        return lambda seed, target_accept, draws: sample_nutpie(
+            compiled, replace(s, target_accept=target_accept, draws=draws), progress, seed=seed
         )
 
     check_initial_point(model)
 
-    def draw(seed, target_accept):  # PyMC and numpyro compile inside pm.sample
+    def draw(seed, target_accept, draws):  # PyMC and numpyro compile inside pm.sample
         return pm.sample(
-            draws=s.draws,
+            draws=draws,
             tune=s.tune,
             chains=s.chains,
             cores=min(s.cores, s.chains),
@@ -203,6 +204,75 @@ def next_round(divergences: int, target_accept: float) -> tuple[str, float]:
     return "add", target_accept
 
 
+# a round lengthens the chains when the R-hat their length allows is above this share of
+# the margin: more chains would then average about that R-hat, not below the margin
+FLOOR_SHARE = 0.8
+LENGTHEN_MAX = 4.0  # at most this many times the previous round's draws per chain
+
+
+def rhat_floor(chains: int, min_ess_bulk: float) -> float:
+    """The R-hat that chains of this length average, however many there are.
+
+    Split R-hat compares each half chain's mean with the others'; the spread of those means
+    is set by each half's own effective sample size, so its expectation is about
+    ``1 + chains / ESS`` for the quantity of least bulk ESS (measured on AR(1) draws of
+    ESS 0.076 per draw, 1,500 per chain: R-hat - 1 averaged 0.0088, 0.0081 and 0.0084 with
+    4, 8 and 12 chains, 0.0043 with 4 chains of 3,000; docs/design.md).
+
+    Parameters
+    ----------
+    chains : int
+        Chains in the posterior the ESS was computed on.
+    min_ess_bulk : float
+        The least bulk ESS over the posterior's quantities.
+
+    Returns
+    -------
+    float
+    """
+    return 1.0 + chains / max(float(min_ess_bulk), 1.0)
+
+
+def plan_round(diag, chains: int, draws: int, target_accept: float, rhat_target: float):
+    """What the next sampling round does after a fit that is not clean, or not within the
+    margin.
+
+    Divergences: start afresh at a higher ``target_accept`` (:func:`next_round`). An R-hat
+    floor (:func:`rhat_floor`) above ``FLOOR_SHARE`` of the margin: start afresh with
+    chains long enough to bring the floor to two thirds of the margin (at most
+    ``LENGTHEN_MAX`` times as long, in hundreds of draws), since more chains of the same
+    length would leave R-hat where it is. Otherwise: add chains, which narrow the noise of
+    R-hat around a floor that is within the margin.
+
+    Parameters
+    ----------
+    diag : Diagnostics
+        Of the posterior so far.
+    chains : int
+        Its chains.
+    draws : int
+        Draws per chain of the last round.
+    target_accept : float
+    rhat_target : float
+        The margin (``sampler.rhat_target``).
+
+    Returns
+    -------
+    action : {"restart", "lengthen", "add"}
+    target_accept : float
+    draws : int
+        Draws per chain of the next round.
+    """
+    if diag.divergences:
+        action, target_accept = next_round(diag.divergences, target_accept)
+        return action, target_accept, draws
+    excess = rhat_floor(chains, diag.min_ess_bulk) - 1.0
+    if excess > FLOOR_SHARE * (rhat_target - 1.0):
+        factor = min(LENGTHEN_MAX, 1.5 * excess / (rhat_target - 1.0))
+        return "lengthen", target_accept, int(np.ceil(draws * factor / 100.0) * 100)
+    return "add", target_accept, draws
+
+
 def merge_chains(first: az.InferenceData, more: az.InferenceData) -> az.InferenceData:
     """``first`` with the chains of ``more`` appended (posterior and, where both have it,
     sample_stats)."""
@@ -231,11 +301,12 @@ def sample(
 
     The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
     :func:`diagnose`), or pass with max R-hat above ``sampler.rhat_target`` (a margin below
-    the 1.01 threshold, so that the fit stays clean on another CPU), another round either
-    adds as many chains, each with its own seed and tuning, or, after divergences, starts
-    afresh at a higher ``target_accept`` (:func:`next_round`), until ``sampler.rounds``
-    rounds are done or ``sampler.budget_s`` seconds of sampling are spent (a round is not
-    started when the previous one says it would overrun).
+    the 1.01 threshold, so that the fit stays clean on another CPU), another round
+    (:func:`plan_round`) either adds as many chains, each with its own seed and tuning;
+    or, when chains of this length cannot bring R-hat within the margin, starts afresh with
+    longer chains; or, after divergences, starts afresh at a higher ``target_accept``;
+    until ``sampler.rounds`` rounds are done or ``sampler.budget_s`` seconds of sampling
+    are spent (a round is not started when the previous one says it would overrun).
 
     Parameters
     ----------
@@ -252,7 +323,8 @@ def sample(
         Groups ``posterior`` and ``sample_stats``, every round's chains.
     timing : dict
         ``compile_s``, ``sample_s``, ``device`` (the platform the log-density ran on) and
-        ``rounds``: per round its seed, chains, seconds, what the diagnostics said after it
+        ``rounds``: per round its seed, action, chains, draws, seconds, what the diagnostics
+        said after it
         (``clean``) and whether it met the margin (``margin``); ``diagnostics``, the
         :class:`~scsurvey.diagnostics.Diagnostics` of the draws returned.
     """
@@ -266,24 +338,28 @@ def sample(
     draw = _sampler_for(model, spec, progress)
     t1 = time.perf_counter()
     idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
+    draws = s.draws
     while True:
         k = len(rounds)
         r0 = time.perf_counter()
-        more = draw(round_seed(s.seed, k), target_accept)
-        idata = more if idata is None or action == "restart" else merge_chains(idata, more)
+        more = draw(round_seed(s.seed, k), target_accept, draws)
+        idata = more if idata is None or action != "add" else merge_chains(idata, more)
         seconds = time.perf_counter() - r0
         diag = diagnose(idata)
+        chains = int(idata.posterior.sizes["chain"])
         rounds.append(
             {
                 "round": k + 1,
                 "seed": round_seed(s.seed, k),
                 "action": "first" if k == 0 else action,
                 "target_accept": target_accept,
+                "draws": draws,
                 "chains_added": s.chains,
-                "chains_total": int(idata.posterior.sizes["chain"]),
+                "chains_total": chains,
                 "seconds": seconds,
                 "clean": diag.ok,
                 "failures": diag.failures,
+                "rhat_floor": rhat_floor(chains, diag.min_ess_bulk),
             }
         )
         settled = diag.ok and diag.max_rhat <= s.rhat_target
@@ -294,24 +370,31 @@ def sample(
             verdict = f"clean, but max R-hat {diag.max_rhat:.4f} > the margin {s.rhat_target}"
         else:
             verdict = "not clean: " + "; ".join(diag.failures)
-        log(
-            f"round {k + 1}/{s.rounds}: {rounds[-1]['chains_total']} chains x {s.draws} draws "
-            f"in {seconds:.1f} s, {verdict}"
-        )
+        log(f"round {k + 1}/{s.rounds}: {chains} chains x {draws} draws in {seconds:.1f} s, {verdict}")
         spent = time.perf_counter() - t1
         if settled or len(rounds) >= s.rounds:
             break
-        if spent + seconds > s.budget_s:
+        action, target_accept, next_draws = plan_round(diag, chains, draws, target_accept, s.rhat_target)
+        # a round's cost grows with its draws; tuning is the same
+        estimate = seconds * (next_draws + s.tune) / (draws + s.tune)
+        if spent + estimate > s.budget_s:
             log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")
             break
-        action, target_accept = next_round(diag.divergences, target_accept)
+        seed = round_seed(s.seed, k + 1)
         if action == "restart":
             log(
                 f"round {k + 2}/{s.rounds}: divergences: a fresh run of {s.chains} chains at "
-                f"target_accept {target_accept} (seed {round_seed(s.seed, k + 1)})"
+                f"target_accept {target_accept} (seed {seed})"
+            )
+        elif action == "lengthen":
+            log(
+                f"round {k + 2}/{s.rounds}: chains of {draws} draws average R-hat about "
+                f"{rhat_floor(chains, diag.min_ess_bulk):.4f} however many there are: a fresh run of "
+                f"{s.chains} chains x {next_draws} draws (seed {seed})"
             )
         else:
-            log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {round_seed(s.seed, k + 1)})")
+            log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {seed})")
+        draws = next_draws
     t2 = time.perf_counter()
     timing = {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}
     return idata, {**timing, "diagnostics": diag}

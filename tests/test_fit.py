@@ -176,40 +176,45 @@ def fake_sampler(shift):
     """Draws of one parameter, iid normal; every round's second chain moved by ``shift``."""
     calls = []
 
-    def draw(seed, target_accept):
+    def draw(seed, target_accept, draws):
         calls.append(seed)
         rng = np.random.default_rng(seed)
-        x = rng.standard_normal((2, 2000))
+        x = rng.standard_normal((2, draws))
         x[1] += shift
-        stats = {"diverging": np.zeros((2, 2000), bool), "energy": rng.standard_normal((2, 2000))}
+        stats = {"diverging": np.zeros((2, draws), bool), "energy": rng.standard_normal((2, draws))}
         return az.from_dict(posterior={"x": x}, sample_stats=stats)
 
     return draw, calls
 
 
 @pytest.mark.parametrize(
-    ("shift", "target", "rounds_run"),
+    ("shift", "target", "rounds_run", "chains"),
     # a shift of 0.15 sd in one chain of two gives R-hat 1.0019-1.0025 with these seeds:
-    # clean, within the default margin 1.005, never within 1.001
-    [(0.0, 1.005, 1), (3.0, 1.005, 3), (0.15, 1.005, 1), (0.15, 1.001, 3)],
+    # clean, within the default margin 1.005, never within 1.001; iid draws have an R-hat
+    # floor far below either, so those rounds add chains. A shift of 3 sd leaves a bulk ESS
+    # of a few: each round starts afresh with longer chains.
+    [(0.0, 1.005, 1, 2), (3.0, 1.005, 3, 2), (0.15, 1.005, 1, 2), (0.15, 1.001, 3, 6)],
 )
 def test_sampling_goes_on_in_rounds_until_clean_with_margin_or_out_of_rounds(
-    monkeypatch, shift, target, rounds_run
+    monkeypatch, shift, target, rounds_run, chains
 ):
     import scsurvey.sampling as fit_module
     from scsurvey.spec import parse_spec
 
     draw, calls = fake_sampler(shift)
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
-    spec = parse_spec({"sampler": {"chains": 2, "rounds": 3, "rhat_target": target}}, "t")
+    spec = parse_spec({"sampler": {"chains": 2, "draws": 2000, "rounds": 3, "rhat_target": target}}, "t")
     lines = []
     idata, timing = fit_module.sample(None, spec, progress=False, log=lines.append)
     assert len(calls) == rounds_run == len(timing["rounds"])
-    assert idata.posterior.sizes["chain"] == 2 * rounds_run
+    assert idata.posterior.sizes["chain"] == chains
     assert len(set(calls)) == rounds_run  # a new seed every round
+    if shift == 3.0:
+        assert [r["action"] for r in timing["rounds"]] == ["first", "lengthen", "lengthen"]
+        assert [r["draws"] for r in timing["rounds"]] == [2000, 8000, 32000]
     assert timing["rounds"][-1]["clean"] is (shift < 1)
     assert timing["rounds"][-1]["margin"] is (shift < 1 and rounds_run == 1)
-    assert lines[0].startswith("round 1/3: 2 chains x 1000 draws")
+    assert lines[0].startswith("round 1/3: 2 chains x 2000 draws")
     if target == 1.001:
         assert "clean, but max R-hat 1.00" in lines[0] and "> the margin 1.001" in lines[0]
 
@@ -234,7 +239,7 @@ def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent
 
     seen = []
 
-    def draw(seed, target_accept):
+    def draw(seed, target_accept, draws):
         seen.append(target_accept)
         rng = np.random.default_rng(seed)
         diverging = np.zeros((2, 2000), bool)
@@ -310,3 +315,51 @@ def test_warm_compiles_the_model_and_stores_nothing(tiny_fit):
     for step in ("compile_s", "sample_s", "predictive_s", "integrated_s"):
         assert timing[step] > 0, step
     assert timing["wall_s"] >= timing["compile_s"] + timing["sample_s"]
+
+
+def ar1_draws(rng, chains, draws, rho=0.86, k=1):
+    """Stationary AR(1) chains: bulk ESS about 0.076 per draw at rho = 0.86."""
+    from scipy.signal import lfilter
+
+    e = rng.standard_normal((k, chains, draws + 300)) * np.sqrt(1 - rho**2)
+    return lfilter([1.0], [1.0, -rho], e, axis=-1)[..., 300:]
+
+
+@pytest.mark.parametrize(("chains", "draws"), [(4, 1500), (12, 1500), (4, 3000)])
+def test_the_rhat_floor_predicts_the_mean_rhat_whatever_the_number_of_chains(chains, draws):
+    from scsurvey.convergence import rank_diagnostics
+    from scsurvey.sampling import rhat_floor
+
+    x = ar1_draws(np.random.default_rng(chains * draws), chains, draws, k=300)
+    d = rank_diagnostics(np.moveaxis(x, 0, -1))
+    mean_excess = float((d["rhat"] - 1).mean())
+    floor_excess = rhat_floor(chains, float(np.median(d["ess_bulk"]))) - 1
+    # 300 quantities put the mean's own noise near 5%; 20% leaves room for the approximation
+    assert mean_excess == pytest.approx(floor_excess, rel=0.2)
+
+
+@pytest.mark.parametrize("policy", ["planned", "always add"])
+def test_slowly_mixing_chains_are_lengthened_where_more_chains_would_not_help(monkeypatch, policy):
+    import scsurvey.sampling as fit_module
+    from scsurvey.spec import parse_spec
+
+    def draw(seed, target_accept, draws):
+        rng = np.random.default_rng(seed)
+        x = ar1_draws(rng, 4, draws, k=20)  # 20 quantities of the same slow mixing
+        stats = {"diverging": np.zeros((4, draws), bool), "energy": rng.standard_normal((4, draws))}
+        return az.from_dict(posterior={"x": np.moveaxis(x, 0, -1)}, sample_stats=stats)
+
+    monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
+    if policy == "always add":
+        monkeypatch.setattr(fit_module, "FLOOR_SHARE", float("inf"))
+    spec = parse_spec({"sampler": {"chains": 4, "draws": 1500, "rounds": 3}}, "t")
+    idata, timing = fit_module.sample(None, spec, progress=False, log=lambda line: None)
+    rounds = timing["rounds"]
+    assert rounds[0]["rhat_floor"] > 1.005  # 4 chains of 1,500 draws of ESS 0.076 per draw
+    if policy == "planned":
+        assert [r["action"] for r in rounds] == ["first", "lengthen"]
+        assert rounds[1]["draws"] > 1500 and idata.posterior.sizes["chain"] == 4
+        assert rounds[-1]["margin"]
+    else:  # 8 and 12 chains of the same length: R-hat stays near its floor
+        assert [r["action"] for r in rounds] == ["first", "add", "add"]
+        assert not rounds[-1]["margin"]
