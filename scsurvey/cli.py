@@ -10,7 +10,7 @@ from pathlib import Path
 BANNER = "!" * 78
 EXIT_UNCLEAN = 3  # a fit stored but flagged: its diagnostics failed
 EXIT_USAGE = 2  # bad input: an unknown model, a malformed spec, codebook or data file
-MODEL_COMMANDS = ("fit", "status", "report", "mrp", "screenshots", "sbc", "seeds", "deps")
+MODEL_COMMANDS = ("fit", "warm", "status", "report", "mrp", "screenshots", "sbc", "seeds", "deps")
 
 
 def _progress_default() -> bool:

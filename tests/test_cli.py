@@ -105,11 +105,12 @@ class _nothing:
         return False
 
 
-def test_an_unknown_model_lists_the_models_there_are(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["fit", "warm", "status"])
+def test_an_unknown_model_lists_the_models_there_are(tmp_path, capsys, command):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "alpha.toml").write_text("")
     (tmp_path / "models" / "beta.toml").write_text("")
-    assert cli.main(["--root", str(tmp_path), "fit", "gamma"]) == 2
+    assert cli.main(["--root", str(tmp_path), command, "gamma"]) == 2
     err = capsys.readouterr().err
     assert "no model 'gamma'" in err and "models: alpha, beta" in err
 
