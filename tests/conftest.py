@@ -112,7 +112,7 @@ def make_project(tmp_path, csv, spec="full", sampler=None) -> Path:
     return tmp_path
 
 
-# two rounds: 2 x 100 draws cannot pass, so the second round (2 more chains) always runs
+# two rounds: 2 x 100 draws cannot pass, so the second round (longer chains) always runs
 TINY_SAMPLER = {"draws": 100, "tune": 150, "chains": 2, "rounds": 2}
 
 
