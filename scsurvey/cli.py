@@ -236,9 +236,10 @@ def cmd_deps(args) -> int:
     Runs before the virtual environment exists (Make includes its output), so it reads the
     spec with the standard library alone.
     """
+    from .paths import model_paths
     from .tomlfile import read_toml
 
-    path = Path(args.root) / "models" / f"{args.model}.toml"
+    path = model_paths(args.model, args.root)["spec"]
     try:  # the standard library only: spec.py would pull in PyMC
         inputs = read_toml(path, ValueError, "model spec").get("inputs", {})
     except ValueError as err:

@@ -14,7 +14,7 @@ from pathlib import Path
 import arviz as az
 
 from .codebook import load_codebook
-from .paths import known_models, model_paths  # noqa: F401 (re-exported)
+from .paths import model_paths
 from .spec import ModelSpec, load_spec
 from .storage import code_hash, read_posterior
 from .survey import SurveyData, load_survey

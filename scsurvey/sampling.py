@@ -389,7 +389,7 @@ def sample(
         elif action == "lengthen":
             log(
                 f"round {k + 2}/{s.rounds}: chains of {draws} draws average R-hat about "
-                f"{rhat_floor(chains, diag.min_ess_bulk):.4f} however many there are: a fresh run of "
+                f"{rounds[-1]['rhat_floor']:.4f} however many there are: a fresh run of "
                 f"{s.chains} chains x {next_draws} draws (seed {seed})"
             )
         else:
