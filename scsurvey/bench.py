@@ -238,6 +238,8 @@ def fit_naive(spec: ModelSpec, data: SurveyData, chains: int | None = None, draw
 
 
 SECTIONS = ("gradient", "fits", "scaling", "approximate")
+# The peers of "fits": the plain PyMC model under PyMC's NUTS and under nutpie, and bambi
+PEERS = ("plain-pymc", "plain-nutpie", "bambi")
 
 
 def compare_approximation(spec: ModelSpec, data: SurveyData, steps: int | None = None) -> dict:
@@ -308,17 +310,20 @@ def run_bench(
     sections=SECTIONS,
     naive: bool = False,
     peers_python: str | None = None,
+    peers=PEERS,
 ) -> dict:
     """Measure and print everything `make bench` reports; write reports/bench/bench.json.
 
     ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
     default); ``sizes`` are the survey sizes of "scaling", fitted with NUTS up to ``nuts_max``
     respondents and with the approximate mode (``vi_steps`` steps) above; ``naive`` adds the
-    naive baseline to the fits, as a footnote; ``peers_python`` is the interpreter of an
-    environment with bambi (the bambi peer is skipped without it)."""
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise ValueError(f"bench sections {unknown}: expected some of {SECTIONS}")
+    naive baseline to the fits, as a footnote; ``peers`` picks among the peers of "fits"
+    (:data:`PEERS`, all by default); ``peers_python`` is the interpreter of an environment
+    with bambi (the bambi peer is skipped without it)."""
+    for name, given, known in (("sections", sections, SECTIONS), ("peers", peers, PEERS)):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(f"bench {name} {unknown}: expected some of {known}")
     root = Path(root)
     spec = load_spec(root / "models" / f"{model}.toml")
     if quick:
@@ -339,7 +344,7 @@ def run_bench(
         _gradients(spec, data, model, out)
         write_json_atomic(out, path)  # after each section, so a stopped run keeps what it measured
     if "fits" in sections:
-        _fits(spec, data, samplers, naive_chains, naive_draws, out, naive, peers_python)
+        _fits(spec, data, samplers, naive_chains, naive_draws, out, naive, peers_python, peers)
         write_json_atomic(out, path)
     if "scaling" in sections:
         sweep(root, model, sizes, nuts_max, out, path, vi_steps)
@@ -379,7 +384,9 @@ def _gradients(spec, data, model, out) -> None:
             print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
 
 
-def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive=False, peers_python=None) -> None:
+def _fits(
+    spec, data, samplers, naive_chains, naive_draws, out, naive=False, peers_python=None, peers=PEERS
+) -> None:
     print(f"== fits: {spec.sampler.chains} chains x ({spec.sampler.tune} tune + {spec.sampler.draws} draws)")
     for sampler in samplers:
         try:
@@ -387,22 +394,24 @@ def _fits(spec, data, samplers, naive_chains, naive_draws, out, naive=False, pee
         except Exception as err:
             out["fits"][f"project / {sampler}"] = r = {"error": repr(err)[:200]}
         print(_row(f"project / {sampler}", r), flush=True)
-    print("  peers: the same model written plainly but competently in PyMC, one run each")
+    print(f"  peers ({', '.join(peers)}); plain PyMC is the same model written plainly but competently")
     for sampler in ("pymc", "nutpie"):
+        if f"plain-{sampler}" not in peers:
+            continue
         try:
             out["fits"][f"plain PyMC / {sampler}"] = r = fit_plain(spec, data, sampler)
         except Exception as err:
             out["fits"][f"plain PyMC / {sampler}"] = r = {"error": repr(err)[:200]}
         print(_row(f"plain PyMC / {sampler}", r), flush=True)
-    if peers_python:
+    if "bambi" in peers and not peers_python:
+        print("  bambi: skipped (no environment with bambi given: make bench builds .venv-peers)")
+    elif "bambi" in peers:
         try:
             out["fits"]["bambi / nutpie"] = r = fit_bambi(spec, data, peers_python)
             print(f"  bambi, per battery: {r['formula']}")
         except Exception as err:
             out["fits"]["bambi / nutpie"] = r = {"error": repr(err)[:200]}
         print(_row("bambi / nutpie", r), flush=True)
-    else:
-        print("  bambi: skipped (no environment with bambi given: make bench builds .venv-peers)")
     if shutil.which("Rscript"):
         print("  brms: Rscript found, but the brms peer is not written (docs/performance.md)")
     else:

@@ -226,6 +226,7 @@ def cmd_bench(args) -> int:
         naive=args.naive,
         peers_python=args.peers_python,
         **({"sections": args.sections} if args.sections else {}),
+        **({"peers": args.peers} if args.peers else {}),
     )
     return 0
 
@@ -358,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         help="which of gradient, fits, scaling, approximate (default: all)",
     )
     p.add_argument("--naive", action="store_true", help="add the naive baseline as a footnote")
+    p.add_argument(
+        "--peers", nargs="*", default=None, help="which of plain-pymc, plain-nutpie, bambi (default: all)"
+    )
     p.add_argument("--peers-python", help="python of an environment with bambi (make bench: .venv-peers)")
     p.add_argument("--naive-chains", type=int, default=None, help="naive fit chains (default: spec)")
     p.add_argument("--naive-draws", type=int, default=None, help="naive fit draws (default: spec)")
