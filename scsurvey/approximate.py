@@ -16,13 +16,24 @@ import warnings
 import arviz as az
 import numpy as np
 import pymc as pm
-from scipy import stats
+import xarray as xr
 
 PSIS_K_MAX = 0.7
 METHOD = "advi"
 LABEL = "mean-field ADVI"
 START_SD = 0.05
 LEARNING_RATE = 0.01  # Adam: a higher ELBO than PyMC's default adagrad in the same steps
+# Draws from q are made and judged at most this many values (draws x unconstrained
+# dimension) at a time. One draw of `full` at 100,000 respondents holds about 200,000 values;
+# 2,000 draws at once (SciPy's densities, PyMC's sampler and its copies) peaked at 23 GB.
+CHUNK_VALUES = 20_000_000
+
+
+def chunk_sizes(draws: int, dim: int) -> list[int]:
+    """Split ``draws`` draws of ``dim`` values into chunks of at most :data:`CHUNK_VALUES`
+    values (one draw at least)."""
+    size = max(1, CHUNK_VALUES // max(dim, 1))
+    return [min(size, draws - start) for start in range(0, draws, size)]
 
 
 def psis_khat(model: pm.Model, approx, draws: int, seed: int) -> tuple[float, np.ndarray]:
@@ -46,8 +57,8 @@ def psis_khat(model: pm.Model, approx, draws: int, seed: int) -> tuple[float, np
     group = approx.groups[0]
     mu = np.asarray(approx.mean.eval(), dtype=float)
     sd = np.asarray(approx.std.eval(), dtype=float)
-    z = mu + sd * np.random.default_rng(seed).standard_normal((draws, mu.size))
-    log_q = stats.norm.logpdf(z, mu, sd).sum(axis=1)
+    rng = np.random.default_rng(seed)  # in chunks, the same draws as one (draws, dim) call
+    log_q_const = -np.log(sd).sum() - 0.5 * mu.size * np.log(2.0 * np.pi)
     logp = model.compile_logp()  # on the unconstrained space, Jacobians included
 
     def point(row):
@@ -55,12 +66,44 @@ def psis_khat(model: pm.Model, approx, draws: int, seed: int) -> tuple[float, np
             name: row[s].reshape(shape).astype(dtype) for name, s, shape, dtype in group.ordering.values()
         }
 
-    log_p = np.array([logp(point(row)) for row in z])
-    log_ratios = log_p - log_q
+    log_ratios = np.empty(draws)
+    start = 0
+    for n in chunk_sizes(draws, mu.size):
+        eps = rng.standard_normal((n, mu.size))
+        log_q = log_q_const - 0.5 * np.einsum("ij,ij->i", eps, eps)
+        log_p = np.array([logp(point(row)) for row in mu + sd * eps])
+        log_ratios[start : start + n] = log_p - log_q
+        start += n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ArviZ warns when k > 0.7: that is the result here
         _, khat = az.psislw(log_ratios.copy())
     return float(khat), log_ratios
+
+
+def draw(approx, draws: int, seed: int) -> az.InferenceData:
+    """``draws`` draws from the approximation as InferenceData (one chain), made
+    :func:`chunk_sizes` at a time into arrays of their final size: the memory of a large
+    survey's draws is then about their own size, not PyMC's several copies of them."""
+    sizes = chunk_sizes(draws, approx.ndim)
+    if len(sizes) == 1:
+        return approx.sample(draws, random_seed=seed, return_inferencedata=True)
+    rng = np.random.default_rng(seed)
+    out, start = None, 0
+    for n in sizes:
+        part = approx.sample(n, random_seed=rng, return_inferencedata=True)
+        post = part.posterior
+        if out is None:
+            first, template = part, post
+            out = {v: np.empty((1, draws, *da.shape[2:]), da.dtype) for v, da in post.data_vars.items()}
+        for v, da in post.data_vars.items():
+            out[v][:, start : start + n] = da.values
+        start += n
+        del part, post
+    coords = {k: c for k, c in template.coords.items() if "draw" not in c.dims}
+    first.posterior = xr.Dataset(
+        {v: (template[v].dims, a) for v, a in out.items()}, coords=coords, attrs=template.attrs
+    ).assign_coords(draw=np.arange(draws))
+    return first
 
 
 def fit_advi(
@@ -103,7 +146,7 @@ def fit_advi(
     t1 = time.perf_counter()
     khat, _ = psis_khat(model, approx, draws, seed + 1)
     t2 = time.perf_counter()
-    idata = approx.sample(draws, random_seed=seed + 2, return_inferencedata=True)
+    idata = draw(approx, draws, seed + 2)
     tail = np.asarray(approx.hist[-max(1, steps // 10) :], dtype=float)
     elbo = float(-tail.mean())
     for key, value in (("inference", LABEL), ("psis_khat", khat), ("elbo", elbo)):

@@ -84,3 +84,29 @@ def test_an_approximate_fit_is_labelled_in_the_file_run_json_and_report(tmp_path
     page = write_report("full", root=project).read_text()
     assert 'id="approximate"' in page and "Approximate posterior (mean-field ADVI)" in page
     assert "An approximate posterior (mean-field ADVI), not usable by its PSIS diagnostic." in page
+
+
+def test_draws_made_in_chunks_are_the_draws_made_at_once(monkeypatch):
+    """Large surveys draw from q in chunks (memory); the PSIS ratios must not depend on it
+    (the same random stream, row by row) and the stored draws must have q's moments."""
+    import scsurvey.approximate as approximate
+
+    model = gaussian_model(0.0)
+    with model:
+        approx = pm.fit(n=2000, method="advi", random_seed=4, progressbar=False)
+    k_whole, ratios_whole = approximate.psis_khat(model, approx, 3000, seed=9)
+    whole = approximate.draw(approx, 4000, seed=11)
+    monkeypatch.setattr(approximate, "CHUNK_VALUES", 2 * 700)  # chunks of 700 draws of 2 values
+    assert approximate.chunk_sizes(4000, 2) == [700] * 5 + [500]
+    k_chunked, ratios_chunked = approximate.psis_khat(model, approx, 3000, seed=9)
+    np.testing.assert_allclose(ratios_chunked, ratios_whole, rtol=1e-12, atol=1e-12)
+    assert k_chunked == pytest.approx(k_whole, abs=1e-9)
+    chunked = approximate.draw(approx, 4000, seed=11)
+    x = chunked.posterior["x"]
+    assert x.sizes["chain"] == 1 and list(x["draw"].values) == list(range(4000))
+    assert x.dims == whole.posterior["x"].dims
+    mu, sd = approx.mean.eval(), approx.std.eval()
+    # 4,000 independent draws: the mean's standard error is sd / 63; 5 standard errors
+    np.testing.assert_allclose(x.values.reshape(-1, 2).mean(0), mu, atol=5 * sd.max() / np.sqrt(4000))
+    np.testing.assert_allclose(x.values.reshape(-1, 2).std(0), sd, rtol=0.1)
+    assert not np.array_equal(x.values, whole.posterior["x"].values)  # other seeds per chunk
