@@ -88,17 +88,15 @@ def draw(approx, draws: int, seed: int) -> az.InferenceData:
     if len(sizes) == 1:
         return approx.sample(draws, random_seed=seed, return_inferencedata=True)
     rng = np.random.default_rng(seed)
-    out, start = None, 0
-    for n in sizes:
-        part = approx.sample(n, random_seed=rng, return_inferencedata=True)
-        post = part.posterior
-        if out is None:
-            first, template = part, post
-            out = {v: np.empty((1, draws, *da.shape[2:]), da.dtype) for v, da in post.data_vars.items()}
+    first = approx.sample(sizes[0], random_seed=rng, return_inferencedata=True)
+    template = first.posterior
+    out = {v: np.empty((1, draws, *da.shape[2:]), da.dtype) for v, da in template.data_vars.items()}
+    start = 0
+    for k, n in enumerate(sizes):
+        post = approx.sample(n, random_seed=rng, return_inferencedata=True).posterior if k else template
         for v, da in post.data_vars.items():
             out[v][:, start : start + n] = da.values
         start += n
-        del part, post
     coords = {k: c for k, c in template.coords.items() if "draw" not in c.dims}
     first.posterior = xr.Dataset(
         {v: (template[v].dims, a) for v, a in out.items()}, coords=coords, attrs=template.attrs

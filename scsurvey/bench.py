@@ -405,7 +405,7 @@ def _fits(
         print(_row(f"plain PyMC / {sampler}", r), flush=True)
     if "bambi" in peers and not peers_python:
         print("  bambi: skipped (no environment with bambi given: make bench builds .venv-peers)")
-    elif "bambi" in peers:
+    if "bambi" in peers and peers_python:
         try:
             out["fits"]["bambi / nutpie"] = r = fit_bambi(spec, data, peers_python)
             print(f"  bambi, per battery: {r['formula']}")

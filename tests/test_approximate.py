@@ -88,7 +88,7 @@ def test_an_approximate_fit_is_labelled_in_the_file_run_json_and_report(tmp_path
 
 def test_draws_made_in_chunks_are_the_draws_made_at_once(monkeypatch):
     """Large surveys draw from q in chunks (memory); the PSIS ratios must not depend on it
-    (the same random stream, row by row) and the stored draws must have q's moments."""
+    (one random stream, chunk after chunk) and the stored draws must have q's moments."""
     import scsurvey.approximate as approximate
 
     model = gaussian_model(0.0)
