@@ -31,7 +31,7 @@ REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 		awk -F'\t' '{printf "  make %-18s %s\n", $$1, $$2}'
-	@echo "  variables: MODEL=$(MODEL) (one of: $(MODELS)), ALLOW_UNCLEAN, PYTEST_ARGS, SBC_ARGS, BENCH_ARGS"
+	@echo "  variables: MODEL=$(MODEL) (one of: $(MODELS)), ALLOW_UNCLEAN, PYTEST_ARGS, TEST_WORKERS, SBC_ARGS, BENCH_ARGS"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -127,8 +127,11 @@ BENCH_ARGS ?=
 bench: $(DATA) | $(STAMP) $(PEERS)/.installed ## benchmark `full` against plain PyMC and bambi, by survey size, and ADVI beside NUTS (BENCH_ARGS="--sections fits"); JSON to reports/bench/
 	$(PY) -m scsurvey bench --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
 
-test: $(STAMP) ## the fast test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Two pytest-xdist workers: the suite's time is mostly single-threaded compilation
+# (tests/conftest.py keeps tests that share a fixture on one worker).
+TEST_WORKERS ?= 2
+test: $(STAMP) ## the fast test suite, on TEST_WORKERS processes
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-sbc: $(STAMP) ## the small SBC study (pytest -m sbc)
 	$(PY) -m pytest -m sbc $(PYTEST_ARGS)

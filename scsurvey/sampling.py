@@ -22,14 +22,20 @@ from pymc.model.transform.optimization import freeze_dims_and_data
 from .diagnostics import diagnose
 from .spec import ModelSpec
 
+# A function evaluated once runs PyTensor's Python implementations: C compilation of the
+# per-variable log-densities and the gradient took 75 s and 88 s cold on a 60-respondent model,
+# against 3 s and 5 s this way, with the same values.
+ONE_EVALUATION = {"mode": "FAST_COMPILE"}
+
 
 def check_initial_point(model: pm.Model) -> None:
     """Fail before sampling if the log-density or its gradient is not finite."""
     point = model.initial_point()
-    bad = {k: float(v) for k, v in model.point_logps(point).items() if not np.isfinite(v)}
+    logps = model.point_logps(point, **ONE_EVALUATION)
+    bad = {k: float(v) for k, v in logps.items() if not np.isfinite(v)}
     if bad:
         raise FloatingPointError(f"log-density not finite at the initial point: {bad}")
-    grad = model.compile_dlogp()(point)
+    grad = model.compile_dlogp(**ONE_EVALUATION)(point)
     if not np.all(np.isfinite(grad)):
         raise FloatingPointError("gradient of the log-density not finite at the initial point")
 

@@ -17,6 +17,15 @@ TWIN = ROOT / "data" / "codebook" / "scs2020.twin.toml"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs two workers with ``--dist loadgroup``) keep what
+    shares an expensive fixture on one worker: every test of the session's real fit
+    (``tiny_fit``) together, every other test with its module (module-scoped fixtures)."""
+    for item in items:
+        group = "tiny_fit" if "tiny_fit" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -12,6 +12,7 @@ from scsurvey.codebook import parse_codebook
 from scsurvey.likelihood import answer_tables, category_probs, ordinal_logp, ordinal_random
 from scsurvey.model import build, build_model, cholesky_from_partials, lkj_partial_alphas
 from scsurvey.priors import merge_priors, sd_rms
+from scsurvey.sampling import ONE_EVALUATION
 from scsurvey.spec import SpecError, parse_spec
 from scsurvey.survey import prepare
 
@@ -43,9 +44,9 @@ def test_builds_and_is_finite_at_the_initial_point(k, batteries, link):
     spec = make_spec(**FULL).replace(link=link)
     model = build_model(spec, data)
     point = model.initial_point()
-    logps = model.point_logps(point)
+    logps = model.point_logps(point, **ONE_EVALUATION)
     assert all(np.isfinite(v) for v in logps.values()), logps
-    grad = model.compile_dlogp()(point)
+    grad = model.compile_dlogp(**ONE_EVALUATION)(point)
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
     assert model.named_vars_to_dims["y"] == (dims.RESPONDENT, dims.ITEM)
     assert model["cuts"].type.shape[-1] in (None, k - 1)

@@ -19,6 +19,7 @@ from scsurvey.codebook import parse_codebook
 from scsurvey.integrated import compute
 from scsurvey.model import build
 from scsurvey.predictive import observed_dataset, respondent_log_likelihood, survey_constants
+from scsurvey.sampling import ONE_EVALUATION
 from scsurvey.spec import SpecError, parse_spec
 from scsurvey.survey import DataError, prepare
 
@@ -108,7 +109,7 @@ def _point(model, seed=3):
     rng = np.random.default_rng(seed)
     point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in ip.items()}
     outs = model.replace_rvs_by_values([model["cuts"], model["u_country"], model["u_country_wave"]])
-    det = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    det = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore", **ONE_EVALUATION)
     return point, det(point)
 
 
@@ -121,7 +122,7 @@ def test_the_no_residual_likelihood_is_a_cumulative_logit_in_the_group_intercept
     free = {v.name for v in m.free_RVs}
     assert not free & {"z_respondent", "a", "a_battery", "mu_alpha", "sigma_alpha", "gbar", "sigma_g"}
     point, (cuts, u_c, u_cw) = _point(m)
-    ours = m.compile_logp(vars=[m[dims.OBSERVED]], sum=True)(point)
+    ours = m.compile_logp(vars=[m[dims.OBSERVED]], sum=True, **ONE_EVALUATION)(point)
     eta = u_c[0, data.groups["country"]] + u_cw[0, data.groups["country_wave"]]
     c = np.concatenate([[-np.inf], cuts[0], [np.inf]])
     y = data.responses[:, 0]
@@ -137,7 +138,9 @@ def test_many_level_groups_through_a_gather_give_the_one_hot_log_density(monkeyp
     monkeypatch.setattr(model_module, "ONEHOT_MAX_LEVELS", 1)
     gathered = build(spec, data).model
     assert "index_country" in gathered.named_vars and "member_country" not in gathered.named_vars
-    assert gathered.compile_logp()(point) == pytest.approx(onehot.compile_logp()(point), rel=1e-12)
+    assert gathered.compile_logp(**ONE_EVALUATION)(point) == pytest.approx(
+        onehot.compile_logp(**ONE_EVALUATION)(point), rel=1e-12
+    )
 
 
 def test_centring_a_nested_factor_keeps_its_prior():
@@ -203,8 +206,8 @@ def test_the_distinct_respondents_weighted_give_the_full_log_density():
     distinct = len(built.sampling_model.coords[dims.RESPONDENT])
     assert distinct <= 9 * 4 < data.n_respondents  # 9 country-waves x 4 answers
     point, _ = _point(built.model)
-    full = built.model.compile_logp()(point)
-    assert built.sampling_model.compile_logp()(point) == pytest.approx(full, rel=1e-10)
+    full = built.model.compile_logp(**ONE_EVALUATION)(point)
+    assert built.sampling_model.compile_logp(**ONE_EVALUATION)(point) == pytest.approx(full, rel=1e-10)
     # a model with a residual has no such shortcut
     raw = generic_codebook(groups=False)
     two = prepare(generic_frame(raw, n=50), parse_codebook(raw), "generic")

@@ -8,7 +8,7 @@ import pytest
 from pymc.model.transform.optimization import freeze_dims_and_data
 
 from scsurvey import nutpie_numba
-from scsurvey.sampling import compile_nutpie
+from scsurvey.sampling import ONE_EVALUATION, compile_nutpie
 
 
 def test_the_pinned_nutpie_and_pytensor_have_what_the_cache_uses():
@@ -52,8 +52,10 @@ def test_cached_wrapper_gives_the_models_logp_and_gradient(small_model):
     code, logp, grad = _call_logp(compiled, x)
     assert code == 0
     # exact up to floating-point reassociation between the two compiled graphs
-    np.testing.assert_allclose(logp, small_model.compile_logp()(point), rtol=1e-10)
-    np.testing.assert_allclose(grad, small_model.compile_dlogp()(point), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(logp, small_model.compile_logp(**ONE_EVALUATION)(point), rtol=1e-10)
+    np.testing.assert_allclose(
+        grad, small_model.compile_dlogp(**ONE_EVALUATION)(point), rtol=1e-10, atol=1e-12
+    )
     # and a wrong dimension is refused, as in nutpie's own wrapper
     assert _call_logp(compiled, x[:-1])[0] == -1
 
@@ -112,8 +114,8 @@ def test_data_as_inputs_give_the_models_logp_before_and_after_new_data():
         names = [v.name for v in freeze_dims_and_data(model, data=[]).value_vars]
         code, logp, grad = _call_logp(c, x)
         assert code == 0
-        np.testing.assert_allclose(logp, model.compile_logp()(point), rtol=1e-10)
-        dlogp = model.compile_dlogp()(point)
+        np.testing.assert_allclose(logp, model.compile_logp(**ONE_EVALUATION)(point), rtol=1e-10)
+        dlogp = model.compile_dlogp(**ONE_EVALUATION)(point)
         sizes = [np.size(point[n]) for n in grad_order]
         parts = dict(zip(grad_order, np.split(dlogp, np.cumsum(sizes)[:-1]), strict=True))
         np.testing.assert_allclose(grad, np.concatenate([parts[n] for n in names]), rtol=1e-10, atol=1e-12)
