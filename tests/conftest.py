@@ -17,6 +17,7 @@ TWIN = ROOT / "data" / "codebook" / "scs2020.twin.toml"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`make test` runs two workers with ``--dist loadgroup``) keep what
     shares an expensive fixture on one worker: every test of the session's real fit

@@ -30,6 +30,15 @@ GROUPS = {
 mock_pymc_sample = pytest.fixture(scope="function")(mock_sample_setup_and_teardown)
 
 
+def test_the_tests_of_the_session_fit_share_one_worker(request, tiny_fit):
+    """`make test` runs two pytest-xdist workers with ``--dist loadgroup``: every test of the
+    session's fit is in one group, so the fit runs once. pytest-xdist marks the group in the
+    node id, and ignores it silently where pytest does not keep that mark (pytest-xdist#1386)."""
+    assert request.node.get_closest_marker("xdist_group").args == ("tiny_fit",)
+    if request.config.getoption("loadgroup", False):  # set on the workers of --dist loadgroup
+        assert request.node.nodeid.endswith("@tiny_fit"), request.node.nodeid
+
+
 def test_pymc_draws_the_prior_alone(tiny_fit):
     """The prior predictive draws every variable; the posterior predictive is drawn at the
     posterior's own draws (tests/test_predictive.py), never by PyMC redrawing a variable."""
