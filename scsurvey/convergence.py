@@ -29,32 +29,41 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :, :half], x[:, :, -half:]], axis=1)
 
 
-def _z_scale(x: np.ndarray) -> np.ndarray:
+def _z_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Normal scores of the ranks over all chains and draws, per quantity (Blom's offset;
-    ties share their average rank, as ``scipy.stats.rankdata(method="average")``)."""
+    ties share their average rank, as ``scipy.stats.rankdata(method="average")``), and the
+    draws of each quantity in ascending order, shape (k, chain x draw)."""
     k, c, d = x.shape
     n = c * d
     a = x.reshape(k, n)
     order = np.argsort(a, axis=1)
     ordered = np.take_along_axis(a, order, axis=1)
-    rows = np.arange(k)[:, None]
     scores = special.ndtri((np.arange(1, n + 1) - 0.375) / (n + 0.25))
     z = np.empty((k, n))
-    z[rows, order] = scores  # no ties: rank i + 1 at the i-th smallest
-    tied = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
-    if tied.any():
-        o, s = order[tied], ordered[tied]
-        idx = np.arange(n)
-        starts = np.ones(s.shape, dtype=bool)
-        starts[:, 1:] = s[:, 1:] != s[:, :-1]
-        ends = np.ones(s.shape, dtype=bool)
-        ends[:, :-1] = starts[:, 1:]
-        first = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)
-        last = np.minimum.accumulate(np.where(ends, idx, n - 1)[:, ::-1], axis=1)[:, ::-1]
-        zt = np.empty(s.shape)
-        zt[np.arange(len(o))[:, None], o] = special.ndtri(((first + last) / 2.0 + 1.0 - 0.375) / (n + 0.25))
-        z[tied] = zt
-    return z.reshape(k, c, d)
+    np.put_along_axis(z, order, scores[None, :], axis=1)  # no ties: rank i + 1 at the i-th smallest
+    # Ties, visited where they are: folded draws tie in pairs at the median, so every
+    # quantity has some, but few.
+    row, pos = np.nonzero(ordered[:, 1:] == ordered[:, :-1])  # sorted positions pos, pos + 1 tie
+    if row.size:
+        flat = row * n + pos  # ascending; runs never cross rows (pos < n - 1)
+        starts = np.ones(flat.size, dtype=bool)
+        starts[1:] = flat[1:] != flat[:-1] + 1
+        first = flat[starts]  # each run's first tied position
+        last = np.append(flat[np.flatnonzero(starts)[1:] - 1], flat[-1]) + 1  # and its last
+        rank = (first % n + last % n) / 2.0 + 1.0  # the run's average rank
+        tied = np.union1d(flat, flat + 1)
+        run = np.searchsorted(first, tied, side="right") - 1
+        z.reshape(-1)[tied - tied % n + order.reshape(-1)[tied]] = special.ndtri(
+            (rank[run] - 0.375) / (n + 0.25)
+        )
+    return z.reshape(k, c, d), ordered
+
+
+def _median(ordered: np.ndarray) -> np.ndarray:
+    """Per row of sorted values, as ``np.median``."""
+    n = ordered.shape[1]
+    half = n // 2
+    return ordered[:, half] if n % 2 else (ordered[:, half - 1] + ordered[:, half]) / 2.0
 
 
 def _rhat(x: np.ndarray) -> np.ndarray:
@@ -140,15 +149,18 @@ def _rank_diagnostics(x: np.ndarray) -> dict[str, np.ndarray]:
     if d < 4:
         return {"rhat": nan, "ess_bulk": nan.copy(), "ess_tail": nan.copy()}
     split = _split(q)
-    z = _z_scale(split)
+    z, ordered = _z_scale(split)
     with np.errstate(divide="ignore", invalid="ignore"):
         if c >= 2:
-            folded = np.abs(split - np.median(split.reshape(k, -1), axis=1)[:, None, None])
-            rhat = np.maximum(_rhat(z), _rhat(_z_scale(folded)))
+            folded = np.abs(split - _median(ordered)[:, None, None])
+            rhat = np.maximum(_rhat(z), _rhat(_z_scale(folded)[0]))
         else:
             rhat = nan
         bulk = _ess(z)
-        quantiles = np.quantile(q.reshape(k, -1), TAIL_PROBS, axis=1)  # type 7, as ArviZ
+        # type 7, as ArviZ, over every draw: the split's sorted draws when it kept them all
+        # (an odd chain loses its middle draw), where a sorted input makes the partition cheap
+        every = ordered if d % 2 == 0 else q.reshape(k, -1)
+        quantiles = np.quantile(every, TAIL_PROBS, axis=1)
         tail = np.minimum(*(_ess(_split((q <= qi[:, None, None]).astype(float))) for qi in quantiles))
     out = {"rhat": rhat, "ess_bulk": bulk, "ess_tail": tail}
     return {name: np.where(bad, np.nan, v) for name, v in out.items()}
