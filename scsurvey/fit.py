@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 import arviz as az
@@ -14,8 +15,8 @@ from .diagnostics import diagnose
 from .fitstats import SCORES, scores
 from .integrated import INTEGRATED_DRAWS, add_integrated
 from .model import BuiltModel, build
-from .predictive import add_predictive, predictive_draws
-from .sampling import sample
+from .predictive import add_predictive, predictive_draws, prior_draws
+from .sampling import frees_python, sample
 from .spec import ModelSpec
 from .storage import lean, stamp, versions
 from .survey import SurveyData
@@ -24,6 +25,11 @@ from .survey import SurveyData
 def _without_respondents(post):
     post = post.drop_vars([v for v, da in post.data_vars.items() if dims.RESPONDENT in da.dims])
     return post.drop_vars([c for c in post.coords if c == dims.RESPONDENT])
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    return fn(*args), time.perf_counter() - t0
 
 
 def fit_survey(
@@ -66,7 +72,18 @@ def fit_survey(
     """
     built = built or build(spec, data)
     t0 = time.perf_counter()
-    idata, timing = sample(built.sampling_model or built.model, spec, progress, log=log)
+    # The prior draws need no posterior: with a sampler that frees Python they are drawn in a
+    # thread while it samples (one core's work for a few seconds beside the chains' two).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+
+        def start_prior():
+            pending.append(pool.submit(_timed, prior_draws, built, data, spec))
+
+        beside = start_prior if frees_python(spec.sampler) else None
+        model = built.sampling_model or built.model
+        idata, timing = sample(model, spec, progress, log=log, on_compiled=beside)
+        prior, prior_s = pending[0].result() if pending else (None, None)
     rounds = timing.pop("rounds")
     device = timing.pop("device")
     diag = timing.pop("diagnostics", None)
@@ -76,7 +93,7 @@ def fit_survey(
         diag = None
     # what the steps below read from the posterior before the full stamp is written
     idata.posterior.attrs.update(link=spec.link, residual=int(spec.components.residual))
-    add_predictive(idata, built, data, spec)
+    add_predictive(idata, built, data, spec, prior=prior)
     t2 = time.perf_counter()
     timing["predictive_s"] = t2 - t1
     add_integrated(idata, min(INTEGRATED_DRAWS, predictive_draws(data.responses.size)))
@@ -113,6 +130,8 @@ def fit_survey(
         "diagnostics_ok": diag.ok,
         "centering": built.centering.as_dict(),
         "rounds": rounds,
+        # seconds of prior draws made beside sampling (null: drawn after it, in predictive_s)
+        "prior_beside_sampling_s": prior_s,
         "versions": versions(),
     }
     return idata, run

@@ -130,25 +130,37 @@ def predictive_draws(n_answers: int) -> int:
     return int(np.clip(ANSWER_DRAWS_BUDGET // max(n_answers, 1), MIN_PREDICTIVE_DRAWS, PREDICTIVE_DRAWS))
 
 
-def add_predictive(idata, built: BuiltModel, data: SurveyData, spec: ModelSpec):
+def prior_draws(built: BuiltModel, data: SurveyData, spec: ModelSpec) -> az.InferenceData:
+    """Prior and prior-predictive draws of ``built``'s model: what :func:`add_predictive`
+    stores, computed from the model, the data and the seed alone (no posterior), so that
+    they can be drawn while the sampler runs."""
+    n_draws = predictive_draws(data.responses.size)
+    return pm.sample_prior_predictive(
+        draws=min(spec.sampler.prior_draws, n_draws),
+        model=built.model,
+        random_seed=spec.sampler.seed + 1,
+        compile_kwargs=PRIOR_COMPILE,
+    )
+
+
+def add_predictive(
+    idata, built: BuiltModel, data: SurveyData, spec: ModelSpec, prior: az.InferenceData | None = None
+):
     """Add prior, prior predictive, posterior predictive, log-likelihood and data groups.
 
     The posterior predictive and the conditional log-likelihood use at most
     :func:`predictive_draws` draws, evenly thinned within each chain. A posterior without
     respondent-level draws (a model without residual, sampled on its distinct respondents)
     gets every respondent's traits at those draws in the group ``posterior_respondents``.
+    ``prior`` is :func:`prior_draws`'s result when the caller has drawn it already.
     """
     for name in ("observed_data", "constant_data"):  # nutpie and PyMC write their own
         if name in idata.groups():
             del idata[name]
     idata.add_groups(observed_data=observed_dataset(data), constant_data=survey_constants(data))
     seed = spec.sampler.seed
-    n_draws = predictive_draws(data.responses.size)
-    thinned = thin(idata, n_draws)
-    with built.model:
-        prior = pm.sample_prior_predictive(
-            draws=min(spec.sampler.prior_draws, n_draws), random_seed=seed + 1, compile_kwargs=PRIOR_COMPILE
-        )
+    thinned = thin(idata, predictive_draws(data.responses.size))
+    prior = prior if prior is not None else prior_draws(built, data, spec)
     pop = population(thinned)
     theta = traits(thinned, pop)
     post_pred, log_lik = replicate(thinned, theta, seed + 2, pop)

@@ -299,8 +299,15 @@ def round_seed(seed: int, round_: int) -> int:
     return seed if round_ == 0 else seed + 7919 * round_
 
 
+def frees_python(sampler) -> bool:
+    """Whether the sampler runs without Python while it samples (nutpie on Numba: the
+    log-density is machine code called from nutpie's threads, which release the GIL), so
+    that other Python work can run beside it."""
+    return sampler.name == "nutpie" and sampler.nutpie_backend == "numba"
+
+
 def sample(
-    model: pm.Model, spec: ModelSpec, progress: bool = True, log=None
+    model: pm.Model, spec: ModelSpec, progress: bool = True, log=None, on_compiled=None
 ) -> tuple[az.InferenceData, dict]:
     """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass with margin
     (or, for ``name = "advi"``, the approximate mode of :mod:`scsurvey.approximate`).
@@ -322,6 +329,10 @@ def sample(
         Show the sampler's progress bar in every round.
     log : callable, optional
         Receives one line per round (default: print to stderr).
+    on_compiled : callable, optional
+        Called with no arguments once the model is compiled, before the first round: the
+        moment to start work in another thread that should run beside sampling (see
+        :func:`frees_python`) and not beside compiling, whose PyTensor flags are global.
 
     Returns
     -------
@@ -343,6 +354,8 @@ def sample(
     device = use_device(s.device) if uses_jax(s) else "cpu"
     draw = _sampler_for(model, spec, progress)
     t1 = time.perf_counter()
+    if on_compiled is not None:
+        on_compiled()
     idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
     draws = s.draws
     while True:

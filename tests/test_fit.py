@@ -130,6 +130,23 @@ def test_run_json_records_sampler_time_and_diagnostics(tiny_fit):
     assert set(stored["centering"]["gaps"]) <= {w for w in stored["centering"]["gaps"] if 0 <= w <= 1}
 
 
+def test_the_prior_drawn_beside_sampling_is_the_prior_drawn_alone(tiny_fit):
+    """With nutpie on Numba the prior draws run in a thread while the chains sample. They
+    depend on the model, the data and the seed alone, so they must equal the draws made
+    with nothing else running (stored as float32, hence the tolerance)."""
+    from scsurvey.api import SurveyModel
+    from scsurvey.predictive import prior_draws
+
+    project, _, run = tiny_fit
+    assert run["prior_beside_sampling_s"] > 0
+    model = SurveyModel.from_spec(model_paths("full", project)["spec"], root=project)
+    alone = prior_draws(model.build(), model.data, model.spec)
+    stored = load_posterior("full", project)
+    for name in ("sigma_g", "beta", "cuts"):
+        np.testing.assert_allclose(stored.prior[name].values, alone.prior[name].values, rtol=1e-6)
+    np.testing.assert_array_equal(stored.prior_predictive["y"].values, alone.prior_predictive["y"].values)
+
+
 def test_load_refuses_a_stale_posterior(tiny_fit, tmp_path):
     project, _, _ = tiny_fit
     copy = tmp_path / "copy"
@@ -213,6 +230,7 @@ def test_pymc_sampler_wiring_with_a_mocked_sampler(mock_pymc_sample, small_twin,
     project = make_project(tmp_path, csv, sampler="pymc")
     idata, run = fit("full", root=project, progress=False, overrides={"draws": 30, "chains": 1})
     assert run["sampler"]["name"] == "pymc"
+    assert run["prior_beside_sampling_s"] is None  # PyMC's sampler: drawn after it
     assert set(idata.groups()) >= GROUPS - {"sample_stats"}  # the mock records no sampler stats
     assert idata.posterior_predictive["y"].shape[-2:] == (240, 13)
     assert load_posterior("full", project).posterior.attrs["sampler"] == "pymc"
