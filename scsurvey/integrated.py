@@ -447,13 +447,18 @@ def integrate(
         ``P(Y_ij <= y_ij | y_i,-j)`` and ``P(Y_ij < y_ij | y_i,-j)``, averaged over samples
         (0 where the answer is missing).
     """
+    return _integrate(*_integrate_args(pop, y, centre, scale, per_dim, prune))
+
+
+def _integrate_args(pop, y, centre, scale, per_dim=None, prune=None) -> tuple:
+    """:func:`_integrate`'s arguments, in the types it is compiled for."""
     n_b = pop.mean.shape[2]
     g = grid(n_b, per_dim or NODES_PER_DIM.get(n_b, 5), PRUNE if prune is None else prune)
     f = np.ascontiguousarray
-    return _integrate(
+    return (
         f(pop.mean, dtype=float),
         f(np.linalg.inv(pop.chol), dtype=float),
-        np.log(np.diagonal(pop.chol, axis1=1, axis2=2)).sum(-1),
+        f(np.log(np.diagonal(pop.chol, axis1=1, axis2=2)).sum(-1), dtype=float),
         f(pop.lam, dtype=float),
         f(pop.offset, dtype=float),
         f(pop.cuts, dtype=float),
@@ -513,8 +518,13 @@ def conditional(
     cdf_hi, cdf_lo : ndarray, shape (respondent, item)
         ``P(Y_ij <= y_ij | theta)`` and ``P(Y_ij < y_ij | theta)`` averaged over samples.
     """
+    return _conditional(*_conditional_args(pop, theta, y))
+
+
+def _conditional_args(pop: Population, theta: np.ndarray, y: np.ndarray) -> tuple:
+    """:func:`_conditional`'s arguments, in the types it is compiled for."""
     f = np.ascontiguousarray
-    return _conditional(
+    return (
         f(theta, dtype=float),
         f(pop.lam, dtype=float),
         f(pop.offset, dtype=float),
@@ -523,6 +533,33 @@ def conditional(
         f(y, dtype=np.int64),
         pop.link == "probit",
     )
+
+
+def _one_answer() -> tuple[Population, np.ndarray, np.ndarray, np.ndarray]:
+    """A population of one sample, respondent, battery and three-category item; its answer;
+    and a grid's centre and spread: the smallest call of the kernels."""
+    pop = Population(
+        mean=np.zeros((1, 1, 1)),
+        chol=np.ones((1, 1, 1)),
+        lam=np.ones((1, 1)),
+        offset=np.zeros((1, 1, 1)),
+        cuts=np.array([[[-1.0, 1.0]]]),
+        col=np.zeros(1, dtype=np.int64),
+        link="logit",
+    )
+    return pop, np.ones((1, 1), dtype=np.int64), np.zeros((1, 1)), np.ones((1, 1, 1))
+
+
+def compile_kernels() -> None:
+    """Compile the Numba kernels of the replicates' log-likelihood and the integrated
+    likelihood (or load them from Numba's cache) by calling them on one answer.
+
+    Their first compile takes about 10 s, independent of any posterior: a fit calls this
+    beside sampling. The link is an argument, so one call serves both links.
+    """
+    pop, y, centre, scale = _one_answer()
+    integrate(pop, y, centre, scale)
+    conditional(pop, pop.mean, y)
 
 
 def adaptive_grid(idata) -> tuple[np.ndarray, np.ndarray]:

@@ -293,6 +293,31 @@ def test_integrated_loo_is_more_reliable_than_the_conditional(tiny_fit):
     assert integrated_k.loc[good, "share"] > conditional_k.loc[good, "share"], (integrated_k, conditional_k)
 
 
+def test_the_warm_up_compiles_the_kernels_a_fit_calls(tiny):
+    """``compile_kernels`` runs beside sampling so that the kernels are compiled before the
+    posterior arrives. Numba compiles one specialisation per argument types (dtype, rank,
+    layout, read-only or not): the warm-up's must be those of a call on a real posterior, or
+    the fit compiles again after sampling."""
+    import numba
+
+    def types(args):
+        return [numba.typeof(a) for a in args]
+
+    pop = integrated.population(tiny)
+    y = tiny.observed_data["y"].values
+    centre, scale = integrated.adaptive_grid(tiny)
+    small, y1, centre1, scale1 = integrated._one_answer()
+    assert types(integrated._integrate_args(small, y1, centre1, scale1)) == types(
+        integrated._integrate_args(pop, y, centre, scale)
+    )
+    theta = tiny.posterior_respondents["theta"].values.reshape(-1, *centre.shape)
+    assert types(integrated._conditional_args(small, small.mean, y1)) == types(
+        integrated._conditional_args(pop, theta, y)
+    )
+    integrated.compile_kernels()
+    assert integrated._integrate.signatures and integrated._conditional.signatures
+
+
 def test_a_check_asked_of_a_posterior_without_its_group_names_it(tiny):
     bare = az.InferenceData(posterior=tiny.posterior, observed_data=tiny.observed_data)
     with pytest.raises(integrated.MissingGroupError, match=r"\['constant_data'\].*make fit"):
