@@ -13,7 +13,7 @@ import arviz as az
 from . import dims
 from .diagnostics import diagnose
 from .fitstats import SCORES, scores
-from .integrated import INTEGRATED_DRAWS, add_integrated
+from .integrated import INTEGRATED_DRAWS, add_integrated, compile_kernels
 from .model import BuiltModel, build
 from .predictive import add_predictive, predictive_draws, prior_draws
 from .sampling import frees_python, sample
@@ -72,18 +72,20 @@ def fit_survey(
     """
     built = built or build(spec, data)
     t0 = time.perf_counter()
-    # The prior draws need no posterior: with a sampler that frees Python they are drawn in a
-    # thread while it samples (one core's work for a few seconds beside the chains' two).
+    # The prior draws and the compile of the kernels that run after sampling need no
+    # posterior: with a sampler that frees Python they run in a thread while it samples (one
+    # core's work for a few seconds beside the chains' two).
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = []
 
-        def start_prior():
+        def start_beside():
+            pending.append(pool.submit(_timed, compile_kernels))
             pending.append(pool.submit(_timed, prior_draws, built, data, spec))
 
-        beside = start_prior if frees_python(spec.sampler) else None
+        beside = start_beside if frees_python(spec.sampler) else None
         model = built.sampling_model or built.model
         idata, timing = sample(model, spec, progress, log=log, on_compiled=beside)
-        prior, prior_s = pending[0].result() if pending else (None, None)
+        (_, kernels_s), (prior, prior_s) = [p.result() for p in pending] or [(None, None)] * 2
     rounds = timing.pop("rounds")
     device = timing.pop("device")
     diag = timing.pop("diagnostics", None)
@@ -130,8 +132,9 @@ def fit_survey(
         "diagnostics_ok": diag.ok,
         "centering": built.centering.as_dict(),
         "rounds": rounds,
-        # seconds of prior draws made beside sampling (null: drawn after it, in predictive_s)
+        # seconds spent beside sampling (null: after it, in predictive_s and integrated_s)
         "prior_beside_sampling_s": prior_s,
+        "kernels_beside_sampling_s": kernels_s,
         "versions": versions(),
     }
     return idata, run

@@ -138,7 +138,7 @@ def test_the_prior_drawn_beside_sampling_is_the_prior_drawn_alone(tiny_fit):
     from scsurvey.predictive import prior_draws
 
     project, _, run = tiny_fit
-    assert run["prior_beside_sampling_s"] > 0
+    assert run["prior_beside_sampling_s"] > 0 and run["kernels_beside_sampling_s"] > 0
     model = SurveyModel.from_spec(model_paths("full", project)["spec"], root=project)
     alone = prior_draws(model.build(), model.data, model.spec)
     stored = load_posterior("full", project)
@@ -231,6 +231,7 @@ def test_pymc_sampler_wiring_with_a_mocked_sampler(mock_pymc_sample, small_twin,
     idata, run = fit("full", root=project, progress=False, overrides={"draws": 30, "chains": 1})
     assert run["sampler"]["name"] == "pymc"
     assert run["prior_beside_sampling_s"] is None  # PyMC's sampler: drawn after it
+    assert run["kernels_beside_sampling_s"] is None
     assert set(idata.groups()) >= GROUPS - {"sample_stats"}  # the mock records no sampler stats
     assert idata.posterior_predictive["y"].shape[-2:] == (240, 13)
     assert load_posterior("full", project).posterior.attrs["sampler"] == "pymc"
