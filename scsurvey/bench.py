@@ -303,6 +303,7 @@ def run_bench(
     sizes=(1173, 5000, 20000, 100000),
     nuts_max: int = 5000,
     vi_steps: int = 10000,
+    nuts_draws: int | None = None,
     samplers=("nutpie", "pymc", "numpyro"),
     quick: bool = False,
     naive_chains: int | None = None,
@@ -316,7 +317,8 @@ def run_bench(
 
     ``sections`` picks among "gradient", "fits", "scaling" and "approximate" (all by
     default); ``sizes`` are the survey sizes of "scaling", fitted with NUTS up to ``nuts_max``
-    respondents and with the approximate mode (``vi_steps`` steps) above; ``naive`` adds the
+    respondents and with the approximate mode (``vi_steps`` steps) above (``nuts_draws``: draws
+    per chain of the NUTS sizes in one round, a timing rather than a fit until clean); ``naive`` adds the
     naive baseline to the fits, as a footnote; ``peers`` picks among the peers of "fits"
     (:data:`PEERS`, all by default); ``peers_python`` is the interpreter of an environment
     with bambi (the bambi peer is skipped without it)."""
@@ -347,7 +349,7 @@ def run_bench(
         _fits(spec, data, samplers, naive_chains, naive_draws, out, naive, peers_python, peers)
         write_json_atomic(out, path)
     if "scaling" in sections:
-        sweep(root, model, sizes, nuts_max, out, path, vi_steps)
+        sweep(root, model, sizes, nuts_max, out, path, vi_steps, nuts_draws)
     if "approximate" in sections:
         print(f"== approximate: mean-field ADVI beside NUTS on `{model}`, {data.n_respondents} respondents")
         r = out["approximate"] = compare_approximation(spec, data)
@@ -430,9 +432,12 @@ def _fits(
             print(f"  ESS/s vs the project {label:<24} {r['ess_per_s_ratio_to_project']:6.2f}  ({clean})")
 
 
-def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str, vi_steps: int = 10000) -> dict:
+def fit_size(
+    root: str, model: str, n: int, sampler: str, out_dir: str, vi_steps: int = 10000, draws: int | None = None
+) -> dict:
     """One size of the sweep: the whole `make fit` (sampling, predictive draws,
-    log-likelihoods, storage) of ``model`` on a twin of ``n`` respondents.
+    log-likelihoods, storage) of ``model`` on a twin of ``n`` respondents; with ``draws``,
+    NUTS runs one round of that many draws per chain.
 
     Run it in a process of its own (:func:`sweep`): the peak resident memory it reports is
     that process's.
@@ -446,6 +451,8 @@ def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str, vi_steps
 
     root = Path(root)
     changes = {"name": sampler, **({"vi_steps": vi_steps} if sampler == "advi" else {})}
+    if draws and sampler != "advi":
+        changes.update(draws=int(draws), rounds=1)
     spec = load_spec(root / "models" / f"{model}.toml").replace(sampler=changes)
     t0 = time.perf_counter()
     twin = make_twin(root / "data/codebook/scs2020.twin.toml", root, overrides={"n": int(n)})
@@ -467,6 +474,8 @@ def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str, vi_steps
         "wall_s": t3 - t1,
         **{f"{k}": v for k, v in timing.items()},
         "rounds": len(run["rounds"]),
+        "draws": spec.sampler.draws,
+        "mean_leapfrog_steps": d["mean_leapfrog_steps"],
         "min_ess_bulk": d["min_ess_bulk"],
         "max_rhat": d["max_rhat"],
         "divergences": d["divergences"],
@@ -481,9 +490,12 @@ def fit_size(root: str, model: str, n: int, sampler: str, out_dir: str, vi_steps
     return r
 
 
-def sweep(root, model: str, sizes, nuts_max: int, out: dict, path: Path, vi_steps: int = 10000) -> None:
+def sweep(
+    root, model: str, sizes, nuts_max: int, out: dict, path: Path, vi_steps: int = 10000, nuts_draws=None
+) -> None:
     """Fit ``model`` on twins of each size, each in a fresh process: NUTS up to ``nuts_max``
-    respondents, the approximate mode (ADVI, ``vi_steps`` steps) above it."""
+    respondents (one round of ``nuts_draws`` per chain when given), the approximate mode
+    (ADVI, ``vi_steps`` steps) above it."""
     import multiprocessing
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
@@ -495,7 +507,8 @@ def sweep(root, model: str, sizes, nuts_max: int, out: dict, path: Path, vi_step
             sampler = "nutpie" if n <= nuts_max else "advi"
             try:
                 with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                    r = pool.submit(fit_size, str(root), model, int(n), sampler, tmp, vi_steps).result()
+                    job = pool.submit(fit_size, str(root), model, int(n), sampler, tmp, vi_steps, nuts_draws)
+                    r = job.result()
             except Exception as err:  # a size that fails (memory) is reported, not fatal
                 r = {"n": int(n), "sampler": sampler, "error": repr(err)[:200]}
             out["scaling"][str(n)] = r
@@ -507,7 +520,8 @@ def _size_row(r: dict) -> str:
     if "error" in r:
         return f"  n = {r['n']:>7} {r['sampler']:<6} failed: {r['error']}"
     quality = (
-        f"ESS/s {r['ess_per_s']:6.2f}  R-hat {r['max_rhat']:.3f}  rounds {r['rounds']}"
+        f"ESS/s {r['ess_per_s']:6.2f}  R-hat {r['max_rhat']:.3f}  rounds {r['rounds']}  "
+        f"{r.get('draws', '?')} draws x {r.get('mean_leapfrog_steps') or 0:.0f} steps"
         if r["sampler"] != "advi"
         else f"approximate ({r['vi_steps']} steps), PSIS k-hat {r['psis_khat']:.2f}"
     )

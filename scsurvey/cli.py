@@ -219,6 +219,7 @@ def cmd_bench(args) -> int:
         sizes=args.sizes,
         nuts_max=args.nuts_max,
         vi_steps=args.vi_steps,
+        nuts_draws=args.nuts_draws,
         samplers=args.samplers,
         quick=args.quick,
         naive_chains=args.naive_chains,
@@ -350,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         "--nuts-max", type=int, default=5000, help="largest size fitted with NUTS; ADVI above (default 5000)"
     )
     p.add_argument("--vi-steps", type=int, default=10000, help="ADVI steps of the sizes above --nuts-max")
+    p.add_argument(
+        "--nuts-draws",
+        type=int,
+        default=None,
+        help="draws per chain of the NUTS sizes, in one round (default: the spec's, until clean)",
+    )
     p.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
     p.add_argument("--quick", action="store_true")
     p.add_argument(

@@ -16,3 +16,30 @@ def test_an_unknown_section_or_peer_is_named_before_anything_runs(tmp_path, kwar
     assert named in str(err.value)
     known = SECTIONS if "sections" in kwargs else PEERS
     assert all(k in str(err.value) for k in known)
+
+
+@pytest.mark.parametrize(("sampler", "draws", "rounds"), [("nutpie", 123, 1), ("advi", 123, None)])
+def test_a_size_of_the_sweep_fits_the_draws_asked_in_one_round(root, monkeypatch, sampler, draws, rounds):
+    """``--nuts-draws``: the NUTS sizes run one round of that many draws per chain (a timing);
+    the approximate sizes keep their own settings."""
+    from scsurvey import bench, fit
+    from scsurvey.spec import load_spec
+
+    class Reached(Exception):
+        pass
+
+    seen = {}
+
+    def fake_fit(spec, data, progress=True, **_):
+        seen.update(sampler=spec.sampler, n=data.n_respondents)
+        raise Reached
+
+    monkeypatch.setattr(fit, "fit_survey", fake_fit)
+    with pytest.raises(Reached):
+        bench.fit_size(str(root), "full", 80, sampler, "unused", draws=draws)
+    spec = load_spec(root / "models" / "full.toml").sampler
+    assert seen["n"] == 80 and seen["sampler"].name == sampler
+    if rounds:
+        assert (seen["sampler"].draws, seen["sampler"].rounds) == (draws, rounds)
+    else:
+        assert (seen["sampler"].draws, seen["sampler"].rounds) == (spec.draws, spec.rounds)
