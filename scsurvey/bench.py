@@ -521,7 +521,7 @@ def _size_row(r: dict) -> str:
         return f"  n = {r['n']:>7} {r['sampler']:<6} failed: {r['error']}"
     quality = (
         f"ESS/s {r['ess_per_s']:6.2f}  R-hat {r['max_rhat']:.3f}  rounds {r['rounds']}  "
-        f"{r.get('draws', '?')} draws x {r.get('mean_leapfrog_steps') or 0:.0f} steps"
+        f"{r['draws']} draws x {r['mean_leapfrog_steps']:.0f} steps"
         if r["sampler"] != "advi"
         else f"approximate ({r['vi_steps']} steps), PSIS k-hat {r['psis_khat']:.2f}"
     )
