@@ -21,6 +21,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from . import dims
+from .codebook import load_codebook
 from .diagnostics import diagnose
 from .model import build, covariate_columns, sd_prior
 from .project import load_inputs
@@ -456,7 +457,7 @@ def fit_size(
     spec = load_spec(root / "models" / f"{model}.toml").replace(sampler=changes)
     t0 = time.perf_counter()
     twin = make_twin(root / "data/codebook/scs2020.twin.toml", root, overrides={"n": int(n)})
-    data = prepare(twin.frame, load_inputs(spec, root).codebook, f"twin n={n}")
+    data = prepare(twin.frame, load_codebook(root / spec.codebook), f"twin n={n}")
     t1 = time.perf_counter()
     idata, run = fit_survey(spec, data, progress=False)
     t2 = time.perf_counter()
