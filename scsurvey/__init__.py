@@ -15,35 +15,42 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _WHERE = {
-    "SurveyModel": "api",
-    "load": "api",
-    "ModelMismatchError": "api",
-    "Codebook": "codebook",
-    "CodebookError": "codebook",
-    "load_codebook": "codebook",
-    "parse_codebook": "codebook",
-    "Diagnostics": "diagnostics",
-    "diagnose": "diagnostics",
-    "DataError": "survey",
-    "SurveyData": "survey",
-    "load_survey": "survey",
-    "StalePosteriorError": "project",
-    "load_posterior": "project",
-    "SpecError": "spec",
-    "default_model_config": "spec",
-    "default_sampler_config": "spec",
-    "load_spec": "spec",
-    "LockedError": "storage",
-    "StorageError": "storage",
+    "SurveyModel": "surveymodel",
+    "load": "surveymodel",
+    "ModelMismatchError": "surveymodel",
+    "Codebook": "inputs.codebook",
+    "CodebookError": "inputs.codebook",
+    "load_codebook": "inputs.codebook",
+    "parse_codebook": "inputs.codebook",
+    "Diagnostics": "inference.diagnostics",
+    "diagnose": "inference.diagnostics",
+    "DataError": "inputs.survey",
+    "SurveyData": "inputs.survey",
+    "load_survey": "inputs.survey",
+    "StalePosteriorError": "storage.reader",
+    "load_posterior": "storage.reader",
+    "SpecError": "model.spec",
+    "default_model_config": "model.spec",
+    "default_sampler_config": "model.spec",
+    "load_spec": "model.spec",
+    "LockedError": "storage.files",
+    "StorageError": "storage.files",
 }
-_MODULES = ("checks", "fitstats", "mrp", "plots", "summaries")
+# public modules: ``ss.checks`` and ``from scsurvey import checks`` reach them where they live
+_MODULES = {
+    "checks": "posterior.checks",
+    "fitstats": "posterior.item_person_fit",
+    "mrp": "workflows.mrp",
+    "plots": "report.plots",
+    "summaries": "posterior.summaries",
+}
 
 __all__ = sorted([*_WHERE, *_MODULES, "__version__"])
 
 
 def __getattr__(name: str):
     if name in _MODULES:
-        return import_module(f".{name}", __name__)
+        return import_module(f".{_MODULES[name]}", __name__)
     if name in _WHERE:
         return getattr(import_module(f".{_WHERE[name]}", __name__), name)
     raise AttributeError(f"module 'scsurvey' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 import sys
 
-from .cli import main
+from scsurvey.cli import main
 
 # Guarded: Dask's worker processes are spawned and re-import the main module.
 if __name__ == "__main__":

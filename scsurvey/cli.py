@@ -18,7 +18,7 @@ def _progress_default() -> bool:
 
 
 def cmd_data(args) -> int:
-    from .simulate import make_twin, write_twin
+    from scsurvey.workflows.twin import make_twin, write_twin
 
     twin_path = Path(args.twin)
     twin = make_twin(twin_path, root=args.root)
@@ -43,7 +43,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .project import fit
+    from scsurvey.workflows.named_models import fit
 
     overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed") if getattr(args, k)}
     _, run = fit(
@@ -81,7 +81,7 @@ def cmd_fit(args) -> int:
 
 def cmd_warm(args) -> int:
     """Compile a model ahead of its first fit (``make setup``)."""
-    from .project import warm
+    from scsurvey.workflows.named_models import warm
 
     t = warm(args.model, root=args.root, progress=args.progress)
     print(
@@ -95,7 +95,7 @@ def cmd_status(args) -> int:
     """Exit non-zero when a model's stored posterior failed its diagnostics."""
     import json
 
-    from .paths import model_paths
+    from scsurvey.core.paths import model_paths
 
     run_file = model_paths(args.model, args.root)["run"]
     if not run_file.exists():
@@ -111,7 +111,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_seeds(args) -> int:
-    from .seeds import sweep, verdict
+    from scsurvey.workflows.seed_sweep import sweep, verdict
 
     seeds = list(range(args.first, args.first + args.n))
     table = sweep(args.model, seeds, root=args.root, progress=args.progress)
@@ -123,7 +123,7 @@ def cmd_seeds(args) -> int:
 
 
 def cmd_example(args) -> int:
-    from .examples import EXAMPLES, write_example
+    from scsurvey.inputs.examples import EXAMPLES, write_example
 
     names = sorted(EXAMPLES) if args.name == "all" else [args.name]
     for name in names:
@@ -133,7 +133,7 @@ def cmd_example(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_index, write_report
+    from scsurvey.report.html import write_index, write_report
 
     path = write_report(args.model, root=args.root)
     index = write_index(args.root)
@@ -142,7 +142,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_mrp(args) -> int:
-    from .mrp import run
+    from scsurvey.workflows.mrp import run
 
     path, table = run(args.model, root=args.root)
     shown = (100 * table[["sample", "mrp", "mrp_low", "mrp_high", "published"]].astype(float)).round(1)
@@ -154,7 +154,7 @@ def cmd_mrp(args) -> int:
 def cmd_mrp_validate(args) -> int:
     import json
 
-    from .mrp_validation import validate
+    from scsurvey.workflows.mrp_validation import validate
 
     table, summary = validate(args.root, population=args.population, n=args.respondents, seed=args.seed)
     cols = ["true", "sample", "mrp", "mrp_low", "mrp_high"]
@@ -172,7 +172,7 @@ def cmd_mrp_validate(args) -> int:
 
 
 def cmd_screenshots(args) -> int:
-    from .browser import inspect_report
+    from scsurvey.report.screenshots import inspect_report
 
     html = Path(args.root) / "reports" / args.model / "index.html"
     if not html.is_file():
@@ -192,7 +192,7 @@ def cmd_screenshots(args) -> int:
 
 
 def cmd_sbc(args) -> int:
-    from .sbc import run_study
+    from scsurvey.workflows.sbc import run_study
 
     summary = run_study(
         args.model,
@@ -212,7 +212,7 @@ def cmd_sbc(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from scsurvey.workflows.benchmark import run_bench
 
     run_bench(
         root=args.root,
@@ -238,8 +238,8 @@ def cmd_deps(args) -> int:
     Runs before the virtual environment exists (Make includes its output), so it reads the
     spec with the standard library alone.
     """
-    from .paths import model_paths
-    from .tomlfile import read_toml
+    from scsurvey.core.paths import model_paths
+    from scsurvey.core.tomlfile import read_toml
 
     path = model_paths(args.model, args.root)["spec"]
     try:  # the standard library only: spec.py would pull in PyMC
@@ -254,12 +254,12 @@ def cmd_deps(args) -> int:
 
 def cmd_sources(args) -> int:
     """Print the source files a product depends on, for Make (one source of truth)."""
-    from . import manifest
+    from scsurvey.core import sources
 
     names = {
-        "model": manifest.MODEL_SOURCES,
-        "data": manifest.DATA_SOURCES,
-        "report": manifest.REPORT_SOURCES,
+        "model": sources.MODEL_SOURCES,
+        "data": sources.DATA_SOURCES,
+        "report": sources.REPORT_SOURCES,
     }
     print(" ".join(f"scsurvey/{name}" for name in names[args.product]))
     return 0
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     if getattr(args, "model", None) and args.command in MODEL_COMMANDS:
-        from .paths import known_models
+        from scsurvey.core.paths import known_models
 
         known = known_models(args.root)
         if args.model not in known:
@@ -410,15 +410,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def project_errors() -> tuple[type[Exception], ...]:
     """The errors whose message says what is wrong and what to do: shown without a traceback."""
-    from .api import ModelMismatchError
-    from .codebook import CodebookError
-    from .examples import ExampleError
-    from .mrp import MRPError
-    from .project import StalePosteriorError
-    from .simulate import TwinError
-    from .spec import SpecError
-    from .storage import LockedError, StorageError
-    from .survey import DataError
+    from scsurvey.inputs.codebook import CodebookError
+    from scsurvey.inputs.examples import ExampleError
+    from scsurvey.inputs.survey import DataError
+    from scsurvey.model.spec import SpecError
+    from scsurvey.storage.files import LockedError, StorageError
+    from scsurvey.storage.reader import StalePosteriorError
+    from scsurvey.surveymodel import ModelMismatchError
+    from scsurvey.workflows.mrp import MRPError
+    from scsurvey.workflows.twin import TwinError
 
     return (
         CodebookError,

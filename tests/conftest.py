@@ -45,7 +45,7 @@ def raw(codebook_raw) -> dict:
 
 @pytest.fixture(scope="session")
 def codebook():
-    from scsurvey.codebook import load_codebook
+    from scsurvey.inputs.codebook import load_codebook
 
     return load_codebook(CODEBOOK)
 
@@ -102,7 +102,7 @@ def generic_frame(raw: dict, n=60, seed=0, missing=0.05) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_twin(tmp_path_factory, root):
     """A small calibrated twin (n = 240, population 20,000) written to a temp folder."""
-    from scsurvey.simulate import make_twin, write_twin
+    from scsurvey.workflows.twin import make_twin, write_twin
 
     out = tmp_path_factory.mktemp("twin")
     twin = make_twin(TWIN, root=root, overrides={"n": 240, "population": 20000})
@@ -131,7 +131,7 @@ def tiny_fit(tmp_path_factory, root, small_twin):
     """One real nutpie fit of `full` on the 240-respondent twin, shared by the test session.
 
     Also returns what PyMC logged about the variables it drew for the predictive groups."""
-    from scsurvey.project import fit
+    from scsurvey.workflows.named_models import fit
 
     _, csv, _ = small_twin
     project = make_project(tmp_path_factory.mktemp("project"), csv)

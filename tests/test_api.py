@@ -13,7 +13,7 @@ import pytest
 from conftest import CODEBOOK, generic_codebook, generic_frame
 
 import scsurvey as ss
-from scsurvey.project import model_paths
+from scsurvey.core.paths import model_paths
 
 
 def test_the_public_surface_resolves_and_import_is_light(root):
@@ -114,7 +114,7 @@ def test_unreadable_posteriors_get_errors_that_name_the_file(tmp_path, tiny_fit)
 
 
 def test_a_second_fit_of_the_same_model_is_refused_while_one_runs(tmp_path):
-    from scsurvey.storage import model_lock
+    from scsurvey.storage.files import model_lock
 
     with (
         model_lock(tmp_path / "m"),

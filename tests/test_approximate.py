@@ -9,8 +9,8 @@ import pymc as pm
 import pytest
 from conftest import make_project
 
-from scsurvey.approximate import PSIS_K_MAX, fit_advi
-from scsurvey.diagnostics import diagnose, is_approximate
+from scsurvey.inference.approximate import PSIS_K_MAX, fit_advi
+from scsurvey.inference.diagnostics import diagnose, is_approximate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 
@@ -49,8 +49,8 @@ def test_the_headline_names_an_approximate_posterior_first(codebook):
     import arviz as az
     import pandas as pd
 
-    from scsurvey import summaries
-    from scsurvey.report import headline
+    from scsurvey.posterior import summaries
+    from scsurvey.report.html import headline
 
     idata = az.from_netcdf(FIXTURE)
     support = summaries.support_table(idata, codebook)
@@ -63,8 +63,10 @@ def test_the_headline_names_an_approximate_posterior_first(codebook):
 
 @pytest.mark.slow
 def test_an_approximate_fit_is_labelled_in_the_file_run_json_and_report(tmp_path, small_twin):
-    from scsurvey.project import fit, load_posterior, model_paths
-    from scsurvey.report import write_report
+    from scsurvey.core.paths import model_paths
+    from scsurvey.report.html import write_report
+    from scsurvey.storage.reader import load_posterior
+    from scsurvey.workflows.named_models import fit
 
     _, csv, _ = small_twin
     project = make_project(tmp_path, csv)
@@ -89,7 +91,7 @@ def test_an_approximate_fit_is_labelled_in_the_file_run_json_and_report(tmp_path
 def test_draws_made_in_chunks_are_the_draws_made_at_once(monkeypatch):
     """Large surveys draw from q in chunks (memory); the PSIS ratios must not depend on it
     (one random stream, chunk after chunk) and the stored draws must have q's moments."""
-    import scsurvey.approximate as approximate
+    import scsurvey.inference.approximate as approximate
 
     model = gaussian_model(0.0)
     with model:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scsurvey.bench import PEERS, SECTIONS, run_bench
+from scsurvey.workflows.benchmark import PEERS, SECTIONS, run_bench
 
 
 @pytest.mark.parametrize(
@@ -22,8 +22,9 @@ def test_an_unknown_section_or_peer_is_named_before_anything_runs(tmp_path, kwar
 def test_a_size_of_the_sweep_fits_the_draws_asked_in_one_round(root, monkeypatch, sampler, draws, rounds):
     """``--nuts-draws``: the NUTS sizes run one round of that many draws per chain (a timing);
     the approximate sizes keep their own settings."""
-    from scsurvey import bench, fit
-    from scsurvey.spec import load_spec
+    from scsurvey.model.spec import load_spec
+    from scsurvey.posterior import assemble
+    from scsurvey.workflows import benchmark
 
     class Reached(Exception):
         pass
@@ -34,9 +35,9 @@ def test_a_size_of_the_sweep_fits_the_draws_asked_in_one_round(root, monkeypatch
         seen.update(sampler=spec.sampler, n=data.n_respondents)
         raise Reached
 
-    monkeypatch.setattr(fit, "fit_survey", fake_fit)
+    monkeypatch.setattr(assemble, "fit_survey", fake_fit)
     with pytest.raises(Reached):
-        bench.fit_size(str(root), "full", 80, sampler, "unused", draws=draws)
+        benchmark.fit_size(str(root), "full", 80, sampler, "unused", draws=draws)
     spec = load_spec(root / "models" / "full.toml").sampler
     assert seen["n"] == 80 and seen["sampler"].name == sampler
     if rounds:

@@ -7,13 +7,13 @@ import pytest
 from conftest import generic_codebook, generic_frame
 from scipy import stats
 
-from scsurvey.centering import gap_pilot, group_pilot, resolve
-from scsurvey.codebook import parse_codebook
-from scsurvey.likelihood import ordinal_random
-from scsurvey.model import build
-from scsurvey.priors import DEFAULT_PRIORS
-from scsurvey.spec import SpecError, parse_spec
-from scsurvey.survey import prepare
+from scsurvey.inputs.codebook import parse_codebook
+from scsurvey.inputs.survey import prepare
+from scsurvey.model.graph import build
+from scsurvey.model.likelihood import ordinal_random
+from scsurvey.model.parameterisation import gap_pilot, group_pilot, resolve
+from scsurvey.model.priors import DEFAULT_PRIORS
+from scsurvey.model.spec import SpecError, parse_spec
 
 K = 6
 

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from scsurvey import checks, dims, fitstats, plots, summaries
-from scsurvey.codebook import load_codebook
-from scsurvey.dims import RESPONDENT_DRAWS
+from scsurvey.core import dims
+from scsurvey.core.dims import RESPONDENT_DRAWS
+from scsurvey.inputs.codebook import load_codebook
+from scsurvey.posterior import checks, item_person_fit, summaries
+from scsurvey.report import plots
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 CATS = ["no", "maybe", "yes"]
@@ -146,10 +148,10 @@ def test_covariate_effects_probability_of_direction(tiny):
 
 def test_linear_predictor_matches_the_model_graph(tiny, codebook, root):
     """The report's numpy eta must equal the PyMC model's eta for the same draw."""
-    from scsurvey.model import build
-    from scsurvey.simulate import _evaluate
-    from scsurvey.spec import load_spec
-    from scsurvey.survey import prepare
+    from scsurvey.inputs.survey import prepare
+    from scsurvey.model.graph import build
+    from scsurvey.model.spec import load_spec
+    from scsurvey.workflows.twin import _evaluate
 
     spec = load_spec(root / "models" / "full.toml")
     post = tiny.posterior.isel(chain=0, draw=7)
@@ -311,13 +313,13 @@ def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
         "index": plots.battery_index(checks.battery_index(tiny), batteries),
         "pit": plots.pit(checks.randomized_pit(tiny)),
         "pareto": plots.pareto_k(checks.loo_respondents(tiny)[0]),
-        "information": plots.information(fitstats.information(tiny), batteries),
+        "information": plots.information(item_person_fit.information(tiny), batteries),
         "contrasts": plots.profile_contrasts(summaries.profile_contrasts(tiny, codebook), items),
         "group support": plots.group_support(
             checks.group_support(tiny, "province"), "province", "province of residence"
         ),
     }
-    for name, fig in figures.items():
+    for name, fig in plots.items():
         boxes, frame = _text_boxes(fig)
         assert len(boxes) > 5, name
         for text, box in boxes:

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from scsurvey import cli
-from scsurvey.codebook import load_codebook
-from scsurvey.examples import EXAMPLES, ExampleError, read_example, write_example
-from scsurvey.survey import load_survey
+from scsurvey.inputs.codebook import load_codebook
+from scsurvey.inputs.examples import EXAMPLES, ExampleError, read_example, write_example
+from scsurvey.inputs.survey import load_survey
 
 
 def fake_run(ok: bool) -> dict:
@@ -39,11 +39,11 @@ def fake_run(ok: bool) -> dict:
     ("ok", "flags", "code"), [(True, [], 0), (False, [], 3), (False, ["--allow-unclean"], 0)]
 )
 def test_fit_exits_non_zero_when_the_diagnostics_fail(monkeypatch, capsys, tmp_path, ok, flags, code):
-    import scsurvey.project
+    import scsurvey.workflows.named_models
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.toml").write_text("")
-    monkeypatch.setattr(scsurvey.project, "fit", lambda *a, **k: (None, fake_run(ok)))
+    monkeypatch.setattr(scsurvey.workflows.named_models, "fit", lambda *a, **k: (None, fake_run(ok)))
     assert cli.main(["--root", str(tmp_path), "fit", "m", "--no-progress", *flags]) == code
     if not ok:
         assert "DIAGNOSTICS FAILED for m: max R-hat 1.013" in capsys.readouterr().err
@@ -123,7 +123,7 @@ def test_a_project_error_is_one_clear_line_and_the_traceback_waits_for_debug(tmp
     assert cli.main(["--root", str(tmp_path), "fit", "m", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "sampler.target_accept = '0.9': expected" in err and "Traceback" not in err
-    from scsurvey.spec import SpecError
+    from scsurvey.model.spec import SpecError
 
     with pytest.raises(SpecError):
         cli.main(["--root", str(tmp_path), "--debug", "fit", "m", "--no-progress"])

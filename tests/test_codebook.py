@@ -3,7 +3,7 @@
 import pytest
 from conftest import CODEBOOK, generic_codebook
 
-from scsurvey.codebook import CodebookError, load_codebook, parse_codebook
+from scsurvey.inputs.codebook import CodebookError, load_codebook, parse_codebook
 
 
 def test_scs2020_codebook_describes_the_study(codebook):

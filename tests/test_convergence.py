@@ -9,7 +9,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from scsurvey import convergence
+from scsurvey.inference import rank_diagnostics
 
 # ArviZ and this module compute the same sums in a different order: relative differences
 # of about 1e-13 were seen; 1e-9 leaves room for other BLAS/FFT builds and still fails on
@@ -59,7 +59,7 @@ def test_matches_arviz(chains, draws, phi):
     x[:, :, 3] = np.round(x[:, :, 3], 1)  # some ties
     x[0, :, 4] += 3.0  # one chain elsewhere: R-hat far above 1
     expected = _arviz(x)
-    got = convergence.rank_diagnostics(x)
+    got = rank_diagnostics.rank_diagnostics(x)
     for key, ref in expected.items():
         np.testing.assert_array_equal(np.isnan(got[key]), np.isnan(ref), err_msg=key)
         np.testing.assert_allclose(got[key], ref, rtol=RTOL, err_msg=key)
@@ -67,9 +67,9 @@ def test_matches_arviz(chains, draws, phi):
 
 def test_threaded_chunks_match_one_pass():
     rng = np.random.default_rng(5)
-    x = _ar1(rng, 4, 200, 2 * convergence.CHUNK + 7, 0.7)
-    whole = convergence._rank_diagnostics(x)
-    chunked = convergence.rank_diagnostics(x)
+    x = _ar1(rng, 4, 200, 2 * rank_diagnostics.CHUNK + 7, 0.7)
+    whole = rank_diagnostics._rank_diagnostics(x)
+    chunked = rank_diagnostics.rank_diagnostics(x)
     for key in whole:
         np.testing.assert_array_equal(chunked[key], whole[key])
 
@@ -78,7 +78,7 @@ def test_flags_a_chain_that_did_not_mix():
     rng = np.random.default_rng(2)
     x = _ar1(rng, 4, 500, 3, 0.3)
     x[1, :, 0] += 1.0
-    r = convergence.rank_diagnostics(x)["rhat"]
+    r = rank_diagnostics.rank_diagnostics(x)["rhat"]
     assert r[0] > 1.1
     assert np.all(r[1:] < 1.02)
 
@@ -90,7 +90,7 @@ def test_diagnostics_keep_each_variables_dims_and_coords():
         coords={"item": ["x", "y", "z"], "battery": ["p", "q"]},
         dims={"b": ["item", "battery"]},
     )
-    found = convergence.diagnostics(idata.posterior)
+    found = rank_diagnostics.diagnostics(idata.posterior)
     assert found["rhat"]["a"].dims == ()
     assert found["ess_tail"]["b"].dims == ("item", "battery")
     assert list(found["ess_bulk"]["b"]["item"].values) == ["x", "y", "z"]

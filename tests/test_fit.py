@@ -12,8 +12,10 @@ import pytest
 from conftest import TINY_SAMPLER, make_project
 from pymc.testing import mock_sample_setup_and_teardown
 
-from scsurvey import dims
-from scsurvey.project import StalePosteriorError, fit, load_posterior, model_paths
+from scsurvey.core import dims
+from scsurvey.core.paths import model_paths
+from scsurvey.storage.reader import StalePosteriorError, load_posterior
+from scsurvey.workflows.named_models import fit
 
 GROUPS = {
     "posterior",
@@ -134,8 +136,8 @@ def test_the_prior_drawn_beside_sampling_is_the_prior_drawn_alone(tiny_fit):
     """With nutpie on Numba the prior draws run in a thread while the chains sample. They
     depend on the model, the data and the seed alone, so they must equal the draws made
     with nothing else running (stored as float32, hence the tolerance)."""
-    from scsurvey.api import SurveyModel
-    from scsurvey.predictive import prior_draws
+    from scsurvey.posterior.predictive import prior_draws
+    from scsurvey.surveymodel import SurveyModel
 
     project, _, run = tiny_fit
     assert run["prior_beside_sampling_s"] > 0 and run["kernels_beside_sampling_s"] > 0
@@ -181,7 +183,7 @@ def test_interrupted_write_keeps_the_previous_posterior(tiny_fit, tmp_path, monk
             f.write(b"half a file")
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("scsurvey.storage.to_netcdf", broken)
+    monkeypatch.setattr("scsurvey.storage.files.to_netcdf", broken)
     with pytest.raises(KeyboardInterrupt):
         fit(
             "full",
@@ -198,7 +200,7 @@ def test_the_writer_compresses_and_reads_back_through_arviz(tmp_path):
     the project's zlib level and shuffle filter, which ArviZ's own writer does not set."""
     import h5py
 
-    from scsurvey.storage import COMPRESSION, to_netcdf
+    from scsurvey.storage.files import COMPRESSION, to_netcdf
 
     rng = np.random.default_rng(0)
     idata = az.from_dict(
@@ -263,8 +265,8 @@ def fake_sampler(shift):
 def test_sampling_goes_on_in_rounds_until_clean_with_margin_or_out_of_rounds(
     monkeypatch, shift, target, rounds_run, chains
 ):
-    import scsurvey.sampling as fit_module
-    from scsurvey.spec import parse_spec
+    import scsurvey.inference.rounds as fit_module
+    from scsurvey.model.spec import parse_spec
 
     draw, calls = fake_sampler(shift)
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
@@ -285,8 +287,8 @@ def test_sampling_goes_on_in_rounds_until_clean_with_margin_or_out_of_rounds(
 
 
 def test_a_round_that_would_overrun_the_budget_is_not_started(monkeypatch):
-    import scsurvey.sampling as fit_module
-    from scsurvey.spec import parse_spec
+    import scsurvey.inference.rounds as fit_module
+    from scsurvey.model.spec import parse_spec
 
     draw, calls = fake_sampler(3.0)
     clock = iter(range(0, 1000, 60))  # every perf_counter call advances 60 s
@@ -299,8 +301,8 @@ def test_a_round_that_would_overrun_the_budget_is_not_started(monkeypatch):
 
 
 def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent_chains(monkeypatch):
-    import scsurvey.sampling as fit_module
-    from scsurvey.spec import parse_spec
+    import scsurvey.inference.rounds as fit_module
+    from scsurvey.model.spec import parse_spec
 
     seen = []
 
@@ -328,8 +330,8 @@ def test_the_jax_path_runs_on_the_device_the_spec_names():
     import jax
     import pymc as pm
 
-    import scsurvey.sampling as sampling
-    from scsurvey.spec import parse_spec
+    import scsurvey.inference.rounds as sampling
+    from scsurvey.model.spec import parse_spec
 
     try:
         assert sampling.use_device("cpu") == "cpu"
@@ -354,7 +356,7 @@ def test_a_start_that_is_not_finite_is_refused_naming_the_variable(value):
     """Checked on nutpie's own compiled function; PyMC compiles only to name the culprit."""
     import pymc as pm
 
-    from scsurvey.sampling import check_compiled, compile_nutpie
+    from scsurvey.inference.rounds import check_compiled, compile_nutpie
 
     with pm.Model() as model:
         y = pm.Data("y_obs", np.array([0.5, value, 1.3]))
@@ -369,7 +371,7 @@ def test_a_start_that_is_not_finite_is_refused_naming_the_variable(value):
 
 
 def test_warm_compiles_the_model_and_stores_nothing(tiny_fit):
-    from scsurvey.project import warm
+    from scsurvey.workflows.named_models import warm
 
     project, *_ = tiny_fit
     models = project / "models"
@@ -392,8 +394,8 @@ def ar1_draws(rng, chains, draws, rho=0.86, k=1):
 
 @pytest.mark.parametrize(("chains", "draws"), [(4, 1500), (12, 1500), (4, 3000)])
 def test_the_rhat_floor_predicts_the_mean_rhat_whatever_the_number_of_chains(chains, draws):
-    from scsurvey.convergence import rank_diagnostics
-    from scsurvey.sampling import rhat_floor
+    from scsurvey.inference.rank_diagnostics import rank_diagnostics
+    from scsurvey.inference.rounds import rhat_floor
 
     x = ar1_draws(np.random.default_rng(chains * draws), chains, draws, k=300)
     d = rank_diagnostics(np.moveaxis(x, 0, -1))
@@ -405,8 +407,8 @@ def test_the_rhat_floor_predicts_the_mean_rhat_whatever_the_number_of_chains(cha
 
 @pytest.mark.parametrize("policy", ["planned", "always add"])
 def test_slowly_mixing_chains_are_lengthened_where_more_chains_would_not_help(monkeypatch, policy):
-    import scsurvey.sampling as fit_module
-    from scsurvey.spec import parse_spec
+    import scsurvey.inference.rounds as fit_module
+    from scsurvey.model.spec import parse_spec
 
     def draw(seed, target_accept, draws):
         rng = np.random.default_rng(seed)

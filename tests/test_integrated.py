@@ -15,8 +15,8 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import log_expit, log_ndtr, logsumexp
 
 import scsurvey as ss
-from scsurvey import checks, fitstats, integrated
-from scsurvey.likelihood import category_probs, link_cdf, ordinal_random
+from scsurvey.model.likelihood import category_probs, link_cdf, ordinal_random
+from scsurvey.posterior import checks, integrated_likelihood, item_person_fit
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 
@@ -31,11 +31,11 @@ def test_quadrature_matches_a_brute_force_monte_carlo_integral(tiny):
     four respondents and two posterior draws. Tolerance: 4 Monte Carlo standard errors of
     the log integral plus 0.002 (the grid's own error: 0.0005 against 31 x 31 nodes on this
     poorly mixed fixture; 0.01 with 9 x 9)."""
-    small = integrated.thin(tiny, 2)
-    pop = integrated.population(small)
+    small = integrated_likelihood.thin(tiny, 2)
+    pop = integrated_likelihood.population(small)
     y = tiny.observed_data["y"].values.astype(int)
-    centre, scale = integrated.adaptive_grid(tiny)
-    loglik, *_ = integrated.integrate(pop, y, centre, scale)
+    centre, scale = integrated_likelihood.adaptive_grid(tiny)
+    loglik, *_ = integrated_likelihood.integrate(pop, y, centre, scale)
     rng = np.random.default_rng(0)
     m = 400_000
     for s in range(2):
@@ -125,7 +125,7 @@ def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link, far, pr
     col = rng.integers(0, n_batteries, n_j)
     col[:n_batteries] = np.arange(n_batteries)
     corr = np.atleast_2d(np.corrcoef(rng.normal(size=(n_batteries, n_batteries + 3))))
-    pop = integrated.Population(
+    pop = integrated_likelihood.Population(
         mean=rng.normal(0, 0.7, (n_s, n_i, n_batteries)),
         chol=np.broadcast_to(np.linalg.cholesky(corr), (n_s, n_batteries, n_batteries)).copy(),
         lam=np.exp(rng.normal(0, 0.3, (n_s, n_j))),
@@ -140,7 +140,7 @@ def test_the_kernel_is_the_quadrature_over_every_node(n_batteries, link, far, pr
     y[rng.random(y.shape) < 0.15] = -1
     centre = rng.normal(0, 0.5, (n_i, n_batteries))
     scale = np.tril(rng.normal(0, 0.2, (n_i, n_batteries, n_batteries))) + 0.6 * np.eye(n_batteries)
-    got = integrated.integrate(pop, y, centre, scale, per_dim=n, prune=prune)
+    got = integrated_likelihood.integrate(pop, y, centre, scale, per_dim=n, prune=prune)
     want = _brute_force(pop, y, centre, scale, n, prune)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
@@ -151,10 +151,10 @@ def simulate_battery(n, lam, cuts, rng, link="logit"):
     return ordinal_random(lam * theta[:, None], cuts, link, rng=rng)
 
 
-def population_at(lam, cuts, n, link="logit") -> integrated.Population:
+def population_at(lam, cuts, n, link="logit") -> integrated_likelihood.Population:
     """The true parameters as a one-sample Population (one battery, no covariates)."""
     j = len(lam)
-    return integrated.Population(
+    return integrated_likelihood.Population(
         mean=np.zeros((1, n, 1)),
         chol=np.ones((1, 1, 1)),
         lam=np.asarray(lam, float)[None],
@@ -177,7 +177,9 @@ def test_pit_given_the_rest_is_calibrated_at_the_true_parameters():
         y = simulate_battery(250, lam, cuts, rng)
         centre = np.zeros((250, 1))
         scale = np.ones((250, 1, 1))  # the prior: wide, so many nodes
-        _, hi, lo = integrated.integrate(population_at(lam, cuts, 250), y, centre, scale, per_dim=41)
+        _, hi, lo = integrated_likelihood.integrate(
+            population_at(lam, cuts, 250), y, centre, scale, per_dim=41
+        )
         u = lo + rng.random(y.shape) * (hi - lo)
         rest = checks.rest_scores(y, np.zeros(6, int))
         table = checks._pit_table(u, y, [f"q{j}" for j in range(6)], 10, rest)
@@ -240,7 +242,7 @@ def test_item_fit_finds_the_discriminations_the_model_lacks(misfit):
     """Observed item-rest correlations above every replicate's for the most discriminating
     item, below for the least (PPP < 0.05 and > 0.95)."""
     idata, _ = misfit
-    table = fitstats.item_fit(idata)
+    table = item_person_fit.item_fit(idata)
     assert table.loc["a7", "ppp_item_rest"] < 0.05 and table.loc["a0", "ppp_item_rest"] > 0.95, table
     assert table.loc["a7", "flagged"] and table.loc["a0", "flagged"]
     assert table["item_rest_observed"].between(-1, 1).all()
@@ -250,7 +252,7 @@ def test_person_fit_flags_random_answering(misfit):
     """Random answerers are less likely under the model than its replicates: most of them
     are flagged (measured 15 of 20), few of the others (at most 10%; PPP is conservative)."""
     idata, _ = misfit
-    table = fitstats.person_fit(idata)
+    table = item_person_fit.person_fit(idata)
     random = table["flagged"].values[-N_RANDOM:]
     others = table["flagged"].values[:-N_RANDOM]
     assert random.mean() >= 0.5 and others.mean() <= 0.10, (random.mean(), others.mean())
@@ -259,7 +261,7 @@ def test_person_fit_flags_random_answering(misfit):
 
 def test_scores_follow_the_true_traits_and_reliability_is_a_share(misfit):
     idata, theta = misfit
-    sc = fitstats.scores(idata)
+    sc = item_person_fit.scores(idata)
     est = sc["mean"].values[: len(theta), 0]
     # 8 items under a model with the discriminations wrong: measured 0.80; a score that
     # ignored the answers would correlate about 0
@@ -279,7 +281,7 @@ def test_information_of_a_binary_logit_item_is_the_known_curve():
         constant_data={"battery_of_item": np.array(["b"])},
     )
     idata.posterior = idata.posterior.assign_coords(battery=["b"])
-    info = fitstats.information(idata, grid=np.array([-1.0, 0.0, 2.0]))
+    info = item_person_fit.information(idata, grid=np.array([-1.0, 0.0, 2.0]))
     p = 1 / (1 + np.exp(-(lam * np.array([-1.0, 0.0, 2.0]) - cut)))
     np.testing.assert_allclose(info["item_information"].values[:, 0], lam**2 * p * (1 - p), rtol=1e-6)
     np.testing.assert_allclose(info["test_information"].values[:, 0], lam**2 * p * (1 - p), rtol=1e-6)
@@ -303,28 +305,28 @@ def test_the_warm_up_compiles_the_kernels_a_fit_calls(tiny):
     def types(args):
         return [numba.typeof(a) for a in args]
 
-    pop = integrated.population(tiny)
+    pop = integrated_likelihood.population(tiny)
     y = tiny.observed_data["y"].values
-    centre, scale = integrated.adaptive_grid(tiny)
-    small, y1, centre1, scale1 = integrated._one_answer()
-    assert types(integrated._integrate_args(small, y1, centre1, scale1)) == types(
-        integrated._integrate_args(pop, y, centre, scale)
+    centre, scale = integrated_likelihood.adaptive_grid(tiny)
+    small, y1, centre1, scale1 = integrated_likelihood._one_answer()
+    assert types(integrated_likelihood._integrate_args(small, y1, centre1, scale1)) == types(
+        integrated_likelihood._integrate_args(pop, y, centre, scale)
     )
     theta = tiny.posterior_respondents["theta"].values.reshape(-1, *centre.shape)
-    assert types(integrated._conditional_args(small, small.mean, y1)) == types(
-        integrated._conditional_args(pop, theta, y)
+    assert types(integrated_likelihood._conditional_args(small, small.mean, y1)) == types(
+        integrated_likelihood._conditional_args(pop, theta, y)
     )
-    integrated.compile_kernels()
-    assert integrated._integrate.signatures and integrated._conditional.signatures
+    integrated_likelihood.compile_kernels()
+    assert integrated_likelihood._integrate.signatures and integrated_likelihood._conditional.signatures
 
 
 def test_a_check_asked_of_a_posterior_without_its_group_names_it(tiny):
     bare = az.InferenceData(posterior=tiny.posterior, observed_data=tiny.observed_data)
-    with pytest.raises(integrated.MissingGroupError, match=r"\['constant_data'\].*make fit"):
+    with pytest.raises(integrated_likelihood.MissingGroupError, match=r"\['constant_data'\].*make fit"):
         checks.randomized_pit(bare)
-    with pytest.raises(integrated.MissingGroupError, match=r"\['posterior_predictive'\]"):
+    with pytest.raises(integrated_likelihood.MissingGroupError, match=r"\['posterior_predictive'\]"):
         checks.randomized_pit(bare, "in_sample")
-    with pytest.raises(integrated.MissingGroupError, match=r"\['log_likelihood'\]"):
+    with pytest.raises(integrated_likelihood.MissingGroupError, match=r"\['log_likelihood'\]"):
         checks.loo_respondents(bare, "conditional")
 
 
@@ -338,13 +340,13 @@ def test_fit_statistics_pair_each_replicate_with_the_draw_it_came_from(tiny):
     both.posterior = tiny.posterior.isel(draw=slice(None, None, 3))
     both.posterior_predictive = thinned.posterior_predictive
     np.testing.assert_allclose(
-        fitstats._cell_probs(thinned, np.arange(n)), fitstats._cell_probs(both, np.arange(n))
+        item_person_fit._cell_probs(thinned, np.arange(n)), item_person_fit._cell_probs(both, np.arange(n))
     )
     # pairing replicate k with posterior draw k instead would use other parameters
     assert not np.allclose(
-        fitstats._cell_probs(both, np.arange(n))[1], fitstats._cell_probs(tiny, np.arange(n))[1]
+        item_person_fit._cell_probs(both, np.arange(n))[1], item_person_fit._cell_probs(tiny, np.arange(n))[1]
     )
-    assert fitstats.person_fit(thinned)["ppp"].between(0, 1).all()
+    assert item_person_fit.person_fit(thinned)["ppp"].between(0, 1).all()
 
 
 @pytest.mark.parametrize("n_batteries", [1, 2, 3])
@@ -352,15 +354,15 @@ def test_the_pruned_grid_keeps_all_but_a_negligible_weight(n_batteries):
     """The default grids drop nodes together weighing under 1e-6 (2.4e-8 in two batteries,
     2.2e-7 in three),
     keep every node at or above the threshold, and refuse a threshold no node reaches."""
-    n = integrated.NODES_PER_DIM[n_batteries]
-    g = integrated.grid(n_batteries, n)
+    n = integrated_likelihood.NODES_PER_DIM[n_batteries]
+    g = integrated_likelihood.grid(n_batteries, n)
     _, w = hermegauss(n)
     w = w / w.sum()
     weight = np.prod(w[g.digits], axis=1)
-    assert (weight >= integrated.PRUNE).all()
+    assert (weight >= integrated_likelihood.PRUNE).all()
     assert 1.0 - weight.sum() < 1e-6
     every = np.array(list(product(range(n), repeat=n_batteries)))
-    heavy = np.prod(w[every], axis=1) >= integrated.PRUNE
+    heavy = np.prod(w[every], axis=1) >= integrated_likelihood.PRUNE
     assert heavy.sum() == len(g.digits) < len(every)
     with pytest.raises(ValueError, match="no node"):
-        integrated.grid(n_batteries, n, prune=1.0)
+        integrated_likelihood.grid(n_batteries, n, prune=1.0)

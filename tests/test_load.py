@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from conftest import generic_codebook, generic_frame
 
-from scsurvey.codebook import parse_codebook
-from scsurvey.survey import MISSING, DataError, load_survey, prepare, write_table
+from scsurvey.inputs.codebook import parse_codebook
+from scsurvey.inputs.survey import MISSING, DataError, load_survey, prepare, write_table
 
 
 @pytest.fixture

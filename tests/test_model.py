@@ -7,14 +7,14 @@ import pytest
 from conftest import generic_codebook, generic_frame
 from scipy import stats
 
-from scsurvey import dims
-from scsurvey.codebook import parse_codebook
-from scsurvey.likelihood import answer_tables, category_probs, ordinal_logp, ordinal_random
-from scsurvey.model import build, build_model, cholesky_from_partials, lkj_partial_alphas
-from scsurvey.priors import merge_priors, sd_rms
-from scsurvey.sampling import ONE_EVALUATION
-from scsurvey.spec import SpecError, parse_spec
-from scsurvey.survey import prepare
+from scsurvey.core import dims
+from scsurvey.inference.rounds import ONE_EVALUATION
+from scsurvey.inputs.codebook import parse_codebook
+from scsurvey.inputs.survey import prepare
+from scsurvey.model.graph import build, build_model, cholesky_from_partials, lkj_partial_alphas
+from scsurvey.model.likelihood import answer_tables, category_probs, ordinal_logp, ordinal_random
+from scsurvey.model.priors import merge_priors, sd_rms
+from scsurvey.model.spec import SpecError, parse_spec
 
 
 def make_spec(**components):
@@ -54,7 +54,7 @@ def test_builds_and_is_finite_at_the_initial_point(k, batteries, link):
 
 def test_dims_and_coords_follow_the_codebook(codebook, small_twin):
     _, csv, _ = small_twin
-    from scsurvey.survey import load_survey
+    from scsurvey.inputs.survey import load_survey
 
     data = load_survey(csv, codebook)
     spec = make_spec(
@@ -269,7 +269,7 @@ def test_an_unknown_group_mean_names_the_key():
 def test_support_share_counts_any_set_of_levels(link, support):
     """Against the share of answers drawn by thresholding a latent variable (200,000 draws
     per item: Monte Carlo sd at most 0.0011; tolerance 0.005, about 4.5 sd)."""
-    from scsurvey.likelihood import ordinal_random, support_share
+    from scsurvey.model.likelihood import ordinal_random, support_share
 
     eta = np.array([-1.0, 0.3, 1.5])
     cuts = np.array([[-2.0, -0.5, 0.4, 1.8], [-1.0, 0.0, 0.5, 1.0], [-0.5, 1.0, 2.0, 3.5]])

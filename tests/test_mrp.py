@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scsurvey import dims, mrp, summaries
-from scsurvey.codebook import load_codebook
-from scsurvey.spec import load_spec
-from scsurvey.survey import load_survey
-from scsurvey.tomlfile import read_toml
+from scsurvey.core import dims
+from scsurvey.core.tomlfile import read_toml
+from scsurvey.inputs.codebook import load_codebook
+from scsurvey.inputs.survey import load_survey
+from scsurvey.model.spec import load_spec
+from scsurvey.posterior import summaries
+from scsurvey.workflows import mrp
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 
@@ -175,7 +177,7 @@ def test_population_support_equals_the_cell_predictions_weighted_by_the_census(t
 def test_the_report_sets_mrp_beside_the_sample_and_published_shares(tiny, root, tmp_path):
     import json
 
-    from scsurvey.report import render_report
+    from scsurvey.report.html import render_report
 
     codebook = load_codebook(root / "data" / "codebook" / "scs2020.toml")
     vars_ = mrp.variables(
@@ -207,7 +209,7 @@ def test_weighted_shares_equal_the_shares_of_the_sample_with_rows_repeated(twin)
     """A weight of 2 counts a respondent twice: the weighted share of each item equals the
     plain share in the sample with those rows duplicated (exact up to rounding), and equal
     weights give the plain share."""
-    from scsurvey.survey import prepare
+    from scsurvey.inputs.survey import prepare
 
     _, data = twin
     frame = data.table.copy()
@@ -231,7 +233,7 @@ def test_weighted_shares_equal_the_shares_of_the_sample_with_rows_repeated(twin)
 
 
 def test_bad_weights_name_the_file_the_column_and_the_rows(twin):
-    from scsurvey.survey import prepare
+    from scsurvey.inputs.survey import prepare
 
     _, data = twin
     with pytest.raises(mrp.MRPError, match=r"no weight column 'wt'"):
@@ -303,7 +305,7 @@ def test_mrp_corrects_a_biased_sample_small(root):
     under 40% of the raw share's. Short chains are not converged (R-hat about 1.08), which
     moves the posterior mean by far less than the bias; a failure means poststratification
     stopped correcting."""
-    from scsurvey.mrp_validation import validate
+    from scsurvey.workflows.mrp_validation import validate
 
     table, summary = validate(
         root,

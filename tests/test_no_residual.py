@@ -13,15 +13,15 @@ import xarray as xr
 from conftest import generic_codebook, generic_frame
 from scipy.special import expit
 
-from scsurvey import dims
-from scsurvey import model as model_module
-from scsurvey.codebook import parse_codebook
-from scsurvey.integrated import compute
-from scsurvey.model import build
-from scsurvey.predictive import observed_dataset, respondent_log_likelihood, survey_constants
-from scsurvey.sampling import ONE_EVALUATION
-from scsurvey.spec import SpecError, parse_spec
-from scsurvey.survey import DataError, prepare
+from scsurvey.core import dims
+from scsurvey.inference.rounds import ONE_EVALUATION
+from scsurvey.inputs.codebook import parse_codebook
+from scsurvey.inputs.survey import DataError, prepare
+from scsurvey.model import graph as model_module
+from scsurvey.model.graph import build
+from scsurvey.model.spec import SpecError, parse_spec
+from scsurvey.posterior.integrated_likelihood import compute
+from scsurvey.posterior.predictive import observed_dataset, respondent_log_likelihood, survey_constants
 
 COUNTRIES = ["A", "B", "C", "D"]
 WAVES = {"A": [3, 4], "B": [3, 4, 5], "C": [5], "D": [3, 5]}
@@ -218,7 +218,7 @@ def test_a_fit_of_the_distinct_respondents_stores_every_respondents_traits():
     """Through the whole fit (approximate mode, which shares every step after sampling):
     the traits of all respondents at the predictive's draws are their group intercepts, and
     the integrated log-likelihood is the conditional one."""
-    from scsurvey.fit import fit_survey
+    from scsurvey.posterior.assemble import fit_survey
 
     data = one_item_data()
     spec = no_residual_spec().replace(

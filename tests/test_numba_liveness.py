@@ -7,7 +7,7 @@ import pytest
 from numba.core import analysis
 from numba.core.controlflow import CFGraph
 
-from scsurvey import numba_liveness
+from scsurvey.inference import liveness_patch
 
 
 def _random_cfg(rng, n_blocks, n_vars, back_edges):
@@ -38,8 +38,8 @@ def _random_cfg(rng, n_blocks, n_vars, back_edges):
 def test_same_live_map_as_numba_on_random_control_flow(seed):
     rng = np.random.default_rng(seed)
     cfg, blocks, use, defs = _random_cfg(rng, int(rng.integers(2, 60)), 30, int(rng.integers(0, 8)))
-    expected = numba_liveness.original()(cfg, blocks, use, defs)
-    got = numba_liveness.compute_live_map(cfg, blocks, use, defs)
+    expected = liveness_patch.original()(cfg, blocks, use, defs)
+    got = liveness_patch.compute_live_map(cfg, blocks, use, defs)
     assert got == expected
     assert list(got) == list(expected)
 
@@ -48,7 +48,7 @@ def test_differs_from_a_wrong_analysis():
     """The comparison above can fail: dropping the back edges' flow changes the live map."""
     rng = np.random.default_rng(3)
     cfg, blocks, use, defs = _random_cfg(rng, 40, 30, 6)
-    expected = numba_liveness.original()(cfg, blocks, use, defs)
+    expected = liveness_patch.original()(cfg, blocks, use, defs)
     local_only = {b: set(use[b]) for b in blocks}
     assert local_only != expected
 
@@ -58,12 +58,12 @@ def test_installed_analysis_matches_numba_on_compiled_code(monkeypatch):
     IR graphs (the function's and the inlined implementations'): every call must agree."""
     import numba
 
-    original = numba_liveness.original()
+    original = liveness_patch.original()
     calls = []
 
     def both(cfg, blocks, use, defs):
         expected = original(cfg, blocks, use, defs)
-        got = numba_liveness.compute_live_map(cfg, blocks, use, defs)
+        got = liveness_patch.compute_live_map(cfg, blocks, use, defs)
         calls.append(got == expected and list(got) == list(expected))
         return expected
 
@@ -90,7 +90,7 @@ def test_installed_analysis_matches_numba_on_compiled_code(monkeypatch):
 
 
 def test_install_is_idempotent_and_keeps_numbas_original():
-    assert numba_liveness.install()
-    assert numba_liveness.install()
-    assert analysis.compute_live_map is numba_liveness.compute_live_map
-    assert numba_liveness.original() is not numba_liveness.compute_live_map
+    assert liveness_patch.install()
+    assert liveness_patch.install()
+    assert analysis.compute_live_map is liveness_patch.compute_live_map
+    assert liveness_patch.original() is not liveness_patch.compute_live_map

@@ -7,13 +7,13 @@ import pymc as pm
 import pytest
 from pymc.model.transform.optimization import freeze_dims_and_data
 
-from scsurvey import nutpie_numba
-from scsurvey.sampling import ONE_EVALUATION, compile_nutpie
+from scsurvey.inference import nutpie_cache
+from scsurvey.inference.rounds import ONE_EVALUATION, compile_nutpie
 
 
 def test_the_pinned_nutpie_and_pytensor_have_what_the_cache_uses():
     # a failure here means a new nutpie or PyTensor: fits still run, on nutpie's own wrappers
-    assert nutpie_numba.available()
+    assert nutpie_cache.available()
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_cached_wrappers_are_written_to_the_numba_cache(small_model):
     from pytensor.link.numba.cache import NUMBA_CACHE_PATH
 
     compiled = compile_nutpie(small_model, "numba")
-    key = nutpie_numba._cache_key(
+    key = nutpie_cache._cache_key(
         "logp", compiled.logp_func.vm.jit_fn, compiled.compiled_logp_func._pyfunc.__source__, compiled.n_dim
     )
     assert key is not None
@@ -75,7 +75,7 @@ def test_stock_wrappers_come_back_after_the_block():
     import nutpie.compile_pymc as ncp
 
     before = ncp._make_c_logp_func, ncp._make_c_expand_func
-    with pytest.raises(RuntimeError), nutpie_numba.cached_wrappers():
+    with pytest.raises(RuntimeError), nutpie_cache.cached_wrappers():
         assert ncp._make_c_logp_func is not before[0]
         raise RuntimeError("compile failed")
     assert (ncp._make_c_logp_func, ncp._make_c_expand_func) == before
@@ -132,7 +132,7 @@ def test_new_data_share_one_compiled_wrapper_while_the_parameters_keep_their_siz
             _data_model(values) if width == 3 else _wide_model(values), "numba", swappable=True
         )
         src = c.compiled_logp_func._pyfunc.__source__
-        return nutpie_numba._cache_key("logp", c.logp_func.vm.jit_fn, src, c.n_dim)
+        return nutpie_cache._cache_key("logp", c.logp_func.vm.jit_fn, src, c.n_dim)
 
     first = key(rng.normal(size=(20, 3)))
     assert first is not None

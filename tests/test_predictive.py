@@ -9,19 +9,19 @@ import pymc as pm
 import pytest
 from conftest import generic_codebook, generic_frame
 
-from scsurvey import dims
-from scsurvey.codebook import parse_codebook
-from scsurvey.likelihood import category_probs
-from scsurvey.model import build
-from scsurvey.predictive import (
+from scsurvey.core import dims
+from scsurvey.inputs.codebook import parse_codebook
+from scsurvey.inputs.survey import prepare
+from scsurvey.model.graph import build
+from scsurvey.model.likelihood import category_probs
+from scsurvey.model.spec import parse_spec
+from scsurvey.posterior.predictive import (
     observed_dataset,
     replicate,
     respondent_log_likelihood,
     survey_constants,
     traits,
 )
-from scsurvey.spec import parse_spec
-from scsurvey.survey import prepare
 
 FULL = {"covariates": True, "groups": ["site"], "item_covariates": ["x1"], "correlated": True}
 

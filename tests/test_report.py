@@ -11,10 +11,10 @@ import arviz as az
 import numpy as np
 import pytest
 
-from scsurvey import summaries
-from scsurvey.browser import chromium_path, inspect_report
-from scsurvey.report import render_report
-from scsurvey.spec import load_spec
+from scsurvey.model.spec import load_spec
+from scsurvey.posterior import summaries
+from scsurvey.report.html import render_report
+from scsurvey.report.screenshots import chromium_path, inspect_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_full.nc"
 
@@ -112,7 +112,7 @@ def test_the_headline_comes_first_and_says_what_was_found(report, codebook):
 
 def test_the_index_page_lists_every_reported_model(report, tmp_path):
 
-    from scsurvey.report import write_index
+    from scsurvey.report.html import write_index
 
     path, _ = report
     root = tmp_path / "project"
@@ -197,7 +197,7 @@ def test_model_comparison_keeps_only_posteriors_of_the_same_data():
     import arviz as az
     import numpy as np
 
-    from scsurvey.report import same_data
+    from scsurvey.report.html import same_data
 
     def fake(data_hash):
         idata = az.from_dict(posterior={"x": np.zeros((1, 5))})

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import make_project
 
-from scsurvey import sbc
+from scsurvey.workflows import sbc
 
 
 def fake_study(ranks: dict, L=20, n=200):

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from conftest import TWIN
 
-from scsurvey.centering import non_centred
-from scsurvey.codebook import load_codebook
-from scsurvey.likelihood import ordinal_random
-from scsurvey.model import build
-from scsurvey.simulate import _evaluate, make_twin, read_truth
-from scsurvey.spec import load_spec
-from scsurvey.survey import prepare
+from scsurvey.inputs.codebook import load_codebook
+from scsurvey.inputs.survey import prepare
+from scsurvey.model.graph import build
+from scsurvey.model.likelihood import ordinal_random
+from scsurvey.model.parameterisation import non_centred
+from scsurvey.model.spec import load_spec
+from scsurvey.workflows.twin import _evaluate, make_twin, read_truth
 
 SMALL = {"n": 150, "population": 5000}
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from conftest import TWIN, make_project
 
-from scsurvey.project import fit
-from scsurvey.simulate import make_twin, write_twin
+from scsurvey.workflows.named_models import fit
+from scsurvey.workflows.twin import make_twin, write_twin
 
 # Main parameters: item, threshold, covariate, group-scale and correlation parameters.
 MAIN = (
@@ -92,7 +92,7 @@ def test_parameter_recovery_on_the_twin(full_fit):
 
 def example_project(tmp_path, root, name) -> Path:
     """A throwaway project holding a real example's spec, codebook and data."""
-    from scsurvey.examples import write_example
+    from scsurvey.inputs.examples import write_example
 
     (tmp_path / "models").mkdir()
     csv = write_example(name, tmp_path / "data")
@@ -139,8 +139,8 @@ def test_the_big_one_item_example_fits_clean_and_its_checks_see_what_it_misses(t
     the overall support share within 0.5 pp. One set of thresholds for all 140 cells
     (proportional odds) cannot place each cell's four shares, which differ by a median 3-5 pp
     from the predicted ones: the calibrated PIT, computed from 184,924 answers, must see it."""
-    from scsurvey.checks import randomized_pit
-    from scsurvey.report import write_report
+    from scsurvey.posterior.checks import randomized_pit
+    from scsurvey.report.html import write_report
 
     project = example_project(tmp_path, root, "wvs_immig")
     idata, run = fit("wvs_immig", root=project, progress=False)
@@ -170,7 +170,7 @@ def test_mrp_covers_the_population_share_a_biased_sample_misses(root):
     east; `mrp` fitted with its shipped settings and poststratified to the population's
     margins. Targets of the issue: MRP's 90% intervals cover the true share for at least 90% of
     the 13 items, while the raw share's own 90% binomial interval misses it for most."""
-    from scsurvey.mrp_validation import validate
+    from scsurvey.workflows.mrp_validation import validate
 
     table, summary = validate(root)
     print(table.round(3).to_string(), summary)

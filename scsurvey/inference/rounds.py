@@ -1,0 +1,451 @@
+"""Run NUTS: compile a model for its sampler and sample in rounds until the diagnostics pass
+with margin.
+
+A round after divergences starts afresh at a higher ``target_accept``; a round after an
+R-hat that more chains of the same length would not lower starts afresh with longer chains;
+otherwise a round adds chains. See :func:`sample` and :func:`plan_round`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import replace
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+from pymc.model.transform.optimization import freeze_dims_and_data
+
+from scsurvey.inference.diagnostics import diagnose
+from scsurvey.model.spec import ModelSpec
+
+# A function evaluated once runs PyTensor's Python implementations: C compilation of the
+# per-variable log-densities and the gradient took 75 s and 88 s cold on a 60-respondent model,
+# against 3 s and 5 s this way, with the same values.
+ONE_EVALUATION = {"mode": "FAST_COMPILE"}
+
+
+def check_initial_point(model: pm.Model) -> None:
+    """Fail before sampling if the log-density or its gradient is not finite."""
+    point = model.initial_point()
+    logps = model.point_logps(point, **ONE_EVALUATION)
+    bad = {k: float(v) for k, v in logps.items() if not np.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"log-density not finite at the initial point: {bad}")
+    grad = model.compile_dlogp(**ONE_EVALUATION)(point)
+    if not np.all(np.isfinite(grad)):
+        raise FloatingPointError("gradient of the log-density not finite at the initial point")
+
+
+def check_compiled(compiled, model: pm.Model) -> None:
+    """Fail before sampling if the log-density or its gradient is not finite where nutpie starts.
+
+    Evaluates the function nutpie compiled, so the check costs no compile of its own (PyMC's
+    ``compile_dlogp`` took 16-25 s on `full`); only when that value is not finite are PyMC's
+    per-variable log-densities compiled, to name the variable (:func:`check_initial_point`).
+    A start that is not finite only after nutpie's jitter is left to nutpie, which retries.
+    """
+    try:
+        logp, grad = compiled.logp_func(np.asarray(compiled.initial_point_func(0), dtype=float))
+    except (AttributeError, TypeError, ValueError):  # a nutpie without these attributes
+        check_initial_point(model)
+        return
+    if not (np.isfinite(logp) and np.all(np.isfinite(grad))):
+        check_initial_point(model)
+
+
+def uses_jax(sampler) -> bool:
+    """Whether the sampler settings run the log-density through JAX."""
+    return sampler.name == "numpyro" or (sampler.name == "nutpie" and sampler.nutpie_backend == "jax")
+
+
+def use_device(device: str) -> str:
+    """Point JAX at the device a spec asks for; returns the platform it will run on.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}
+        ``"auto"`` keeps JAX's own choice (a GPU when one is visible to JAX).
+
+    Raises
+    ------
+    RuntimeError
+        When the device is asked for and JAX sees none of that kind, naming the setting and
+        the devices there are.
+    """
+    import jax
+
+    if device == "auto":
+        jax.config.update("jax_default_device", None)
+        return jax.devices()[0].platform
+    try:
+        chosen = jax.devices(device)[0]
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"sampler.device = {device!r}: JAX finds no {device} device "
+            f"(it sees {[d.platform for d in jax.devices()]}; a GPU needs jax with CUDA, "
+            f"e.g. pip install 'jax[cuda12]')"
+        ) from err
+    jax.config.update("jax_default_device", chosen)
+    return chosen.platform
+
+
+def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = False):
+    """Compile a model for nutpie.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    backend : {"jax", "numba"}
+    swappable : bool
+        Keep data containers as inputs (shared variables), so that ``.with_data`` can swap
+        them and, with Numba, the code cached on disk is keyed by the model's structure and
+        sizes only: new answers of the same shape reuse it (`scsurvey.inference.nutpie_cache`). When
+        False, data are frozen into compile-time constants, which lets XLA fold work that
+        depends on data alone (the JAX default).
+    """
+    import nutpie
+
+    from scsurvey.inference import liveness_patch, nutpie_cache
+
+    if backend == "numba":
+        liveness_patch.install()
+    if swappable:  # the sizes are fixed by the parameter vector anyway; only data stay inputs
+        model = freeze_dims_and_data(model, data=[])
+    cached = backend == "numba" and nutpie_cache.available()
+    with nutpie_cache.cached_wrappers() if cached else contextlib.nullcontext():
+        return nutpie.compile_pymc_model(
+            model,
+            backend=backend,
+            gradient_backend="pytensor",
+            freeze_model=not swappable,
+            **({"cache": True} if cached else {}),
+        )
+
+
+def swap_data(compiled, values: dict):
+    """``compiled.with_data`` for the containers the compiled model reads.
+
+    A container the log-density does not read (the raw answers, once the likelihood reads
+    precomputed tables) is not an input of the compiled model, and nutpie refuses its name.
+
+    Raises
+    ------
+    ValueError
+        When the compiled model reads none of ``values``: the swap would fit the old data.
+    """
+    inputs = getattr(compiled, "shared_data", None) or getattr(compiled, "_shared_data", None) or {}
+    known = {k: v for k, v in values.items() if k in inputs}
+    if not known:
+        raise ValueError(f"the compiled model reads none of {sorted(values)} (its inputs: {sorted(inputs)})")
+    return compiled.with_data(**known)
+
+
+def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = None):
+    """Sample a compiled nutpie model with the spec's sampler settings."""
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=sampler.draws,
+        tune=sampler.tune,
+        chains=sampler.chains,
+        cores=min(sampler.cores, sampler.chains),
+        seed=sampler.seed if seed is None else seed,
+        target_accept=sampler.target_accept,
+        low_rank_modified_mass_matrix=sampler.low_rank,
+        progress_bar=progress,
+        save_warmup=False,
+    )
+
+
+def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
+    """Compile once; return ``draw(seed, target_accept, draws)`` drawing the spec's chains."""
+    s = spec.sampler
+    if s.name == "nutpie":
+        inputs = s.data_inputs and s.nutpie_backend == "numba"  # XLA gains from constants
+        compiled = compile_nutpie(model, s.nutpie_backend, swappable=inputs)
+        check_compiled(compiled, model)
+        return lambda seed, target_accept, draws: sample_nutpie(
+            compiled, replace(s, target_accept=target_accept, draws=draws), progress, seed=seed
+        )
+
+    check_initial_point(model)
+
+    def draw(seed, target_accept, draws):  # PyMC and numpyro compile inside pm.sample
+        return pm.sample(
+            draws=draws,
+            tune=s.tune,
+            chains=s.chains,
+            cores=min(s.cores, s.chains),
+            random_seed=seed,
+            target_accept=target_accept,
+            nuts_sampler=s.name,
+            progressbar=progress,
+            model=model,
+            compute_convergence_checks=False,
+        )
+
+    return draw
+
+
+def next_round(divergences: int, target_accept: float) -> tuple[str, float]:
+    """What the next sampling round does after a fit that is not clean.
+
+    Divergent transitions mark a region the integrator cannot follow at the tuned step
+    size; more chains cannot remove them (the count only grows), so the next round starts
+    afresh, discarding the divergent chains, with ``target_accept`` halfway to 1 (smaller
+    steps). Otherwise the next round adds chains to the ones there are.
+
+    Returns
+    -------
+    action : {"restart", "add"}
+    target_accept : float
+    """
+    if divergences:
+        return "restart", round(1 - (1 - target_accept) / 2, 4)
+    return "add", target_accept
+
+
+# a round lengthens the chains when the R-hat their length allows is above this share of
+# the margin: more chains would then average about that R-hat, not below the margin
+FLOOR_SHARE = 0.8
+LENGTHEN_MAX = 4.0  # at most this many times the previous round's draws per chain
+
+
+def rhat_floor(chains: int, min_ess_bulk: float) -> float:
+    """The R-hat that chains of this length average, however many there are.
+
+    Split R-hat compares each half chain's mean with the others'; the spread of those means
+    is set by each half's own effective sample size, so its expectation is about
+    ``1 + chains / ESS`` for the quantity of least bulk ESS (measured on AR(1) draws of
+    ESS 0.076 per draw, 1,500 per chain: R-hat - 1 averaged 0.0088, 0.0081 and 0.0084 with
+    4, 8 and 12 chains, 0.0043 with 4 chains of 3,000; docs/design.md).
+
+    Parameters
+    ----------
+    chains : int
+        Chains in the posterior the ESS was computed on.
+    min_ess_bulk : float
+        The least bulk ESS over the posterior's quantities.
+
+    Returns
+    -------
+    float
+    """
+    return 1.0 + chains / max(float(min_ess_bulk), 1.0)
+
+
+def plan_round(diag, chains: int, draws: int, target_accept: float, rhat_target: float):
+    """What the next sampling round does after a fit that is not clean, or not within the
+    margin.
+
+    Divergences: start afresh at a higher ``target_accept`` (:func:`next_round`). An R-hat
+    floor (:func:`rhat_floor`) above ``FLOOR_SHARE`` of the margin: start afresh with
+    chains long enough to bring the floor to two thirds of the margin (at most
+    ``LENGTHEN_MAX`` times as long, in hundreds of draws), since more chains of the same
+    length would leave R-hat where it is. Otherwise: add chains, which narrow the noise of
+    R-hat around a floor that is within the margin.
+
+    Parameters
+    ----------
+    diag : Diagnostics
+        Of the posterior so far.
+    chains : int
+        Its chains.
+    draws : int
+        Draws per chain of the last round.
+    target_accept : float
+    rhat_target : float
+        The margin (``sampler.rhat_target``).
+
+    Returns
+    -------
+    action : {"restart", "lengthen", "add"}
+    target_accept : float
+    draws : int
+        Draws per chain of the next round.
+    """
+    if diag.divergences:
+        action, target_accept = next_round(diag.divergences, target_accept)
+        return action, target_accept, draws
+    excess = rhat_floor(chains, diag.min_ess_bulk) - 1.0
+    if excess > FLOOR_SHARE * (rhat_target - 1.0):
+        factor = min(LENGTHEN_MAX, 1.5 * excess / (rhat_target - 1.0))
+        return "lengthen", target_accept, int(np.ceil(draws * factor / 100.0) * 100)
+    return "add", target_accept, draws
+
+
+def merge_chains(first: az.InferenceData, more: az.InferenceData) -> az.InferenceData:
+    """``first`` with the chains of ``more`` appended (posterior and, where both have it,
+    sample_stats)."""
+    out = first.copy()
+    for group in ("posterior", "sample_stats"):
+        if group not in first.groups() or group not in more.groups():
+            continue
+        a, b = first[group], more[group]
+        b = b.assign_coords(chain=np.arange(a.sizes["chain"], a.sizes["chain"] + b.sizes["chain"]))
+        merged = xr.concat([a, b], dim="chain", data_vars="all", coords="minimal", compat="override")
+        merged.attrs = a.attrs
+        out[group] = merged
+    return out
+
+
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of sampling round ``round_`` (0 is the spec's own seed)."""
+    return seed if round_ == 0 else seed + 7919 * round_
+
+
+def frees_python(sampler) -> bool:
+    """Whether the sampler runs without Python while it samples (nutpie on Numba: the
+    log-density is machine code called from nutpie's threads, which release the GIL), so
+    that other Python work can run beside it."""
+    return sampler.name == "nutpie" and sampler.nutpie_backend == "numba"
+
+
+def sample(
+    model: pm.Model, spec: ModelSpec, progress: bool = True, log=None, on_compiled=None
+) -> tuple[az.InferenceData, dict]:
+    """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass with margin
+    (or, for ``name = "advi"``, the approximate mode of :mod:`scsurvey.inference.approximate`).
+
+    The first round draws the spec's ``chains`` x ``draws``. While the diagnostics fail (see
+    :func:`diagnose`), or pass with max R-hat above ``sampler.rhat_target`` (a margin below
+    the 1.01 threshold, so that the fit stays clean on another CPU), another round
+    (:func:`plan_round`) either adds as many chains, each with its own seed and tuning;
+    or, when chains of this length cannot bring R-hat within the margin, starts afresh with
+    longer chains; or, after divergences, starts afresh at a higher ``target_accept``;
+    until ``sampler.rounds`` rounds are done or ``sampler.budget_s`` seconds of sampling
+    are spent (a round is not started when the previous one says it would overrun).
+
+    Parameters
+    ----------
+    model : pymc.Model
+    spec : ModelSpec
+    progress : bool
+        Show the sampler's progress bar in every round.
+    log : callable, optional
+        Receives one line per round (default: print to stderr).
+    on_compiled : callable, optional
+        Called with no arguments once the model is compiled, before the first round: the
+        moment to start work in another thread that should run beside sampling (see
+        :func:`frees_python`) and not beside compiling, whose PyTensor flags are global.
+
+    Returns
+    -------
+    idata : arviz.InferenceData
+        Groups ``posterior`` and ``sample_stats``, every round's chains.
+    timing : dict
+        ``compile_s``, ``sample_s``, ``device`` (the platform the log-density ran on) and
+        ``rounds``: per round its seed, action, chains, draws, seconds, what the diagnostics
+        said after it
+        (``clean``) and whether it met the margin (``margin``); ``diagnostics``, the
+        :class:`~scsurvey.inference.diagnostics.Diagnostics` of the draws returned.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    s = spec.sampler
+    if s.name == "advi":
+        check_initial_point(model)
+        return _approximate(model, spec, progress, log)
+    t0 = time.perf_counter()
+    device = use_device(s.device) if uses_jax(s) else "cpu"
+    draw = _sampler_for(model, spec, progress)
+    t1 = time.perf_counter()
+    if on_compiled is not None:
+        on_compiled()
+    idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
+    draws = s.draws
+    while True:
+        k = len(rounds)
+        r0 = time.perf_counter()
+        more = draw(round_seed(s.seed, k), target_accept, draws)
+        idata = more if idata is None or action != "add" else merge_chains(idata, more)
+        seconds = time.perf_counter() - r0
+        diag = diagnose(idata)
+        chains = int(idata.posterior.sizes["chain"])
+        rounds.append(
+            {
+                "round": k + 1,
+                "seed": round_seed(s.seed, k),
+                "action": "first" if k == 0 else action,
+                "target_accept": target_accept,
+                "draws": draws,
+                "chains_added": s.chains,
+                "chains_total": chains,
+                "seconds": seconds,
+                "clean": diag.ok,
+                "failures": diag.failures,
+                "rhat_floor": rhat_floor(chains, diag.min_ess_bulk),
+            }
+        )
+        settled = diag.ok and diag.max_rhat <= s.rhat_target
+        rounds[-1]["margin"] = settled
+        if settled:
+            verdict = "clean"
+        elif diag.ok:
+            verdict = f"clean, but max R-hat {diag.max_rhat:.4f} > the margin {s.rhat_target}"
+        else:
+            verdict = "not clean: " + "; ".join(diag.failures)
+        log(f"round {k + 1}/{s.rounds}: {chains} chains x {draws} draws in {seconds:.1f} s, {verdict}")
+        spent = time.perf_counter() - t1
+        if settled or len(rounds) >= s.rounds:
+            break
+        action, target_accept, next_draws = plan_round(diag, chains, draws, target_accept, s.rhat_target)
+        # a round's cost grows with its draws; tuning is the same
+        estimate = seconds * (next_draws + s.tune) / (draws + s.tune)
+        if spent + estimate > s.budget_s:
+            log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")
+            break
+        seed = round_seed(s.seed, k + 1)
+        if action == "restart":
+            log(
+                f"round {k + 2}/{s.rounds}: divergences: a fresh run of {s.chains} chains at "
+                f"target_accept {target_accept} (seed {seed})"
+            )
+        elif action == "lengthen":
+            log(
+                f"round {k + 2}/{s.rounds}: chains of {draws} draws average R-hat about "
+                f"{rounds[-1]['rhat_floor']:.4f} however many there are: a fresh run of "
+                f"{s.chains} chains x {next_draws} draws (seed {seed})"
+            )
+        else:
+            log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {seed})")
+        draws = next_draws
+    t2 = time.perf_counter()
+    timing = {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}
+    return idata, {**timing, "diagnostics": diag}
+
+
+def _approximate(model: pm.Model, spec: ModelSpec, progress: bool, log) -> tuple[az.InferenceData, dict]:
+    """``sampler.name = "advi"``: one fit of the approximation, judged by PSIS (no rounds)."""
+    from scsurvey.inference.approximate import LABEL, fit_advi
+
+    s = spec.sampler
+    idata, info = fit_advi(model, s.vi_steps, s.draws, s.seed, progress)
+    diag = diagnose(idata)
+    verdict = "usable" if diag.ok else "NOT usable"
+    log(
+        f"approximate posterior ({LABEL}): {s.vi_steps} steps in {info['fit_s']:.1f} s, "
+        f"PSIS k-hat {info['psis_khat']:.2f} ({info['psis_s']:.1f} s): {verdict}"
+    )
+    rounds = [
+        {
+            "round": 1,
+            "seed": s.seed,
+            "action": "advi",
+            "seconds": info["fit_s"],
+            "clean": diag.ok,
+            "margin": diag.ok,
+            "failures": diag.failures,
+            **{k: info[k] for k in ("steps", "psis_khat", "elbo")},
+        }
+    ]
+    return idata, {
+        "compile_s": 0.0,
+        "sample_s": info["fit_s"] + info["psis_s"],
+        "rounds": rounds,
+        "device": "cpu",
+    }
