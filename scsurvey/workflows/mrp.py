@@ -40,6 +40,7 @@ from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
 from scsurvey.core.tomlfile import check_keys, read_toml
 from scsurvey.inputs.survey import SurveyData
+from scsurvey.model import predictor
 from scsurvey.model.likelihood import category_probs
 from scsurvey.posterior.draws import posterior_draws, residual_quadrature
 from scsurvey.posterior.population import MRP_FILE, load, summary_table
@@ -376,57 +377,11 @@ def estimate(
     post = idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
     draws = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
-    nodes, weights = residual_quadrature(idata, QUADRATURE_NODES)
     batteries = list(post[dims.BATTERY].values)
     b_of_item = idata.constant_data["battery_of_item"].values
-    col = np.array([batteries.index(b) for b in b_of_item])
-    lam = posterior_draws(idata, "lambda").values[draws]  # (s, item)
-    cuts = posterior_draws(idata, "cuts").values[draws]  # (s, item, threshold)
-    beta = posterior_draws(idata, "beta") if "beta" in post else None
-    support = idata.constant_data["support"].values.astype(bool)
-    codes = idata.constant_data["category_code"].values.astype(float)
-    link = post.attrs.get("link", "logit")
-    center = idata.constant_data["covariate_center"].to_series() if beta is not None else None
-    scale = idata.constant_data["covariate_scale"].to_series() if beta is not None else None
-    effects = {v.column: posterior_draws(idata, f"u_{v.column}") for v in variables_ if v.kind == "group"}
-    reverse = {v.census: {c: k for k, c in v.mapping.items()} for v in variables_ if v.kind == "covariate"}
-    cell_support, cell_code = [], []
-    for _, row in table.iterrows():
-        mean = np.zeros((len(draws), len(batteries)))
-        if beta is not None:
-            x = np.zeros(beta.sizes[dims.COVARIATE])
-            names = list(beta[dims.COVARIATE].values)
-            for v in variables_:
-                if v.kind == "covariate":
-                    code = reverse[v.census][row[v.census]]
-                    if v.column not in names:
-                        raise MRPError(
-                            f"poststratification variable {v.census!r}: covariate {v.column!r} is not one "
-                            "coefficient of the model (a categorical covariate enters as dummies); "
-                            "poststratify on it as a grouping factor instead"
-                        )
-                    try:
-                        raw = float(code)
-                    except ValueError:
-                        raise MRPError(
-                            f"poststratification variable {v.census!r}: map code {code!r} of covariate "
-                            f"{v.column!r} is not a number"
-                        ) from None
-                    x[names.index(v.column)] = (raw - center[v.column]) / scale[v.column]
-            mean = np.einsum("sbp,p->sb", beta.values[draws], x)
-        for v in variables_:
-            if v.kind == "group":
-                u = effects[v.column]
-                mean = mean + u.sel({v.column: row[v.census]}).values[draws]
-        latent = mean[:, None, :] + nodes[None, :, None]  # (s, node, battery)
-        eta = lam[:, None, :] * latent[:, :, col]  # (s, node, item)
-        p = category_probs(eta, cuts[:, None], link)  # (s, node, item, K)
-        p = np.einsum("snjk,n->sjk", p, weights)
-        cell_support.append(p[..., support].sum(-1))
-        cell_code.append(p @ codes)
+    mean = _cell_means(idata, table, variables_, draws, len(batteries))  # (s, cell, battery)
+    cs, cc = _cell_predictions(idata, mean, draws, np.array([batteries.index(b) for b in b_of_item]))
     share = table["share"].to_numpy()
-    cs = np.stack(cell_support, axis=1)  # (s, cell, item)
-    cc = np.stack(cell_code, axis=1)
     items = post[dims.ITEM].values
     out = xr.Dataset(
         {
@@ -457,6 +412,92 @@ def estimate(
         "population share of each cell"
     )
     return out
+
+
+def _covariate_values(idata, table: pd.DataFrame, variables_: list[Variable], names: list[str]) -> np.ndarray:
+    """Each cell's standardised covariate values (cell, covariate), at the mean (0) for the
+    covariates that are not poststratified."""
+    center = idata.constant_data["covariate_center"].to_series()
+    scale = idata.constant_data["covariate_scale"].to_series()
+    x = np.zeros((len(table), len(names)))
+    for v in variables_:
+        if v.kind != "covariate":
+            continue
+        if v.column not in names:
+            raise MRPError(
+                f"poststratification variable {v.census!r}: covariate {v.column!r} is not one "
+                "coefficient of the model (a categorical covariate enters as dummies); "
+                "poststratify on it as a grouping factor instead"
+            )
+        reverse = {c: k for k, c in v.mapping.items()}
+        codes = table[v.census].map(reverse)
+        try:
+            raw = codes.astype(float).to_numpy()
+        except ValueError:
+            bad = sorted({str(c) for c in codes if not _is_number(c)})
+            raise MRPError(
+                f"poststratification variable {v.census!r}: map codes {bad} of covariate "
+                f"{v.column!r} are not numbers"
+            ) from None
+        x[:, names.index(v.column)] = (raw - center[v.column]) / scale[v.column]
+    return x
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _cell_means(idata, table: pd.DataFrame, variables_: list[Variable], draws, n_batteries: int):
+    """The covariate and group part of each cell's traits (sample, cell, battery)."""
+    beta = x = None
+    if "beta" in idata.posterior:
+        da = posterior_draws(idata, "beta")
+        x = _covariate_values(idata, table, variables_, list(da[dims.COVARIATE].values))
+        beta = da.values[draws]
+    groups = []
+    for v in variables_:
+        if v.kind == "group":
+            u = posterior_draws(idata, f"u_{v.column}")
+            levels = pd.Index(u[v.column].values)
+            index = levels.get_indexer(table[v.census])
+            if (index < 0).any():
+                unknown = sorted(set(table[v.census][index < 0].astype(str)))
+                raise MRPError(
+                    f"poststratification variable {v.census!r}: cells {unknown} are not levels of "
+                    f"grouping factor {v.column!r} in the fit"
+                )
+            groups.append((u.values[draws], index))
+    mean = predictor.trait_mean(len(table), n_batteries, beta, x, groups)
+    return np.broadcast_to(mean, (len(draws), len(table), n_batteries))
+
+
+CELL_BLOCK = 16  # cells predicted at once: draws x cells x nodes x items x categories in memory
+
+
+def _cell_predictions(idata, mean: np.ndarray, draws, col: np.ndarray):
+    """Each cell's expected support share and mean answer code per item, the residual
+    integrated out by quadrature: two arrays (sample, cell, item)."""
+    nodes, weights = residual_quadrature(idata, QUADRATURE_NODES)
+    lam = posterior_draws(idata, "lambda").values[draws]  # (s, item)
+    cuts = posterior_draws(idata, "cuts").values[draws]  # (s, item, threshold)
+    support = idata.constant_data["support"].values.astype(bool)
+    codes = idata.constant_data["category_code"].values.astype(float)
+    link = idata.posterior.attrs.get("link", "logit")
+    shares, means = [], []
+    for start in range(0, mean.shape[1], CELL_BLOCK):
+        block = mean[:, start : start + CELL_BLOCK]  # (s, c, battery)
+        latent = block[:, :, None, :] + nodes[None, None, :, None]  # (s, c, node, battery)
+        s, c, k, b = latent.shape
+        eta = predictor.eta(lam, latent.reshape(s, c * k, b), col).reshape(s, c, k, -1)
+        p = category_probs(eta, cuts[:, None, None], link)  # (s, c, node, item, K)
+        p = np.einsum("scnjk,n->scjk", p, weights)
+        shares.append(p[..., support].sum(-1))
+        means.append(p @ codes)
+    return np.concatenate(shares, axis=1), np.concatenate(means, axis=1)
 
 
 def poststratify(

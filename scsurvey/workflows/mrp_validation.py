@@ -21,11 +21,11 @@ from scsurvey.inputs.survey import prepare
 from scsurvey.model.graph import build
 from scsurvey.model.likelihood import category_probs, ordinal_random
 from scsurvey.model.parameterisation import non_centred
+from scsurvey.model.predictor import evaluate_graph
 from scsurvey.model.spec import load_spec
 from scsurvey.workflows import mrp
 from scsurvey.workflows.twin import (
     _apply_missingness,
-    _evaluate,
     load_twin_config,
     make_twin,
     simulate_respondents,
@@ -69,7 +69,7 @@ def biased_sample(
         "beta": beta,
         "z_respondent": rng_pop.standard_normal((population, len(codebook.batteries))),
     }
-    eta, cuts = _evaluate(build(spec, pop, non_centred(len(codebook.batteries))), values)
+    eta, cuts = evaluate_graph(build(spec, pop, non_centred(len(codebook.batteries))), values)
     support = np.asarray(codebook.scale.support_mask)
     true_share = category_probs(eta, cuts, spec.link)[..., support].sum(-1).mean(axis=0)
     traits = {

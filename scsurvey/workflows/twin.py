@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytensor
-import pytensor.tensor as pt
 from scipy.optimize import brentq
 from scipy.stats import norm
 
@@ -26,6 +24,7 @@ from scsurvey.inputs.survey import MISSING, prepare
 from scsurvey.model.graph import PARTIAL_CORR, build, nesting_projection
 from scsurvey.model.likelihood import category_probs, ordinal_random
 from scsurvey.model.parameterisation import non_centred
+from scsurvey.model.predictor import evaluate_graph
 from scsurvey.model.spec import ModelSpec, load_spec
 
 
@@ -224,18 +223,6 @@ def true_parameters(spec: ModelSpec, codebook: Codebook, config: dict, covariate
     return truth
 
 
-def _evaluate(built, values: dict[str, np.ndarray]):
-    """eta and cuts of a built model with its random variables fixed to ``values``."""
-    model = built.model
-    replace = {  # truth may also hold derived values the model does not name
-        model[name]: pt.constant(np.asarray(v, dtype=model[name].dtype))
-        for name, v in values.items()
-        if name in model.named_vars
-    }
-    eta, cuts = pytensor.clone_replace([built.eta, built.cuts], replace)
-    return pytensor.function([], [eta, cuts], mode="FAST_COMPILE")()
-
-
 def _gaps(codebook, config, rng) -> np.ndarray:
     """Log threshold increments before the spacing scale: (item, K-2)."""
     k = codebook.scale.n_categories
@@ -401,14 +388,16 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
         **truth,
         "z_respondent": rng_pop.standard_normal((pop.n_respondents, len(codebook.batteries))),
     }
-    pop_eta, _ = _evaluate(build(spec, pop, noncentred), _placeholder_thresholds(pop_values, g0, codebook))
+    pop_eta, _ = evaluate_graph(
+        build(spec, pop, noncentred), _placeholder_thresholds(pop_values, g0, codebook)
+    )
     alpha, g, log_scale = _calibrate(codebook, config, pop_eta, g0, spec.link)
     truth.update(_threshold_hyper(codebook, alpha, g))
 
     frame = simulate_respondents(codebook, config, int(tw["n"]), rng_sample)
     sample = prepare(frame, codebook, source="twin sample", require_answers=False)
     truth["z_respondent"] = rng_sample.standard_normal((sample.n_respondents, len(codebook.batteries)))
-    eta, cuts = _evaluate(build(spec, sample, noncentred), truth)
+    eta, cuts = evaluate_graph(build(spec, sample, noncentred), truth)
     cat = ordinal_random(eta, cuts, link=spec.link, rng=rng_answers)
     codes = _apply_missingness(cat, codebook, config, rng_answers)
     for j, item in enumerate(codebook.items):
