@@ -139,8 +139,9 @@ test-sbc: $(STAMP) ## the small SBC study (pytest -m sbc)
 test-slow: $(STAMP) ## full-size fits and parameter recovery (pytest -m slow)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, and the layers contract (import-linter; docs/architecture.md)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean: ## remove generated data, posteriors and reports (keeps .venv)
 	rm -rf data/synthetic data/examples models/*/ models/.deps reports/*/ .pytensor

@@ -265,12 +265,22 @@ def cmd_sources(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m scsurvey`` and the ``scsurvey`` script."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per job (``scsurvey --help``)."""
     parser = argparse.ArgumentParser(prog="scsurvey", description=__doc__)
     parser.add_argument("--root", default=".", help="project root (default: .)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_and_fit_commands, _output_commands, _study_commands, _make_commands):
+        add(sub)
+    for p in sub.choices.values():
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=_progress_default())
+        # also after the subcommand (scsurvey fit full --debug); not given there, the top level's
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
 
+
+def _data_and_fit_commands(sub) -> None:
     p = sub.add_parser("data", help="simulate the calibrated synthetic twin")
     p.add_argument("--twin", default="data/codebook/scs2020.twin.toml")
     p.add_argument("--out", default="data/synthetic")
@@ -308,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="data/examples")
     p.set_defaults(func=cmd_example)
 
+
+def _output_commands(sub) -> None:
     p = sub.add_parser("report", help="write reports/<model>/index.html")
     p.add_argument("model")
     p.set_defaults(func=cmd_report)
@@ -328,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.set_defaults(func=cmd_screenshots)
 
+
+def _study_commands(sub) -> None:
     p = sub.add_parser("sbc", help="simulation-based calibration study")
     p.add_argument("model")
     # defaults (None) are sbc.Settings' own
@@ -374,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naive-draws", type=int, default=None, help="naive fit draws (default: spec)")
     p.set_defaults(func=cmd_bench)
 
+
+def _make_commands(sub) -> None:
     p = sub.add_parser("deps", help="print a model's Make prerequisites")
     p.add_argument("model")
     p.set_defaults(func=cmd_deps)
@@ -382,11 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("product", choices=("model", "data", "report"))
     p.set_defaults(func=cmd_sources)
 
-    for p in sub.choices.values():
-        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=_progress_default())
 
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m scsurvey`` and the ``scsurvey`` script."""
+    args = build_parser().parse_args(argv)
     if getattr(args, "model", None) and args.command in MODEL_COMMANDS:
         from scsurvey.core.paths import known_models
 

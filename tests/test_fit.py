@@ -272,15 +272,16 @@ def test_sampling_goes_on_in_rounds_until_clean_with_margin_or_out_of_rounds(
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
     spec = parse_spec({"sampler": {"chains": 2, "draws": 2000, "rounds": 3, "rhat_target": target}}, "t")
     lines = []
-    idata, timing = fit_module.sample(None, spec, progress=False, log=lines.append)
-    assert len(calls) == rounds_run == len(timing["rounds"])
+    result = fit_module.sample(None, spec, progress=False, log=lines.append)
+    idata, rounds = result.idata, result.rounds
+    assert len(calls) == rounds_run == len(rounds)
     assert idata.posterior.sizes["chain"] == chains
     assert len(set(calls)) == rounds_run  # a new seed every round
     if shift == 3.0:
-        assert [r["action"] for r in timing["rounds"]] == ["first", "lengthen", "lengthen"]
-        assert [r["draws"] for r in timing["rounds"]] == [2000, 8000, 32000]
-    assert timing["rounds"][-1]["clean"] is (shift < 1)
-    assert timing["rounds"][-1]["margin"] is (shift < 1 and rounds_run == 1)
+        assert [r["action"] for r in rounds] == ["first", "lengthen", "lengthen"]
+        assert [r["draws"] for r in rounds] == [2000, 8000, 32000]
+    assert rounds[-1]["clean"] is (shift < 1)
+    assert rounds[-1]["margin"] is (shift < 1 and rounds_run == 1)
     assert lines[0].startswith("round 1/3: 2 chains x 2000 draws")
     if target == 1.001:
         assert "clean, but max R-hat 1.00" in lines[0] and "> the margin 1.001" in lines[0]
@@ -340,8 +341,8 @@ def test_the_jax_path_runs_on_the_device_the_spec_names():
             pm.Normal("x", 0, 1, shape=3)
         sampler = {"nutpie_backend": "jax", "device": "cpu", "draws": 100, "tune": 100, "chains": 2}
         spec = parse_spec({"sampler": {**sampler, "rounds": 1}}, "t")
-        idata, timing = sampling.sample(model, spec, progress=False, log=lambda line: None)
-        assert timing["device"] == "cpu" and idata.posterior["x"].shape == (2, 100, 3)
+        result = sampling.sample(model, spec, progress=False, log=lambda line: None)
+        assert result.device == "cpu" and result.idata.posterior["x"].shape == (2, 100, 3)
         if not [d for d in jax.devices() if d.platform == "gpu"]:
             with pytest.raises(RuntimeError, match=r"sampler.device = 'gpu': JAX finds no gpu device"):
                 sampling.use_device("gpu")
@@ -420,8 +421,8 @@ def test_slowly_mixing_chains_are_lengthened_where_more_chains_would_not_help(mo
     if policy == "always add":
         monkeypatch.setattr(fit_module, "FLOOR_SHARE", float("inf"))
     spec = parse_spec({"sampler": {"chains": 4, "draws": 1500, "rounds": 3}}, "t")
-    idata, timing = fit_module.sample(None, spec, progress=False, log=lambda line: None)
-    rounds = timing["rounds"]
+    result = fit_module.sample(None, spec, progress=False, log=lambda line: None)
+    idata, rounds = result.idata, result.rounds
     assert rounds[0]["rhat_floor"] > 1.005  # 4 chains of 1,500 draws of ESS 0.076 per draw
     if policy == "planned":
         assert [r["action"] for r in rounds] == ["first", "lengthen"]

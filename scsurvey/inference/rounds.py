@@ -1,5 +1,6 @@
-"""Run NUTS: compile a model for its sampler and sample in rounds until the diagnostics pass
-with margin.
+"""Run NUTS: compile a model for its sampler and sample in rounds until a stopping rule is
+met: the diagnostics with margin for a reported fit (:class:`MarginRule`), a looser rule for
+an SBC simulation. One loop, :func:`sample_in_rounds`, serves both.
 
 A round after divergences starts afresh at a higher ``target_accept``; a round after an
 R-hat that more chains of the same length would not lower starts afresh with longer chains;
@@ -11,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import arviz as az
 import numpy as np
@@ -19,12 +21,11 @@ import pymc as pm
 import xarray as xr
 from pymc.model.transform.optimization import freeze_dims_and_data
 
-from scsurvey.inference.diagnostics import diagnose
+from scsurvey.inference.diagnostics import Diagnostics, diagnose
 from scsurvey.model.spec import ModelSpec
 
-# A function evaluated once runs PyTensor's Python implementations: C compilation of the
-# per-variable log-densities and the gradient took 75 s and 88 s cold on a 60-respondent model,
-# against 3 s and 5 s this way, with the same values.
+# A function evaluated once runs PyTensor's Python implementations: compiling the per-variable
+# log-densities and the gradient to C costs far more than one evaluation (docs/performance.md).
 ONE_EVALUATION = {"mode": "FAST_COMPILE"}
 
 
@@ -306,9 +307,181 @@ def frees_python(sampler) -> bool:
     return sampler.name == "nutpie" and sampler.nutpie_backend == "numba"
 
 
+@dataclass
+class Judgement:
+    """What a stopping rule says of the posterior after a round."""
+
+    settled: bool  # stop here: the rule is met
+    verdict: str  # for the round's log line
+    record: dict = field(default_factory=dict)  # added to the round's record
+    diagnostics: Diagnostics | None = None
+    divergences: int = 0
+
+
+class StoppingRule(Protocol):
+    """When sampling rounds stop and what the next round does."""
+
+    def judge(self, idata: az.InferenceData) -> Judgement: ...
+
+    def plan(
+        self, judgement: Judgement, chains: int, draws: int, target_accept: float
+    ) -> tuple[str, float, int]:
+        """``(action, target_accept, draws)`` of the next round; action "add", "restart" or
+        "lengthen" (a fresh run with other draws per chain)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MarginRule:
+    """A reported fit's rule: clean (:func:`diagnose`) with max R-hat within ``rhat_target``;
+    the next round from :func:`plan_round`."""
+
+    rhat_target: float
+
+    def judge(self, idata: az.InferenceData) -> Judgement:
+        diag = diagnose(idata)
+        chains = int(idata.posterior.sizes["chain"])
+        settled = diag.ok and diag.max_rhat <= self.rhat_target
+        if settled:
+            verdict = "clean"
+        elif diag.ok:
+            verdict = f"clean, but max R-hat {diag.max_rhat:.4f} > the margin {self.rhat_target}"
+        else:
+            verdict = "not clean: " + "; ".join(diag.failures)
+        record = {
+            "clean": diag.ok,
+            "failures": diag.failures,
+            "rhat_floor": rhat_floor(chains, diag.min_ess_bulk),
+            "margin": settled,
+        }
+        return Judgement(settled, verdict, record, diag, diag.divergences)
+
+    def plan(self, judgement: Judgement, chains: int, draws: int, target_accept: float):
+        return plan_round(judgement.diagnostics, chains, draws, target_accept, self.rhat_target)
+
+
+@dataclass
+class Rounds:
+    """What :func:`sample_in_rounds` returns."""
+
+    idata: az.InferenceData
+    rounds: list[dict]  # per round: seed, action, draws, chains, seconds and the rule's record
+    last: Judgement
+    sample_s: float
+
+
+def sample_in_rounds(
+    draw,
+    rule: StoppingRule,
+    *,
+    chains: int,
+    draws: int,
+    tune: int,
+    target_accept: float,
+    seed_of,
+    max_rounds: int,
+    budget_s: float = float("inf"),
+    log=None,
+) -> Rounds:
+    """Sample in rounds until ``rule`` is met, ``max_rounds`` are done or ``budget_s`` seconds
+    of sampling are spent (a round is not started when the last one says it would overrun).
+
+    Parameters
+    ----------
+    draw : callable
+        ``draw(seed, target_accept, draws)`` returns InferenceData of ``chains`` new chains.
+    rule : StoppingRule
+        Judges the posterior after each round and plans the next (:class:`MarginRule`).
+    chains, draws, tune : int
+        Of the first round (``tune`` only scales the cost estimate of the next round).
+    target_accept : float
+    seed_of : callable
+        ``seed_of(k)``, the seed of round ``k`` (0-based).
+    max_rounds : int
+    log : callable, optional
+        Receives one line per round.
+
+    Returns
+    -------
+    Rounds
+    """
+    log = log or (lambda _line: None)
+    t1 = time.perf_counter()
+    idata, rounds, action = None, [], "add"
+    while True:
+        k = len(rounds)
+        r0 = time.perf_counter()
+        more = draw(seed_of(k), target_accept, draws)
+        idata = more if idata is None or action != "add" else merge_chains(idata, more)
+        seconds = time.perf_counter() - r0
+        judgement = rule.judge(idata)
+        total = int(idata.posterior.sizes["chain"])
+        rounds.append(
+            {
+                "round": k + 1,
+                "seed": seed_of(k),
+                "action": "first" if k == 0 else action,
+                **{"target_accept": target_accept, "draws": draws, "chains_added": chains},
+                **{"chains_total": total, "seconds": seconds, **judgement.record},
+            }
+        )
+        line = f"{total} chains x {draws} draws in {seconds:.1f} s, {judgement.verdict}"
+        log(f"round {k + 1}/{max_rounds}: {line}")
+        spent = time.perf_counter() - t1
+        if judgement.settled or len(rounds) >= max_rounds:
+            break
+        action, target_accept, next_draws = rule.plan(judgement, total, draws, target_accept)
+        estimate = seconds * (next_draws + tune) / (draws + tune)  # tuning costs the same
+        if spent + estimate > budget_s:
+            log(f"sampling budget {budget_s:.0f} s would be overrun by another round: stopping")
+            break
+        log(
+            _next_round_line(
+                k + 2,
+                max_rounds,
+                action,
+                chains,
+                draws,
+                next_draws,
+                target_accept,
+                seed_of(k + 1),
+                rounds[-1],
+            )
+        )
+        draws = next_draws
+    return Rounds(idata, rounds, judgement, time.perf_counter() - t1)
+
+
+def _next_round_line(k, max_rounds, action, chains, draws, next_draws, target_accept, seed, last) -> str:
+    head = f"round {k}/{max_rounds}: "
+    if action == "restart":
+        return (
+            head
+            + f"divergences: a fresh run of {chains} chains at target_accept {target_accept} (seed {seed})"
+        )
+    if action == "lengthen":
+        return head + (
+            f"chains of {draws} draws average R-hat about {last['rhat_floor']:.4f} however many "
+            f"there are: a fresh run of {chains} chains x {next_draws} draws (seed {seed})"
+        )
+    return head + f"adding {chains} chains (seed {seed})"
+
+
+@dataclass
+class SamplingResult:
+    """What :func:`sample` returns."""
+
+    idata: az.InferenceData  # posterior and sample_stats, every round's chains
+    rounds: list[dict]
+    diagnostics: Diagnostics | None  # of the draws returned
+    compile_s: float
+    sample_s: float
+    device: str  # the platform the log-density ran on
+
+
 def sample(
     model: pm.Model, spec: ModelSpec, progress: bool = True, log=None, on_compiled=None
-) -> tuple[az.InferenceData, dict]:
+) -> SamplingResult:
     """Run NUTS with the sampler the spec names, in rounds until the diagnostics pass with margin
     (or, for ``name = "advi"``, the approximate mode of :mod:`scsurvey.inference.approximate`).
 
@@ -319,7 +492,7 @@ def sample(
     or, when chains of this length cannot bring R-hat within the margin, starts afresh with
     longer chains; or, after divergences, starts afresh at a higher ``target_accept``;
     until ``sampler.rounds`` rounds are done or ``sampler.budget_s`` seconds of sampling
-    are spent (a round is not started when the previous one says it would overrun).
+    are spent (:func:`sample_in_rounds`).
 
     Parameters
     ----------
@@ -336,14 +509,7 @@ def sample(
 
     Returns
     -------
-    idata : arviz.InferenceData
-        Groups ``posterior`` and ``sample_stats``, every round's chains.
-    timing : dict
-        ``compile_s``, ``sample_s``, ``device`` (the platform the log-density ran on) and
-        ``rounds``: per round its seed, action, chains, draws, seconds, what the diagnostics
-        said after it
-        (``clean``) and whether it met the margin (``margin``); ``diagnostics``, the
-        :class:`~scsurvey.inference.diagnostics.Diagnostics` of the draws returned.
+    SamplingResult
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     s = spec.sampler
@@ -353,73 +519,27 @@ def sample(
     t0 = time.perf_counter()
     device = use_device(s.device) if uses_jax(s) else "cpu"
     draw = _sampler_for(model, spec, progress)
-    t1 = time.perf_counter()
+    compile_s = time.perf_counter() - t0
     if on_compiled is not None:
         on_compiled()
-    idata, rounds, action, target_accept = None, [], "add", float(s.target_accept)
-    draws = s.draws
-    while True:
-        k = len(rounds)
-        r0 = time.perf_counter()
-        more = draw(round_seed(s.seed, k), target_accept, draws)
-        idata = more if idata is None or action != "add" else merge_chains(idata, more)
-        seconds = time.perf_counter() - r0
-        diag = diagnose(idata)
-        chains = int(idata.posterior.sizes["chain"])
-        rounds.append(
-            {
-                "round": k + 1,
-                "seed": round_seed(s.seed, k),
-                "action": "first" if k == 0 else action,
-                "target_accept": target_accept,
-                "draws": draws,
-                "chains_added": s.chains,
-                "chains_total": chains,
-                "seconds": seconds,
-                "clean": diag.ok,
-                "failures": diag.failures,
-                "rhat_floor": rhat_floor(chains, diag.min_ess_bulk),
-            }
-        )
-        settled = diag.ok and diag.max_rhat <= s.rhat_target
-        rounds[-1]["margin"] = settled
-        if settled:
-            verdict = "clean"
-        elif diag.ok:
-            verdict = f"clean, but max R-hat {diag.max_rhat:.4f} > the margin {s.rhat_target}"
-        else:
-            verdict = "not clean: " + "; ".join(diag.failures)
-        log(f"round {k + 1}/{s.rounds}: {chains} chains x {draws} draws in {seconds:.1f} s, {verdict}")
-        spent = time.perf_counter() - t1
-        if settled or len(rounds) >= s.rounds:
-            break
-        action, target_accept, next_draws = plan_round(diag, chains, draws, target_accept, s.rhat_target)
-        # a round's cost grows with its draws; tuning is the same
-        estimate = seconds * (next_draws + s.tune) / (draws + s.tune)
-        if spent + estimate > s.budget_s:
-            log(f"sampling budget {s.budget_s:.0f} s would be overrun by another round: stopping")
-            break
-        seed = round_seed(s.seed, k + 1)
-        if action == "restart":
-            log(
-                f"round {k + 2}/{s.rounds}: divergences: a fresh run of {s.chains} chains at "
-                f"target_accept {target_accept} (seed {seed})"
-            )
-        elif action == "lengthen":
-            log(
-                f"round {k + 2}/{s.rounds}: chains of {draws} draws average R-hat about "
-                f"{rounds[-1]['rhat_floor']:.4f} however many there are: a fresh run of "
-                f"{s.chains} chains x {next_draws} draws (seed {seed})"
-            )
-        else:
-            log(f"round {k + 2}/{s.rounds}: adding {s.chains} chains (seed {seed})")
-        draws = next_draws
-    t2 = time.perf_counter()
-    timing = {"compile_s": t1 - t0, "sample_s": t2 - t1, "rounds": rounds, "device": device}
-    return idata, {**timing, "diagnostics": diag}
+    result = sample_in_rounds(
+        draw,
+        MarginRule(s.rhat_target),
+        chains=s.chains,
+        draws=s.draws,
+        tune=s.tune,
+        target_accept=float(s.target_accept),
+        seed_of=lambda k: round_seed(s.seed, k),
+        max_rounds=s.rounds,
+        budget_s=s.budget_s,
+        log=log,
+    )
+    return SamplingResult(
+        result.idata, result.rounds, result.last.diagnostics, compile_s, result.sample_s, device
+    )
 
 
-def _approximate(model: pm.Model, spec: ModelSpec, progress: bool, log) -> tuple[az.InferenceData, dict]:
+def _approximate(model: pm.Model, spec: ModelSpec, progress: bool, log) -> SamplingResult:
     """``sampler.name = "advi"``: one fit of the approximation, judged by PSIS (no rounds)."""
     from scsurvey.inference.approximate import LABEL, fit_advi
 
@@ -443,9 +563,4 @@ def _approximate(model: pm.Model, spec: ModelSpec, progress: bool, log) -> tuple
             **{k: info[k] for k in ("steps", "psis_khat", "elbo")},
         }
     ]
-    return idata, {
-        "compile_s": 0.0,
-        "sample_s": info["fit_s"] + info["psis_s"],
-        "rounds": rounds,
-        "device": "cpu",
-    }
+    return SamplingResult(idata, rounds, diag, 0.0, info["fit_s"] + info["psis_s"], "cpu")

@@ -386,19 +386,9 @@ def build(
     check_against_codebook(spec, cb)
     check_identified(spec, data)
     if centering is None:
-        centering = resolve(
-            spec.centering,
-            data.responses if data.mask.any() else None,
-            cb.item_battery_index,
-            cb.scale.n_categories,
-            spec.priors,
-            groups={gid: data.groups[gid] for gid in spec.components.groups},
-            X=data.X[:, covariate_columns(spec, data)],
-        )
+        centering = _resolve_centering(spec, data)
     comp = spec.components
-    priors = spec.priors
     battery_of_item = np.array(cb.item_battery_index)
-    n_batteries = len(cb.batteries)
     n_thresholds = cb.scale.n_categories - 1
     coords = {
         k: v
@@ -417,76 +407,16 @@ def build(
                 for name, value in answer_tables(data.responses, n_thresholds).items()
             }
         weights = centering_values(centering, cb)
-        cuts = _thresholds(priors, battery_of_item, n_thresholds, weights)
-        if not comp.residual:  # the logistic's scale: nothing left to set the discriminations against
-            lam = pm.Deterministic("lambda", pt.ones(len(cb.items)), dims=dims.ITEM)
-        elif comp.discrimination:
-            a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
-            lam = pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
-        else:  # equal discriminations within a battery (a Rasch-type graded model)
-            a = pm.Normal("a_battery", 0.0, priors["a"]["sigma"], dims=dims.BATTERY)
-            lam = pm.Deterministic("lambda", pt.exp(a)[battery_of_item], dims=dims.ITEM)
-
-        if comp.residual:
-            theta = _residual(priors, n_batteries, comp.correlated)
-        else:
-            theta = pt.zeros((data.n_respondents, n_batteries))
-        if cols:
-            model.add_coord(dims.COVARIATE, [data.covariate_names[k] for k in cols])
-            X = _data("X", data.X[:, cols], dims=(dims.RESPONDENT, dims.COVARIATE))
-            beta = pm.Normal("beta", 0.0, priors["beta"]["sigma"], dims=(dims.BATTERY, dims.COVARIATE))
-            theta = theta + X @ beta.T
-        for gid in comp.groups:
-            group = cb.group(gid)
-            model.add_coord(gid, list(group.levels))
-            sigma = sd_prior(f"sigma_{gid}", priors["sigma_group"], dims.BATTERY)
-            # partially centred (scsurvey.model.parameterisation): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
-            w = _data(centering_group(gid), weights[centering_group(gid)], dims=dims.BATTERY)[:, None]
-            sd = sigma[:, None]
-            if group.nested_in in comp.groups:
-                z = _nested_zero_sum(gid, group, cb.group(group.nested_in), sd**w)
-            else:
-                z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
-            u = sd ** (1 - w) * z
-            if comp.group_mean == "respondents":
-                # zero at the respondents' average, as the centred covariates are: with levels
-                # of 1,157 and 16 respondents, zero-sum over levels moves the large level
-                # whenever the small one moves, and the thresholds with it (docs/design.md)
-                share = _data(f"share_{gid}", level_shares(data.groups[gid], len(group.levels)), dims=gid)
-                u = u - (u @ share)[:, None]
-            u = pm.Deterministic(f"u_{gid}", u, dims=(dims.BATTERY, gid))
-            if len(group.levels) <= ONEHOT_MAX_LEVELS:
-                # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
-                member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
-                onehot = _data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
-                theta = theta + onehot @ u.T
-            else:  # the matmul's cost grows with levels x respondents, the gather's does not
-                index = _data(f"index_{gid}", data.groups[gid].astype(np.int64), dims=dims.RESPONDENT)
-                theta = theta + u.T[index]
-        theta = pm.Deterministic("theta", theta, dims=(dims.RESPONDENT, dims.BATTERY))
-
-        expand = np.equal.outer(np.arange(n_batteries), battery_of_item).astype(float)
+        cuts = _thresholds(spec.priors, battery_of_item, n_thresholds, weights)
+        lam = _discriminations(spec, cb, battery_of_item)
+        theta = _traits(model, spec, data, cols, weights)
+        expand = np.equal.outer(np.arange(len(cb.batteries)), battery_of_item).astype(float)
         eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
         if comp.item_covariates:
             eta = eta + _item_deviations(
-                model, priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
+                model, spec.priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
             )
-
-        logp = partial(ordinal_logp, link=spec.link, shape=(len(cb.items), n_thresholds), tables=tables)
-        if counts is not None:
-            count = _data("answer_count", counts, dims=dims.RESPONDENT)[:, None]
-            logp = partial(_weighted, logp=logp, weight=count)
-        pm.CustomDist(
-            OBSERVED,
-            eta,
-            cuts,
-            logp=logp,
-            random=partial(ordinal_random, link=spec.link),
-            signature="(),(k)->()",
-            dtype="int64",
-            observed=y_obs,
-            dims=(dims.RESPONDENT, dims.ITEM),
-        )
+        _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds))
     sampling_model = None
     if not comp.residual and counts is None:
         distinct, n_same = aggregate(spec, data)
@@ -499,6 +429,100 @@ def build(
         covariate_columns=[data.covariate_names[k] for k in cols],
         centering=centering,
         sampling_model=sampling_model,
+    )
+
+
+def _resolve_centering(spec: ModelSpec, data: SurveyData) -> Centering:
+    """The centring weights the spec's ``[centering]`` setting gives on these answers."""
+    cb = data.codebook
+    return resolve(
+        spec.centering,
+        data.responses if data.mask.any() else None,
+        cb.item_battery_index,
+        cb.scale.n_categories,
+        spec.priors,
+        groups={gid: data.groups[gid] for gid in spec.components.groups},
+        X=data.X[:, covariate_columns(spec, data)],
+    )
+
+
+def _discriminations(spec: ModelSpec, cb, battery_of_item):
+    comp, priors = spec.components, spec.priors
+    if not comp.residual:  # the logistic's scale: nothing left to set the discriminations against
+        return pm.Deterministic("lambda", pt.ones(len(cb.items)), dims=dims.ITEM)
+    if comp.discrimination:
+        a = pm.Normal("a", 0.0, priors["a"]["sigma"], dims=dims.ITEM)
+        return pm.Deterministic("lambda", pt.exp(a), dims=dims.ITEM)
+    # equal discriminations within a battery (a Rasch-type graded model)
+    a = pm.Normal("a_battery", 0.0, priors["a"]["sigma"], dims=dims.BATTERY)
+    return pm.Deterministic("lambda", pt.exp(a)[battery_of_item], dims=dims.ITEM)
+
+
+def _traits(model, spec: ModelSpec, data: SurveyData, cols, weights):
+    """theta (respondent, battery): residual, covariate effects and group intercepts."""
+    comp, priors, cb = spec.components, spec.priors, data.codebook
+    n_batteries = len(cb.batteries)
+    if comp.residual:
+        theta = _residual(priors, n_batteries, comp.correlated)
+    else:
+        theta = pt.zeros((data.n_respondents, n_batteries))
+    if cols:
+        model.add_coord(dims.COVARIATE, [data.covariate_names[k] for k in cols])
+        X = _data("X", data.X[:, cols], dims=(dims.RESPONDENT, dims.COVARIATE))
+        beta = pm.Normal("beta", 0.0, priors["beta"]["sigma"], dims=(dims.BATTERY, dims.COVARIATE))
+        theta = theta + X @ beta.T
+    for gid in comp.groups:
+        theta = theta + _group_part(model, spec, data, gid, weights)
+    return pm.Deterministic("theta", theta, dims=(dims.RESPONDENT, dims.BATTERY))
+
+
+def _group_part(model, spec: ModelSpec, data: SurveyData, gid: str, weights):
+    """One grouping factor's intercepts ``u_<gid>``, gathered to the respondents."""
+    comp, cb = spec.components, data.codebook
+    group = cb.group(gid)
+    model.add_coord(gid, list(group.levels))
+    sigma = sd_prior(f"sigma_{gid}", spec.priors["sigma_group"], dims.BATTERY)
+    # partially centred (scsurvey.model.parameterisation): z_g ~ ZSN(sigma^w), u = sigma^(1-w) z_g
+    w = _data(centering_group(gid), weights[centering_group(gid)], dims=dims.BATTERY)[:, None]
+    sd = sigma[:, None]
+    if group.nested_in in comp.groups:
+        z = _nested_zero_sum(gid, group, cb.group(group.nested_in), sd**w)
+    else:
+        z = pm.ZeroSumNormal(f"z_{gid}", sigma=sd**w, dims=(dims.BATTERY, gid))
+    u = sd ** (1 - w) * z
+    if comp.group_mean == "respondents":
+        # zero at the respondents' average, as the centred covariates are: with levels of
+        # very unequal sizes, zero-sum over levels moves the large level whenever the small
+        # one moves, and the thresholds with it (docs/design.md)
+        share = _data(f"share_{gid}", level_shares(data.groups[gid], len(group.levels)), dims=gid)
+        u = u - (u @ share)[:, None]
+    u = pm.Deterministic(f"u_{gid}", u, dims=(dims.BATTERY, gid))
+    if len(group.levels) <= ONEHOT_MAX_LEVELS:
+        # a one-hot matmul: its gradient is a matmul too, where a gather's is a scatter-add
+        member = np.equal.outer(data.groups[gid], np.arange(len(group.levels))).astype(float)
+        onehot = _data(f"member_{gid}", member, dims=(dims.RESPONDENT, gid))
+        return onehot @ u.T
+    # the matmul's cost grows with levels x respondents, the gather's does not
+    index = _data(f"index_{gid}", data.groups[gid].astype(np.int64), dims=dims.RESPONDENT)
+    return u.T[index]
+
+
+def _answers(spec: ModelSpec, eta, cuts, y_obs, tables, counts, shape) -> None:
+    """The observed answers' graded-response likelihood (each row weighted by ``counts``)."""
+    logp = partial(ordinal_logp, link=spec.link, shape=shape, tables=tables)
+    if counts is not None:
+        count = _data("answer_count", counts, dims=dims.RESPONDENT)[:, None]
+        logp = partial(_weighted, logp=logp, weight=count)
+    pm.CustomDist(
+        OBSERVED,
+        eta,
+        cuts,
+        logp=logp,
+        random=partial(ordinal_random, link=spec.link),
+        signature="(),(k)->()",
+        dtype="int64",
+        observed=y_obs,
+        dims=(dims.RESPONDENT, dims.ITEM),
     )
 
 

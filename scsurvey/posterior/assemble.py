@@ -72,23 +72,9 @@ def fit_survey(
     """
     built = built or build(spec, data)
     t0 = time.perf_counter()
-    # The prior draws and the compile of the kernels that run after sampling need no
-    # posterior: with a sampler that frees Python they run in a thread while it samples (one
-    # core's work for a few seconds beside the chains' two).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = []
-
-        def start_beside():
-            pending.append(pool.submit(_timed, compile_kernels))
-            pending.append(pool.submit(_timed, prior_draws, built, data, spec))
-
-        beside = start_beside if frees_python(spec.sampler) else None
-        model = built.sampling_model or built.model
-        idata, timing = sample(model, spec, progress, log=log, on_compiled=beside)
-        (_, kernels_s), (prior, prior_s) = [p.result() for p in pending] or [(None, None)] * 2
-    rounds = timing.pop("rounds")
-    device = timing.pop("device")
-    diag = timing.pop("diagnostics", None)
+    sampled, prior, beside_s = _sample_with_prior(built, data, spec, progress, log)
+    idata, diag = sampled.idata, sampled.diagnostics
+    timing = {"compile_s": sampled.compile_s, "sample_s": sampled.sample_s}
     t1 = time.perf_counter()
     if built.sampling_model is not None:  # its respondents are the distinct ones: drop theirs
         idata.posterior = _without_respondents(idata.posterior)
@@ -106,23 +92,56 @@ def fit_survey(
     latent = {v.name for v in model.free_RVs if dims.RESPONDENT in model.named_vars_to_dims.get(v.name, ())}
     lean(idata, {v.name for v in model.value_vars} - {v.name for v in model.free_RVs}, latent)
     stamp(idata, spec, data, timing, spec_hash=spec_hash, overrides=overrides)
+    _stamp_fit(idata, diag, built, sampled)
+    run = _run_record(spec, data, idata, diag, built, sampled, timing, spec_hash, overrides, beside_s)
+    run["wall_time_s"] = time.perf_counter() - t0
+    return idata, run
+
+
+def _sample_with_prior(built: BuiltModel, data: SurveyData, spec: ModelSpec, progress: bool, log):
+    """Sample; the prior draws and the compile of the kernels that run after sampling need no
+    posterior, so with a sampler that frees Python they run in a thread while it samples.
+
+    Returns the :class:`SamplingResult`, the prior draws (None when not drawn beside) and the
+    seconds the kernels and the prior took beside sampling (None, None when not).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = []
+
+        def start_beside():
+            pending.append(pool.submit(_timed, compile_kernels))
+            pending.append(pool.submit(_timed, prior_draws, built, data, spec))
+
+        beside = start_beside if frees_python(spec.sampler) else None
+        sampled = sample(built.sampling_model or built.model, spec, progress, log=log, on_compiled=beside)
+        (_, kernels_s), (prior, prior_s) = [p.result() for p in pending] or [(None, None)] * 2
+    return sampled, prior, (kernels_s, prior_s)
+
+
+def _stamp_fit(idata, diag, built: BuiltModel, sampled) -> None:
+    """The fit's verdict, centring and rounds in every group's attributes."""
     for group in idata.groups():
         idata[group].attrs["diagnostics_ok"] = int(diag.ok)
         idata[group].attrs["diagnostics"] = json.dumps(asdict(diag))
         idata[group].attrs["centering"] = json.dumps(built.centering.as_dict())
-        idata[group].attrs["sampling_rounds"] = len(rounds)
-        idata[group].attrs["device"] = device
+        idata[group].attrs["sampling_rounds"] = len(sampled.rounds)
+        idata[group].attrs["device"] = sampled.device
+
+
+def _run_record(spec, data, idata, diag, built, sampled, timing, spec_hash, overrides, beside_s) -> dict:
+    """What ``run.json`` records of a fit."""
     n_params = int(
         sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in idata.posterior.data_vars.values())
     )
-    run = {
+    kernels_s, prior_s = beside_s
+    return {
         "model": spec.name,
         "spec_hash": spec_hash or spec.hash(),
         "sampler_overrides": dict(overrides or {}),
         "data_hash": data.data_hash,
         "sampler": asdict(spec.sampler),
-        "device": device,
-        "wall_time_s": time.perf_counter() - t0,
+        "device": sampled.device,
+        "wall_time_s": None,
         "timing_s": timing,
         "n_respondents": data.n_respondents,
         "n_items": len(data.codebook.items),
@@ -131,10 +150,9 @@ def fit_survey(
         "diagnostics": asdict(diag),
         "diagnostics_ok": diag.ok,
         "centering": built.centering.as_dict(),
-        "rounds": rounds,
+        "rounds": sampled.rounds,
         # seconds spent beside sampling (null: after it, in predictive_s and integrated_s)
         "prior_beside_sampling_s": prior_s,
         "kernels_beside_sampling_s": kernels_s,
         "versions": versions(),
     }
-    return idata, run

@@ -137,8 +137,8 @@ def fit_plain(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
     """Fit :func:`plain_model` with ``sampler`` ("pymc": PyMC's own NUTS, or "nutpie") and
     the spec's chains, draws, tuning and target_accept, one round (a user's single run)."""
     spec = spec.replace(sampler={"name": sampler, "rounds": 1, "nutpie_backend": "numba"})
-    idata, timing = sample(plain_model(spec, data), spec, progress=False, log=lambda line: None)
-    return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+    s = sample(plain_model(spec, data), spec, progress=False, log=lambda line: None)
+    return _fit_stats(s.idata, s.compile_s, s.sample_s)
 
 
 def fit_bambi(spec: ModelSpec, data: SurveyData, python: str) -> dict:
@@ -215,8 +215,8 @@ def _fit_stats(idata, compile_s: float, sample_s: float) -> dict:
 
 def fit_current(spec: ModelSpec, data: SurveyData, sampler: str) -> dict:
     """Fit the project's model with ``sampler`` exactly as `make fit` does."""
-    idata, timing = sample(build(spec, data).model, spec.replace(sampler={"name": sampler}), progress=False)
-    return _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+    s = sample(build(spec, data).model, spec.replace(sampler={"name": sampler}), progress=False)
+    return _fit_stats(s.idata, s.compile_s, s.sample_s)
 
 
 def fit_naive(spec: ModelSpec, data: SurveyData, chains: int | None = None, draws: int | None = None) -> dict:
@@ -232,8 +232,8 @@ def fit_naive(spec: ModelSpec, data: SurveyData, chains: int | None = None, draw
     if draws:
         changes["draws"] = draws
     spec = spec.replace(sampler=changes)
-    idata, timing = sample(naive_model(spec, data), spec, progress=False)
-    stats = _fit_stats(idata, timing["compile_s"], timing["sample_s"])
+    s = sample(naive_model(spec, data), spec, progress=False)
+    stats = _fit_stats(s.idata, s.compile_s, s.sample_s)
     return {**stats, "chains": spec.sampler.chains, "tune": spec.sampler.tune, "draws": spec.sampler.draws}
 
 
@@ -256,9 +256,11 @@ def compare_approximation(spec: ModelSpec, data: SurveyData, steps: int | None =
         ADVI steps (default: the spec's ``vi_steps``).
     """
     model = build(spec, data).model
-    nuts, t_nuts = sample(model, spec, progress=False, log=lambda line: None)
+    nuts_result = sample(model, spec, progress=False, log=lambda line: None)
+    nuts = nuts_result.idata
     advi_spec = spec.replace(sampler={"name": "advi", **({"vi_steps": steps} if steps else {})})
-    advi, t_advi = sample(model, advi_spec, progress=False, log=lambda line: None)
+    advi_result = sample(model, advi_spec, progress=False, log=lambda line: None)
+    advi = advi_result.idata
     rows = {}
     for name, da in nuts.posterior.data_vars.items():
         if dims.RESPONDENT in da.dims or name not in advi.posterior or name.endswith("__"):
@@ -276,12 +278,12 @@ def compare_approximation(spec: ModelSpec, data: SurveyData, steps: int | None =
             "sd_ratio_median": float(np.median(ratio)),
         }
     return {
-        "nuts_s": t_nuts["compile_s"] + t_nuts["sample_s"],
-        "nuts_rounds": len(t_nuts["rounds"]),
+        "nuts_s": nuts_result.compile_s + nuts_result.sample_s,
+        "nuts_rounds": len(nuts_result.rounds),
         "nuts_max_rhat": diagnose(nuts).max_rhat,
-        "advi_s": t_advi["sample_s"],
+        "advi_s": advi_result.sample_s,
         "advi_steps": advi_spec.sampler.vi_steps,
-        "psis_khat": t_advi["rounds"][0]["psis_khat"],
+        "psis_khat": advi_result.rounds[0]["psis_khat"],
         "variables": rows,
     }
 

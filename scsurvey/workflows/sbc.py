@@ -35,10 +35,11 @@ from scsurvey.core.dims import OBSERVED
 from scsurvey.inference import rank_diagnostics
 from scsurvey.inference.diagnostics import sbc_converged
 from scsurvey.inference.rounds import (
+    Judgement,
     compile_nutpie,
-    merge_chains,
     next_round,
     round_seed,
+    sample_in_rounds,
     sample_nutpie,
     swap_data,
     use_device,
@@ -201,12 +202,30 @@ def _worst(idata, ranked) -> tuple[float, float, str]:
     return worst_rhat, worst_ess, where
 
 
-def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.ndarray, out: str) -> dict:
-    """Fit one simulated survey and write its ranks to ``out`` (one JSON file)."""
+@dataclass(frozen=True)
+class ConvergedRule:
+    """An SBC simulation's stopping rule: converged by :func:`sbc_converged` over the ranked
+    quantities; after divergences a fresh run at a higher target_accept, as a reported fit."""
 
-    p = _prepare(settings, root)
+    ranked: list
+
+    def judge(self, idata) -> Judgement:
+        worst_rhat, worst_ess, worst_var = _worst(idata, self.ranked)
+        divergences = int(idata.sample_stats["diverging"].sum())
+        converged = sbc_converged(worst_rhat, divergences)
+        record = {"max_rhat": worst_rhat, "max_rhat_var": worst_var, "min_ess_bulk": worst_ess}
+        verdict = "converged" if converged else f"max R-hat {worst_rhat:.3f}, {divergences} divergences"
+        return Judgement(converged, verdict, record, None, divergences)
+
+    def plan(self, judgement: Judgement, chains: int, draws: int, target_accept: float):
+        action, target_accept = next_round(judgement.divergences, target_accept)
+        return action, target_accept, draws
+
+
+def _compiled_for(p: dict, settings: Settings, survey: np.ndarray) -> tuple[object, bool]:
+    """The worker's compiled model (compiled once per process) with this survey swapped in."""
     spec = p["spec"]
-    compiled_here = p["compiled"] is None  # once per worker process; later fits swap data in
+    compiled_here = p["compiled"] is None
     if compiled_here:
         backend = settings.backend or spec.sampler.nutpie_backend
         if backend == "jax":
@@ -217,71 +236,71 @@ def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.nda
     # the weights the fit of this survey would choose
     centering = resolve(spec.centering, survey, cb.item_battery_index, cb.scale.n_categories, spec.priors)
     swap.update(centering_data(centering, cb, p["built"].model))
-    compiled = swap_data(p["compiled"], swap)
-    sampler = spec.sampler.__class__(
-        **{
-            **asdict(spec.sampler),
-            "draws": settings.draws,
-            "tune": settings.tune,
-            "chains": settings.chains,
-            "cores": 1,
-        }
-    )
-    ranked = quantities({k: v for k, v in truth.items() if k not in DERIVED})
-    t0 = time.perf_counter()
-    idata, rounds, action = None, 0, "add"
-    while True:  # until converged by the study's criterion, at most settings.rounds rounds
-        seed = round_seed(settings.seed * 100_003 + sim, rounds)
-        more = sample_nutpie(compiled, sampler, progress=False, seed=seed)
-        idata = more if idata is None or action == "restart" else merge_chains(idata, more)
-        rounds += 1
-        worst_rhat, worst_ess, worst_var = _worst(idata, ranked)
-        divergences = int(idata.sample_stats["diverging"].sum())
-        converged = sbc_converged(worst_rhat, divergences)
-        if converged or rounds >= settings.rounds:
-            break
-        # the policy of a reported fit: divergences restart at a higher target_accept
-        action, target_accept = next_round(divergences, sampler.target_accept)
-        sampler = replace(sampler, target_accept=target_accept)
-    wall = time.perf_counter() - t0
+    return swap_data(p["compiled"], swap), compiled_here
+
+
+def _ranks(
+    p: dict, settings: Settings, sim: int, truth: dict, survey: np.ndarray, idata
+) -> tuple[dict, dict]:
+    """Each true value's rank among ``settings.thin_to`` thinned draws, parameters and
+    derived quantities, with the true values."""
     post = idata.posterior.stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)
     n = post.sizes[dims.STACKED]
     keep = np.linspace(0, n - 1, settings.thin_to).round().astype(int)
     rng = np.random.default_rng(sim)
-
     ranks, trues = {}, {}
     for name, idx in quantities({k: v for k, v in truth.items() if k in post}):
         draws = post[name].values[(slice(None), *idx)][keep]
         true = float(np.asarray(truth[name])[idx])
         ranks[label(name, idx)] = _rank(draws, true, rng)
         trues[label(name, idx)] = true
-
     derived = p["derived"]
     true_derived = derived(truth, survey)
-    names = derived.names
-    per_draw = [derived({k: post[k].values[s] for k in names}, survey) for s in keep]
+    per_draw = [derived({k: post[k].values[s] for k in derived.names}, survey) for s in keep]
     for q in DERIVED:
-        values = np.stack([d[q] for d in per_draw])
+        values = np.stack([d[q] for d in per_draw]).reshape(len(keep), -1)
         true_q = np.atleast_1d(true_derived[q])
-        values = values.reshape(len(keep), -1)
         for j, t in enumerate(true_q):
             key = q if true_q.size == 1 else f"{q}[{p['data'].codebook.item_ids[j]}]"
             ranks[key] = _rank(values[:, j], float(t), rng)
             trues[key] = float(t)
+    return ranks, trues
 
+
+def fit_one(settings: Settings, root: str, sim: int, truth: dict, survey: np.ndarray, out: str) -> dict:
+    """Fit one simulated survey and write its ranks to ``out`` (one JSON file)."""
+    p = _prepare(settings, root)
+    compiled, compiled_here = _compiled_for(p, settings, survey)
+    sampler = replace(
+        p["spec"].sampler, draws=settings.draws, tune=settings.tune, chains=settings.chains, cores=1
+    )
+    result = sample_in_rounds(
+        lambda seed, target_accept, draws: sample_nutpie(
+            compiled, replace(sampler, target_accept=target_accept, draws=draws), progress=False, seed=seed
+        ),
+        ConvergedRule(quantities({k: v for k, v in truth.items() if k not in DERIVED})),
+        chains=sampler.chains,
+        draws=sampler.draws,
+        tune=sampler.tune,
+        target_accept=sampler.target_accept,
+        seed_of=lambda k: round_seed(settings.seed * 100_003 + sim, k),
+        max_rounds=settings.rounds,
+    )
+    idata, last = result.idata, result.rounds[-1]
+    ranks, trues = _ranks(p, settings, sim, truth, survey, idata)
     record = {
         "sim": sim,
-        "wall_s": wall,
+        "wall_s": result.sample_s,
         "pit_p": rest_pit_pvalues(idata, p["data"], survey),
         "ranks": ranks,
         "true": trues,
-        "max_rhat": worst_rhat,
-        "max_rhat_var": worst_var,
-        "min_ess_bulk": worst_ess,
-        "divergences": divergences,
-        "converged": converged,
-        "rounds": rounds,
-        "target_accept": sampler.target_accept,
+        "max_rhat": last["max_rhat"],
+        "max_rhat_var": last["max_rhat_var"],
+        "min_ess_bulk": last["min_ess_bulk"],
+        "divergences": result.last.divergences,
+        "converged": result.last.settled,
+        "rounds": len(result.rounds),
+        "target_accept": last["target_accept"],
         "L": settings.thin_to,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "compiled": compiled_here,

@@ -71,14 +71,15 @@ def sweep(name: str, seeds, root: Path | str = ".", progress: bool = False, log=
         seeded = spec.replace(sampler={"seed": int(seed)})
         built = built or build(seeded, data)
         t0 = time.perf_counter()
-        idata, timing = sample(built.model, seeded, progress=progress, log=lambda _line: None)
-        d = timing.get("diagnostics") or diagnose(idata)
+        sampled = sample(built.model, seeded, progress=progress, log=lambda _line: None)
+        idata = sampled.idata
+        d = sampled.diagnostics or diagnose(idata)
         row = {
             "seed": int(seed),
-            "rounds": len(timing["rounds"]),
+            "rounds": len(sampled.rounds),
             "chains": int(idata.posterior.sizes["chain"]),
-            "compile_s": timing["compile_s"],
-            "sample_s": timing["sample_s"],
+            "compile_s": sampled.compile_s,
+            "sample_s": sampled.sample_s,
             "wall_s": time.perf_counter() - t0,
             **{k: v for k, v in asdict(d).items() if k != "failures"},
             "clean": d.ok,

@@ -404,8 +404,17 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
         frame[item.column] = codes[:, j]
 
     pop_cuts = _thresholds(alpha, g)
+    calibration, index = _calibration_tables(codebook, frame, pop_eta, pop_cuts, spec.link)
+    truth_out = {k: np.asarray(v) for k, v in truth.items()}
+    config["_calibration"] = {"log_spacing_scale": float(log_scale), "index_mean": index}
+    return Twin(frame=frame, truth=truth_out, calibration=calibration, config=config)
+
+
+def _calibration_tables(codebook, frame: pd.DataFrame, pop_eta, pop_cuts, link: str):
+    """Per item the published, population and sample support shares; per battery the index
+    mean in the population and in the sample (as the loader reads the sample)."""
     support = np.array(codebook.scale.support_mask)
-    pop_share = category_probs(pop_eta, pop_cuts, spec.link)[..., support].sum(-1).mean(axis=0)
+    pop_share = category_probs(pop_eta, pop_cuts, link)[..., support].sum(-1).mean(axis=0)
     answered = prepare(frame, codebook, source="twin sample").responses  # as the loader reads it
     ok = answered != MISSING
     sample_share = (support[np.clip(answered, 0, None)] & ok).sum(0) / ok.sum(0)
@@ -421,7 +430,7 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     index = {}
     for battery in codebook.battery_ids:
         cols = [j for j, i in enumerate(codebook.items) if i.battery == battery]
-        pop_mean = _expected_mean(pop_eta[:, cols], pop_cuts[cols], codebook.scale.levels, spec.link).mean()
+        pop_mean = _expected_mean(pop_eta[:, cols], pop_cuts[cols], codebook.scale.levels, link).mean()
         sub = np.where(
             ok[:, cols],
             np.asarray(codebook.scale.levels)[np.clip(answered[:, cols], 0, None)],
@@ -431,9 +440,7 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
             "population": float(pop_mean),
             "sample": float(np.nanmean(np.nanmean(sub, axis=1))),
         }
-    truth_out = {k: np.asarray(v) for k, v in truth.items()}
-    config["_calibration"] = {"log_spacing_scale": float(log_scale), "index_mean": index}
-    return Twin(frame=frame, truth=truth_out, calibration=calibration, config=config)
+    return calibration, index
 
 
 def _placeholder_thresholds(values, g0, codebook):
