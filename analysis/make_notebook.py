@@ -23,6 +23,8 @@ cells = [
         "import matplotlib.pyplot as plt\n\n"
         "import scsurvey as ss\n"
         "from scsurvey import checks, plots, summaries\n\n"
+        "# constrained layout: the titles, labels and ticks of one panel never cover another's\n"
+        'plt.rcParams["figure.constrained_layout.use"] = True\n'
         'ROOT = Path(os.environ.get("SCSURVEY_ROOT", "..")).resolve()\n'
         'MODEL = os.environ.get("SCSURVEY_MODEL", "full")\n'
         'path = os.environ.get("SCSURVEY_POSTERIOR")\n'
@@ -46,8 +48,7 @@ cells = [
         '    for v in ("mu_alpha", "sigma_alpha", "sigma_g", "sigma_region", "sigma_occupation")\n'
         "    if v in idata.posterior\n"
         "]\n"
-        "az.plot_trace(idata, var_names=hyper[:3], compact=True)\n"
-        "plt.tight_layout()"
+        "az.plot_trace(idata, var_names=hyper[:3], compact=True);"
     ),
     nbf.v4.new_code_cell('az.plot_rank(idata, var_names=hyper[:3], kind="vlines");'),
     nbf.v4.new_markdown_cell("## Covariate effects per battery"),

@@ -146,12 +146,40 @@ def test_covariate_effects_probability_of_direction(tiny):
     assert row["low"] <= row["mean"] <= row["high"]
 
 
+def test_the_numpy_predictor_of_the_population_matches_the_model_graph(tiny, codebook, root):
+    """The one NumPy evaluator (covariates, group intercepts, item deviations and
+    discriminations, as the integrated likelihood and MRP read them) equals the PyMC graph's
+    eta at a stored draw with every respondent's residual at zero."""
+    from scsurvey.inputs.survey import prepare
+    from scsurvey.model import predictor
+    from scsurvey.model.graph import build
+    from scsurvey.model.predictor import evaluate_graph
+    from scsurvey.model.spec import load_spec
+    from scsurvey.posterior.integrated_likelihood import population
+
+    spec = load_spec(root / "models" / "full.toml")
+    draw = 11  # chain 0
+    post = tiny.posterior.isel(chain=0, draw=draw)
+    data = prepare(_raw_frame(tiny, codebook), codebook, "fixture", require_answers=False)
+    built = build(spec, data)
+    values = {rv.name: post[rv.name].values for rv in built.model.free_RVs if rv.name in post}
+    values["z_respondent"] = np.zeros((data.n_respondents, len(codebook.batteries)))
+    for name in ("u_province", "u_occupation"):  # the stored intercepts, not their raw z
+        values[name] = post[name].values
+    eta_graph, _ = evaluate_graph(built, values)
+    pop = population(tiny)
+    eta_np = predictor.eta(pop.lam[[draw]], pop.mean[[draw]], pop.col, pop.offset[[draw]])[0]
+    assert np.abs(eta_graph).max() > 0.1  # a graph at zero would prove nothing
+    # float32 draws in the fixture (1e-7 relative); a wrong term is off by ~0.1
+    np.testing.assert_allclose(eta_np, eta_graph, rtol=1e-5, atol=1e-5)
+
+
 def test_linear_predictor_matches_the_model_graph(tiny, codebook, root):
     """The report's numpy eta must equal the PyMC model's eta for the same draw."""
     from scsurvey.inputs.survey import prepare
     from scsurvey.model.graph import build
+    from scsurvey.model.predictor import evaluate_graph
     from scsurvey.model.spec import load_spec
-    from scsurvey.workflows.twin import _evaluate
 
     spec = load_spec(root / "models" / "full.toml")
     post = tiny.posterior.isel(chain=0, draw=7)
@@ -163,7 +191,7 @@ def test_linear_predictor_matches_the_model_graph(tiny, codebook, root):
     # the traits are stored apart (their residuals not at all): fix theta itself in the graph
     theta = tiny[RESPONDENT_DRAWS]["theta"].sel(chain=post["chain"].item(), draw=post["draw"].item()).values
     values = {rv.name: post[rv.name].values for rv in built.model.free_RVs if rv.name in post}
-    eta_model, _ = _evaluate(built, {**values, "theta": theta})
+    eta_model, _ = evaluate_graph(built, {**values, "theta": theta})
     theta = theta[None]  # (1, respondent, battery)
     x = dict.fromkeys(data.covariate_names, 0.0)
     draw = 7  # chain 0
@@ -319,7 +347,7 @@ def test_report_figures_keep_their_labels_inside_and_apart(tiny, codebook):
             checks.group_support(tiny, "province"), "province", "province of residence"
         ),
     }
-    for name, fig in plots.items():
+    for name, fig in figures.items():
         boxes, frame = _text_boxes(fig)
         assert len(boxes) > 5, name
         for text, box in boxes:

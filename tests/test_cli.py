@@ -142,4 +142,4 @@ def test_make_commands_run_without_the_scientific_stack(root):
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].startswith("models/full/posterior.nc: data/codebook/scs2020.toml ")
-    assert "scsurvey/model.py" in out.stdout and "scsurvey/sampling.py" in out.stdout
+    assert "scsurvey/model/graph.py" in out.stdout and "scsurvey/inference/rounds.py" in out.stdout

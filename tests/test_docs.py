@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 # modules whose Examples need no stored posterior or data file
-MODULES = ["tomlfile", "spec", "codebook", "likelihood", "diagnostics"]
+MODULES = ["core.tomlfile", "model.spec", "inputs.codebook", "model.likelihood", "inference.diagnostics"]
 
 
 @pytest.mark.parametrize("name", MODULES)

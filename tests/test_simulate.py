@@ -10,8 +10,9 @@ from scsurvey.inputs.survey import prepare
 from scsurvey.model.graph import build
 from scsurvey.model.likelihood import ordinal_random
 from scsurvey.model.parameterisation import non_centred
+from scsurvey.model.predictor import evaluate_graph
 from scsurvey.model.spec import load_spec
-from scsurvey.workflows.twin import _evaluate, make_twin, read_truth
+from scsurvey.workflows.twin import make_twin, read_truth
 
 SMALL = {"n": 150, "population": 5000}
 
@@ -88,7 +89,7 @@ def test_twin_answers_come_from_the_model_graph(root, small_twin):
     codebook = load_codebook(TWIN.parent / "scs2020.toml")
     spec = load_spec(root / "models" / "full.toml")
     data = prepare(twin.frame, codebook, "twin")
-    eta, cuts = _evaluate(build(spec, data, non_centred(2)), twin.truth)
+    eta, cuts = evaluate_graph(build(spec, data, non_centred(2)), twin.truth)
     redraw = ordinal_random(eta, cuts, rng=np.random.default_rng(0))
     observed = data.responses
     ok = observed >= 0

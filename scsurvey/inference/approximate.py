@@ -24,8 +24,8 @@ LABEL = "mean-field ADVI"
 START_SD = 0.05
 LEARNING_RATE = 0.01  # Adam: a higher ELBO than PyMC's default adagrad in the same steps
 # Draws from q are made and judged at most this many values (draws x unconstrained
-# dimension) at a time. One draw of `full` at 100,000 respondents holds about 200,000 values;
-# 2,000 draws at once (SciPy's densities, PyMC's sampler and its copies) peaked at 23 GB.
+# dimension) at a time: on a large survey all draws at once, with SciPy's densities and
+# PyMC's copies, fill the memory of a small machine (docs/performance.md).
 CHUNK_VALUES = 20_000_000
 
 

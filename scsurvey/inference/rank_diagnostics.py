@@ -2,9 +2,9 @@
 
 The same estimators as ``arviz.rhat(method="rank")`` and ``arviz.ess(method="bulk" | "tail")``
 (Vehtari, Gelman, Simpson, Carpenter and Buerkner 2021), computed for every quantity of a
-variable at once. ArviZ 0.2x evaluates them one quantity at a time in Python; on `full`
-(about 4,700 quantities, the respondents' traits and their residuals, x 8,000 draws) that
-took about 30 s per check, and a fit checks after every sampling round. Here ranks, FFT
+variable at once. ArviZ 0.2x evaluates them one quantity at a time in Python, which on a
+posterior with thousands of respondent-level quantities dominates a check, and a fit checks
+after every sampling round (docs/performance.md). Here ranks, FFT
 autocovariances and Geyer's initial monotone sequence run as array operations; the tests
 hold the results equal to ArviZ's (relative 1e-9; 1e-13 seen).
 """

@@ -45,7 +45,7 @@ def check_compiled(compiled, model: pm.Model) -> None:
     """Fail before sampling if the log-density or its gradient is not finite where nutpie starts.
 
     Evaluates the function nutpie compiled, so the check costs no compile of its own (PyMC's
-    ``compile_dlogp`` took 16-25 s on `full`); only when that value is not finite are PyMC's
+    ``compile_dlogp`` would compile the model a second time); only when that value is not finite are PyMC's
     per-variable log-densities compiled, to name the variable (:func:`check_initial_point`).
     A start that is not finite only after nutpie's jitter is left to nutpie, which retries.
     """

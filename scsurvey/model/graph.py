@@ -43,7 +43,7 @@ CENTERING_ITEM_DEVIATIONS = "centering_item_deviations"  # pm.Data: per battery
 # with the centring weight
 RAW = {"alpha_raw": "alpha", "g_raw": "g"}
 # Group effects reach respondents through a one-hot matmul up to this many levels, through an
-# index gather beyond (a 212-level factor on 184,924 respondents: a 310 MB matrix otherwise)
+# index gather beyond (a matrix of levels x respondents would otherwise fill the memory)
 ONEHOT_MAX_LEVELS = 40
 
 

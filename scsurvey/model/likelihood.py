@@ -29,8 +29,8 @@ def answer_tables(value: np.ndarray, n_thresholds: int) -> dict[str, np.ndarray]
     """What the logit likelihood needs from the answers alone, computed once.
 
     A model compiled with the answers as inputs (so that new answers reuse the compiled
-    code) would otherwise recompute these masks and indices at every gradient: measured on
-    `full`, about 4% of each evaluation (docs/performance.md). Keys are :data:`ANSWER_TABLES`.
+    code) would otherwise recompute these masks and indices at every gradient
+    (docs/performance.md). Keys are :data:`ANSWER_TABLES`.
 
     Parameters
     ----------
@@ -78,9 +78,8 @@ def _logit_logp(value, eta, cuts, shape=None, tables=None):
     Exact while ``|c - eta| < 350``; beyond that the product overflows, the log-density is
     -inf and the sampler rejects the point (no answer of this survey gets near that).
 
-    Measured (logp + gradient, XLA on this machine, 1,173 x 13 answers): 220 us here against
-    900 us for the per-cell log-sigmoid form with one-hot threshold sums, whose (N, J, K)
-    reductions were the larger half of the cost.
+    It is several times faster than the per-cell log-sigmoid form with one-hot threshold sums,
+    whose (N, J, K) reductions were the larger half of the cost (docs/performance.md).
     """
     while cuts.ndim > 2 and cuts.type.broadcastable[0]:  # CustomDist adds batch dims of 1
         cuts = cuts[0]

@@ -96,9 +96,9 @@ def population(idata) -> Population:
         for name in post.data_vars
         if name.startswith("u_")
     ]
-    mean = np.broadcast_to(
-        predictor.trait_mean(n_i, len(batteries), beta, x, groups), (n_s, n_i, len(batteries))
-    )
+    mean = predictor.trait_mean(n_i, len(batteries), beta, x, groups)
+    if mean.shape[0] != n_s:  # no covariates or groups: one mean for every draw
+        mean = np.repeat(mean, n_s, axis=0)
     if "corr_matrix" in post:
         chol = np.linalg.cholesky(posterior_draws(idata, "corr_matrix").values)
     else:
@@ -559,8 +559,8 @@ def compile_kernels() -> None:
     """Compile the Numba kernels of the replicates' log-likelihood and the integrated
     likelihood (or load them from Numba's cache) by calling them on one answer.
 
-    Their first compile takes about 10 s, independent of any posterior: a fit calls this
-    beside sampling. The link is an argument, so one call serves both links.
+    Their first compile is independent of any posterior: a fit calls this beside sampling.
+    The link is an argument, so one call serves both links.
     """
     pop, y, centre, scale = _one_answer()
     integrate(pop, y, centre, scale)

@@ -1,8 +1,10 @@
 """Every figure of the project, built as a :class:`matplotlib.figure.Figure` without pyplot.
 
-The functions take the numbers that :mod:`scsurvey.posterior.checks`, :mod:`scsurvey.posterior.summaries` and
-:mod:`scsurvey.workflows.sbc` return, never InferenceData, and do not touch the backend: a notebook
-shows the returned Figure inline, a report saves it with ``fig.savefig``.
+The functions take the numbers that :mod:`scsurvey.posterior.checks`,
+:mod:`scsurvey.posterior.summaries` and :mod:`scsurvey.workflows.sbc` return, never
+InferenceData, and do not touch the backend: a notebook shows the returned Figure inline, a
+report saves it with ``fig.savefig``. :func:`overlapping_labels` tells whether a figure's
+text collides.
 """
 
 from __future__ import annotations
@@ -23,6 +25,49 @@ def _figure(nrows: int = 1, ncols: int = 1, figsize=(6, 4), layout=None, **subpl
     """A Figure and its axes, as ``plt.subplots`` gives them, without pyplot's figure manager."""
     fig = Figure(figsize=figsize, layout=layout)
     return fig, fig.subplots(nrows, ncols, **subplot_kw)
+
+
+def overlapping_labels(fig) -> list[tuple[str, str]]:
+    """Pairs of text that overlap between different axes of a drawn figure: the titles, axis
+    labels and tick labels of one panel over those of another.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+
+    Returns
+    -------
+    list of (str, str)
+        The overlapping texts (empty when the layout is clean).
+    """
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for k, ax in enumerate(fig.axes):
+        if not ax.get_visible():
+            continue
+        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *_drawn_ticklabels(ax)]
+        for text in texts:
+            if text.get_visible() and text.get_text().strip():
+                boxes.append((k, text.get_text(), text.get_window_extent(renderer)))
+    return [
+        (ta, tb)
+        for i, (ka, ta, ba) in enumerate(boxes)
+        for kb, tb, bb in boxes[i + 1 :]
+        if ka != kb and ba.overlaps(bb)
+    ]
+
+
+def _drawn_ticklabels(ax) -> list:
+    """Tick labels inside the axes' view (matplotlib keeps labels of ticks beyond it, undrawn)."""
+    out = []
+    for labels, (lo, hi), at in (
+        (ax.get_xticklabels(), ax.get_xlim(), 0),
+        (ax.get_yticklabels(), ax.get_ylim(), 1),
+    ):
+        lo, hi = min(lo, hi), max(lo, hi)
+        out += [lab for lab in labels if lo <= lab.get_position()[at] <= hi]
+    return out
 
 
 def category_frequencies(freq: xr.Dataset, labels: dict | None = None, ncols: int = 4):

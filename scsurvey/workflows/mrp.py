@@ -436,8 +436,8 @@ def _covariate_values(idata, table: pd.DataFrame, variables_: list[Variable], na
         except ValueError:
             bad = sorted({str(c) for c in codes if not _is_number(c)})
             raise MRPError(
-                f"poststratification variable {v.census!r}: map codes {bad} of covariate "
-                f"{v.column!r} are not numbers"
+                f"poststratification variable {v.census!r}: map code {bad[0]!r} of covariate "
+                f"{v.column!r} is not a number"
             ) from None
         x[:, names.index(v.column)] = (raw - center[v.column]) / scale[v.column]
     return x
@@ -472,7 +472,7 @@ def _cell_means(idata, table: pd.DataFrame, variables_: list[Variable], draws, n
                 )
             groups.append((u.values[draws], index))
     mean = predictor.trait_mean(len(table), n_batteries, beta, x, groups)
-    return np.broadcast_to(mean, (len(draws), len(table), n_batteries))
+    return np.repeat(mean, len(draws), axis=0) if mean.shape[0] != len(draws) else mean
 
 
 CELL_BLOCK = 16  # cells predicted at once: draws x cells x nodes x items x categories in memory

@@ -339,9 +339,8 @@ def _client(scheduler: str | None, workers: int | None):
         return Client(scheduler), None
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers. That also switches off
     # glibc's adaptive mmap threshold, so every large temporary of the compiled log-density
-    # is mmap'd and unmapped again: a simulation of `full` took more than twice as long
-    # (docs/performance.md). None unsets it; a value in the
-    # user's own environment still wins.
+    # is mmap'd and unmapped again, and every simulation is much slower (docs/performance.md).
+    # None unsets it; a value in the user's own environment still wins.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(
             n_workers=workers or os.cpu_count() or 1,
