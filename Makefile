@@ -26,7 +26,7 @@ ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
-.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots seeds sbc test test-sbc test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc test test-sbc test-slow bench lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -114,6 +114,11 @@ run: ## the main job: data -> fit -> checks -> report for MODEL on the synthetic
 	if [ -f models/$(MODEL)/posterior.nc ]; then $(MAKE) report MODEL=$(MODEL) || exit $$?; \
 	  echo "open reports/$(MODEL)/index.html"; fi; exit $$status
 
+# root (CI, containers) needs --allow-root; NOTEBOOK_ARGS adds JupyterLab's own flags (--no-browser, --port)
+NOTEBOOK_ARGS ?=
+notebook: $(STAMP) ## open JupyterLab on analysis/ (fit a model first: make fit)
+	$(VENV)/bin/jupyter lab --notebook-dir=analysis $(if $(filter 0,$(shell id -u)),--allow-root,) $(NOTEBOOK_ARGS)
+
 SEEDS ?= 8
 seeds: | $(STAMP) ## fit MODEL under SEEDS seeds (default 8) and tabulate R-hat, ESS, time; exits 3 without margin
 	$(MAKE) data
@@ -144,7 +149,7 @@ lint: $(STAMP) ## ruff, and the layers contract (import-linter; docs/architectur
 	$(VENV)/bin/lint-imports
 
 clean: ## remove generated data, posteriors and reports (keeps .venv)
-	rm -rf data/synthetic data/examples models/*/ models/.deps reports/*/ .pytensor
+	rm -rf data/synthetic data/examples models/*/ models/.deps reports/*/ .pytensor logs
 
 clean-all: clean ## also remove .venv and .venv-peers
 	rm -rf $(VENV) $(PEERS)

@@ -241,3 +241,43 @@ def test_model_comparison_keeps_only_posteriors_of_the_same_data():
     others = {"a": fake("twin"), "b": fake("twin"), "verbagg": fake("other")}
     assert sorted(same_data(fake("twin"), others)) == ["a", "b"]
     assert sorted(same_data(fake("other"), others)) == ["verbagg"]
+
+
+def test_make_notebook_serves_jupyterlab_on_the_analysis_folder(root):
+    """`make notebook` starts JupyterLab whose file browser opens on analysis/ (the notebook
+    is there), as a user gets it, then is stopped."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "scsurvey-test"
+    args = f"--no-browser --ip 127.0.0.1 --port {port} --IdentityProvider.token={token}"
+    proc = subprocess.Popen(
+        ["make", "-s", "notebook", f"NOTEBOOK_ARGS={args}"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        listing = None
+        for _ in range(120):  # JupyterLab starts in a few seconds; 60 s at most
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents?token={token}") as r:
+                    listing = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert listing is not None, "JupyterLab did not answer"
+        names = {item["name"] for item in listing["content"]}
+        assert "inspect_posterior.ipynb" in names, names
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}") as r:
+            assert r.status == 200 and b"JupyterLab" in r.read()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -467,6 +467,14 @@ def _next_round_line(k, max_rounds, action, chains, draws, next_draws, target_ac
     return head + f"adding {chains} chains (seed {seed})"
 
 
+# what a user is told while the model compiles (the figures are docs/performance.md's)
+COMPILE_HINT = "a first compile takes a few minutes on 2 cores, a cached one (.pytensor) seconds"
+
+
+def _backend_name(s) -> str:
+    return f"nutpie ({s.nutpie_backend})" if s.name == "nutpie" else s.name
+
+
 @dataclass
 class SamplingResult:
     """What :func:`sample` returns."""
@@ -518,8 +526,10 @@ def sample(
         return _approximate(model, spec, progress, log)
     t0 = time.perf_counter()
     device = use_device(s.device) if uses_jax(s) else "cpu"
+    log(f"compiling the model for {_backend_name(s)}: {COMPILE_HINT}")
     draw = _sampler_for(model, spec, progress)
     compile_s = time.perf_counter() - t0
+    log(f"compiled in {compile_s:.0f} s; sampling {s.chains} chains x ({s.tune} + {s.draws}) draws")
     if on_compiled is not None:
         on_compiled()
     result = sample_in_rounds(
