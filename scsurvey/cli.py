@@ -12,6 +12,7 @@ from pathlib import Path
 BANNER = "!" * 78
 EXIT_UNCLEAN = 3  # a fit stored but flagged: its diagnostics failed
 EXIT_USAGE = 2  # bad input: an unknown model, a malformed spec, codebook or data file
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
 MODEL_COMMANDS = ("fit", "warm", "status", "report", "mrp", "screenshots", "sbc", "seeds", "deps")
 
 
@@ -465,6 +466,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     try:
         return args.func(args)
+    except KeyboardInterrupt as err:  # Ctrl-C, or a sampler's short trace (FitInterrupted)
+        if args.debug:
+            raise
+        what = f" ({err})" if str(err) else ""
+        kept = "nothing was stored, earlier outputs are as they were"
+        print(f"scsurvey {args.command}: interrupted{what}; {kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except project_errors() as err:
         if args.debug:
             raise

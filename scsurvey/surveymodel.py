@@ -8,6 +8,7 @@ same object through :meth:`SurveyModel.from_spec`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
@@ -228,7 +229,7 @@ class SurveyModel:
             raise RuntimeError(f"model {self.spec.name!r} is not fitted: call .fit() first")
         return self.idata
 
-    def save(self, path: str | Path, run_json: str | Path | None = None) -> Path:
+    def save(self, path: str | Path, run_json: str | Path | None = None, lock: bool = True) -> Path:
         """Write the posterior (atomically, under a lock on its directory).
 
         Parameters
@@ -237,6 +238,9 @@ class SurveyModel:
             The netCDF file to write.
         run_json : str or Path, optional
             Also write the run record (timings, rounds, diagnostics) there.
+        lock : bool
+            Take the directory's lock for the write; False when the caller holds it for
+            the whole fit (:func:`scsurvey.workflows.named_models.fit`).
 
         Examples
         --------
@@ -244,7 +248,7 @@ class SurveyModel:
         PosixPath('verbagg.nc')
         """
         idata, path = self._fitted(), Path(path)
-        with model_lock(path.parent):
+        with model_lock(path.parent) if lock else contextlib.nullcontext():
             write_atomic(idata, path)
             if run_json is not None:
                 write_json_atomic(self.run, Path(run_json))

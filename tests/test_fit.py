@@ -319,10 +319,11 @@ def test_divergences_restart_at_a_higher_target_accept_and_discard_the_divergent
 
     monkeypatch.setattr(fit_module, "_sampler_for", lambda model, spec, progress: draw)
     spec = parse_spec({"sampler": {"target_accept": 0.8, "rounds": 4}}, "t")
-    idata, timing = fit_module.sample(None, spec, progress=False, log=lambda line: None)
+    result = fit_module.sample(None, spec, progress=False, log=lambda line: None)
+    idata = result.idata
     assert seen == [0.8, 0.9, 0.95]
-    assert [r["action"] for r in timing["rounds"]] == ["first", "restart", "restart"]
-    assert timing["rounds"][-1]["clean"] and int(idata.sample_stats["diverging"].sum()) == 0
+    assert [r["action"] for r in result.rounds] == ["first", "restart", "restart"]
+    assert result.rounds[-1]["clean"] and int(idata.sample_stats["diverging"].sum()) == 0
     assert idata.posterior.sizes["chain"] == 2  # the divergent chains were dropped
     assert fit_module.next_round(0, 0.9) == ("add", 0.9)
 

@@ -145,11 +145,38 @@ def swap_data(compiled, values: dict):
     return compiled.with_data(**known)
 
 
+class FitInterrupted(KeyboardInterrupt):
+    """Sampling stopped before every chain had its draws (Ctrl-C, a signal, a sampler that
+    returned a short trace): nothing of the fit may be stored. An interrupt, so that no
+    ``except Exception`` on the way up mistakes it for a failure to handle."""
+
+
+def check_complete(idata: az.InferenceData, chains: int, draws: int) -> None:
+    """Raise :class:`FitInterrupted` unless ``idata`` holds ``chains`` x ``draws`` finite draws.
+
+    Samplers that catch an interrupt (nutpie, PyMC) return what they drew so far, padded
+    with NaN or with fewer draws; such a trace must never pass for a posterior.
+    """
+    post = idata.posterior
+    got = (int(post.sizes.get("chain", 0)), int(post.sizes.get("draw", 0)))
+    if got != (chains, draws):
+        raise FitInterrupted(
+            f"sampling stopped early: {got[0]} chains x {got[1]} draws of {chains} x {draws}"
+        )
+    for name, da in post.data_vars.items():
+        if da.dtype.kind == "f" and not np.isfinite(da.values).all():
+            raise FitInterrupted(f"sampling stopped early: {name} has draws that were never made (NaN)")
+
+
 def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = None):
-    """Sample a compiled nutpie model with the spec's sampler settings."""
+    """Sample a compiled nutpie model with the spec's sampler settings.
+
+    An interrupt (Ctrl-C) aborts the chains and raises :class:`FitInterrupted`; nutpie on
+    its own would return the partial trace.
+    """
     import nutpie
 
-    return nutpie.sample(
+    running = nutpie.sample(
         compiled,
         draws=sampler.draws,
         tune=sampler.tune,
@@ -160,7 +187,18 @@ def sample_nutpie(compiled, sampler, progress: bool = True, seed: int | None = N
         low_rank_modified_mass_matrix=sampler.low_rank,
         progress_bar=progress,
         save_warmup=False,
+        blocking=False,
     )
+    try:
+        idata = running.wait()
+    except KeyboardInterrupt:
+        running.abort()
+        raise FitInterrupted("interrupted (Ctrl-C) while sampling") from None
+    except BaseException:
+        running.cancel()
+        raise
+    check_complete(idata, sampler.chains, sampler.draws)
+    return idata
 
 
 def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
@@ -177,6 +215,14 @@ def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
     check_initial_point(model)
 
     def draw(seed, target_accept, draws):  # PyMC and numpyro compile inside pm.sample
+        try:
+            idata = _pm_sample(seed, target_accept, draws)
+        except KeyboardInterrupt:
+            raise FitInterrupted("interrupted (Ctrl-C) while sampling") from None
+        check_complete(idata, s.chains, draws)
+        return idata
+
+    def _pm_sample(seed, target_accept, draws):
         return pm.sample(
             draws=draws,
             tune=s.tune,

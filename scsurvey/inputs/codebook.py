@@ -142,6 +142,7 @@ class Codebook:
     item_column: str | None = None
     answer_column: str | None = None
     incomplete: str = "error"
+    encoding: str = ""  # of a CSV survey file; empty: UTF-8, else detected (inputs.survey.read_table)
     # the TOML content it was parsed from: stored with a posterior so that it can be rebuilt
     raw: dict | None = field(default=None, compare=False, repr=False, hash=False)
 
@@ -208,7 +209,16 @@ def _survey(raw: dict, path) -> dict:
     survey = _require(raw, "survey", path, "top level")
     _known_keys(
         survey,
-        {"name", "title", "respondent_id", "layout", "item_column", "answer_column", "incomplete"},
+        {
+            "name",
+            "title",
+            "respondent_id",
+            "layout",
+            "item_column",
+            "answer_column",
+            "incomplete",
+            "encoding",
+        },
         path,
         "[survey]",
     )
@@ -232,7 +242,26 @@ def _survey(raw: dict, path) -> dict:
         "item_column": survey.get("item_column"),
         "answer_column": survey.get("answer_column"),
         "incomplete": incomplete,
+        "encoding": _encoding(survey.get("encoding", ""), path),
     }
+
+
+def _encoding(name, path) -> str:
+    """A codec Python knows, by any of its names (``latin-1``, ``gb18030``, ``cp1252``)."""
+    import codecs
+
+    if not isinstance(name, str):
+        _fail(path, "[survey].encoding", f"{name!r} is not a text encoding name")
+    if not name:
+        return ""
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        _fail(
+            path,
+            "[survey].encoding",
+            f"{name!r} is not an encoding Python knows (e.g. utf-8, latin-1, gb18030)",
+        )
 
 
 def _scale(raw: dict, path) -> Scale:

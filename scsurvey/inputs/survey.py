@@ -111,16 +111,66 @@ class SurveyData:
         )
 
 
-def read_table(path: Path | str) -> pd.DataFrame:
+# what survey exports that are not UTF-8 are written in: Western and Central European
+# Windows and ISO code pages, Cyrillic, and the Chinese, Japanese and Korean national ones
+# (a short file is guessed among these, not among every code page there is)
+LEGACY_ENCODINGS = ["cp1252", "latin_1", "iso8859_2", "cp1251", "gb18030", "big5", "shift_jis", "euc_kr"]
+
+
+def csv_encoding(path: Path, named: str = "") -> str:
+    """The text encoding to read a CSV file with: the codebook's ``[survey].encoding`` when it
+    names one, UTF-8 when the file decodes as UTF-8, else the one of :data:`LEGACY_ENCODINGS`
+    that ``charset_normalizer`` finds most coherent (survey exports are often Windows-1252 or
+    GB18030).
+
+    Raises
+    ------
+    DataError
+        When the named encoding does not decode the file, or no encoding is detected.
+    """
+    raw = path.read_bytes()
+    if named:
+        try:
+            raw.decode(named)
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path}: not readable as {named} (the codebook's [survey].encoding): "
+                f"byte {err.start} is {raw[err.start : err.start + 1]!r}"
+            ) from None
+        return named
+    try:
+        raw.decode("utf-8")
+        return "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
+    except UnicodeDecodeError as err:
+        first_bad = err.start
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw, cp_isolation=LEGACY_ENCODINGS).best()
+    if best is None:
+        raise DataError(
+            f"{path}: not text in any encoding this reader knows (byte {first_bad} is not UTF-8); "
+            'name the file\'s encoding in the codebook, [survey] encoding = "..."'
+        )
+    return best.encoding
+
+
+def read_table(path: Path | str, encoding: str = "") -> pd.DataFrame:
     """Read a CSV, Parquet, Stata or SPSS file into a DataFrame, unchanged.
 
     Parameters
     ----------
     path : Path or str
+    encoding : str
+        Of a CSV file (:func:`csv_encoding`); empty: UTF-8, or detected.
 
     Returns
     -------
     pandas.DataFrame
+
+    Raises
+    ------
+    DataError
+        Naming the file, for a file that is missing, empty, ragged, or not of its type.
     """
     path = Path(path)
     if not path.exists():
@@ -130,7 +180,8 @@ def read_table(path: Path | str) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, sep=sniff_delimiter(path))
+            encoding = csv_encoding(path, encoding)
+            frame = pd.read_csv(path, sep=sniff_delimiter(path, encoding), encoding=encoding)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix == ".dta":
@@ -145,18 +196,33 @@ def read_table(path: Path | str) -> pd.DataFrame:
             raise DataError(f"{path}: unknown file type {suffix!r} (csv, parquet, dta, sav)")
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty") from err
+    except pd.errors.ParserError as err:  # a ragged CSV: a row with more fields than the header
+        raise DataError(f"{path}: not a regular table: {str(err).strip()}") from None
+    except DataError:
+        raise
+    except (OSError, ValueError) as err:  # pyarrow, pyreadstat: not a file of its suffix's type
+        kind = {".parquet": "Parquet", ".pq": "Parquet", ".dta": "Stata", ".sav": "SPSS"}.get(suffix, "CSV")
+        raise DataError(
+            f"{path}: not a readable {kind} file ({type(err).__name__}: {_first_line(err)})"
+        ) from None
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has no rows")
     return frame
 
 
-def sniff_delimiter(path: Path) -> str:
+def _first_line(err: Exception) -> str:
+    """An error's message on one line, cut short: never the file's contents at length."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return text[:200]
+
+
+def sniff_delimiter(path: Path, encoding: str = "utf-8") -> str:
     """The field delimiter of a CSV file: comma, semicolon, tab or bar, from its first lines.
 
     Many European spreadsheets write semicolon-delimited "CSV". A file with none of these
     reads as one column, and the missing-columns error then shows that column's name.
     """
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open(path, newline="", encoding=encoding, errors="replace") as handle:
         head = handle.read(65536)
     try:
         return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
@@ -607,7 +673,7 @@ def load_survey(path: Path | str, codebook: Codebook) -> SurveyData:
         On any violation, naming the file, the column and the offending values.
     """
     path = Path(path)
-    frame = read_table(path)
+    frame = read_table(path, codebook.encoding)
     data = prepare(frame, codebook, source=str(path))
     data.data_hash = hashlib.sha256((_file_hash(path) + codebook_hash(codebook)).encode()).hexdigest()
     return data

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytensor.tensor as pt
-from pymc.distributions.dist_math import normal_lcdf
 from pymc.math import log1mexp
 from scipy.special import expit, ndtr
 
@@ -111,6 +110,30 @@ def _logit_logp(value, eta, cuts, shape=None, tables=None):
     return pt.switch(observed, lp, 0.0)
 
 
+# below this the normal log-CDF is its asymptotic series; above, the log of erfc, which every
+# backend has natively (PyMC's form uses erfcx, which has no JAX implementation and whose
+# Numba form cannot be cached)
+LCDF_SERIES_BELOW = -30.0
+
+
+def normal_lcdf(x):
+    """log Phi(x) of the standard normal, accurate in both tails, from erfc and a series.
+
+    For ``x > 0``, ``log1p(-erfc(x / sqrt 2) / 2)``; for ``-30 <= x <= 0``,
+    ``log(erfc(-x / sqrt 2) / 2)`` (erfc keeps relative accuracy far into the tail); below, ``-x^2/2 - log(-x) - log(2 pi)/2 + log(1 - 1/x^2 + 3/x^4 - 15/x^6)``,
+    whose next term is below 1e-11 there. Each branch sees its input clipped to its own
+    range, so neither feeds an infinity or a NaN into the gradient of the other.
+    """
+    near = pt.maximum(x, LCDF_SERIES_BELOW)
+    far = pt.minimum(x, LCDF_SERIES_BELOW)
+    inv2 = 1.0 / far**2
+    series = pt.log1p(inv2 * (-1.0 + inv2 * (3.0 - 15.0 * inv2)))
+    tail = -0.5 * far**2 - pt.log(-far) - 0.5 * np.log(2.0 * np.pi) + series
+    lower = pt.log(0.5 * pt.erfc(-near / np.sqrt(2.0)))
+    upper = pt.log1p(-0.5 * pt.erfc(pt.maximum(x, 0.0) / np.sqrt(2.0)))  # 1 - Phi(-x), for x > 0
+    return pt.switch(x > 0, upper, pt.switch(x >= LCDF_SERIES_BELOW, lower, tail))
+
+
 def ordinal_logp(value, eta, cuts, link: str = "logit", shape: tuple[int, int] | None = None, tables=None):
     """Elementwise log-probability of ordinal answers; 0 for missing cells.
 
@@ -144,11 +167,11 @@ def ordinal_logp(value, eta, cuts, link: str = "logit", shape: tuple[int, int] |
         flip = interior & (a + b > 0)
         hi = pt.switch(flip, -b, a)
         lo = pt.switch(flip, -a, b)
-        l_hi = normal_lcdf(0.0, 1.0, hi)
-        l_lo = normal_lcdf(0.0, 1.0, pt.switch(interior, lo, hi - 1.0))
+        l_hi = normal_lcdf(hi)
+        l_lo = normal_lcdf(pt.switch(interior, lo, hi - 1.0))
         mid = l_hi + log1mexp(pt.minimum(l_lo - l_hi, -1e-12))
-        top = normal_lcdf(0.0, 1.0, -b)  # only a lower bound: P(y = K-1) = 1 - F(b)
-        bottom = normal_lcdf(0.0, 1.0, a)  # only an upper bound: P(y = 0) = F(a)
+        top = normal_lcdf(-b)  # only a lower bound: P(y = K-1) = 1 - F(b)
+        bottom = normal_lcdf(a)  # only an upper bound: P(y = 0) = F(a)
         lp = pt.switch(interior, mid, pt.switch(has_up, bottom, top))
     else:
         raise ValueError(f"link {link!r} is not one of {LINKS}")

@@ -17,7 +17,7 @@ from scsurvey.inputs.codebook import load_codebook
 from scsurvey.model.spec import load_spec
 from scsurvey.posterior import checks, draws, item_person_fit, summaries
 from scsurvey.report import plots
-from scsurvey.report.rendering import environment
+from scsurvey.report.rendering import environment, safe
 from scsurvey.storage.reader import StalePosteriorError, load_posterior
 
 
@@ -42,7 +42,7 @@ def _html(frame: pd.DataFrame, digits: int = 3) -> str:
     )
     for word in ("agrees", "contradicts", "uncertain", "misfit"):
         html = html.replace(f"<td>{word}</td>", f'<td class="{word}">{word}</td>')
-    return html
+    return safe(html)
 
 
 INTEGER_COLUMNS = {"n", "answers", "respondents", "divergences", "rank"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from scsurvey.report import plots
-from scsurvey.report.rendering import environment
+from scsurvey.report.rendering import environment, safe
 
 
 def write_page(
@@ -48,7 +48,7 @@ def write_page(
     ecdf.savefig(out_dir / "ecdf_diff.png", dpi=80)
     settings = json.loads((folder / "study.json").read_text())
     table = summary.to_html(float_format=lambda v: f"{v:.3f}", border=0)
-    table = table.replace("<td>fail</td>", '<td class="fail">fail</td>')
+    table = safe(table.replace("<td>fail</td>", '<td class="fail">fail</td>'))
 
     html = (
         environment()

@@ -15,6 +15,7 @@ import arviz as az
 
 from scsurvey.core.defaults import WARM_SAMPLER
 from scsurvey.core.paths import model_paths
+from scsurvey.storage.files import model_lock
 from scsurvey.surveymodel import SurveyModel
 
 
@@ -54,9 +55,12 @@ def fit(
     changes = dict(overrides or {})
     if sampler:
         changes["name"] = sampler
-    model = SurveyModel.from_spec(paths["spec"], root=root)
-    idata = model.fit(progress=progress, **changes)
-    model.save(paths["posterior"], run_json=paths["run"])
+    # the lock is held from before the inputs are read until the file is in place: a second
+    # fit of the model fails at once instead of sampling in full and overwriting this one
+    with model_lock(paths["dir"]):
+        model = SurveyModel.from_spec(paths["spec"], root=root)
+        idata = model.fit(progress=progress, **changes)
+        model.save(paths["posterior"], run_json=paths["run"], lock=False)
     return idata, model.run
 
 
