@@ -120,8 +120,9 @@ def normal_lcdf(x):
     """log Phi(x) of the standard normal, accurate in both tails, from erfc and a series.
 
     For ``x > 0``, ``log1p(-erfc(x / sqrt 2) / 2)``; for ``-30 <= x <= 0``,
-    ``log(erfc(-x / sqrt 2) / 2)`` (erfc keeps relative accuracy far into the tail); below, ``-x^2/2 - log(-x) - log(2 pi)/2 + log(1 - 1/x^2 + 3/x^4 - 15/x^6)``,
-    whose next term is below 1e-11 there. Each branch sees its input clipped to its own
+    ``log(erfc(-x / sqrt 2) / 2)`` (erfc keeps relative accuracy far into the tail); below,
+    ``-x^2/2 - log(-x) - log(2 pi)/2 + log(1 - 1/x^2 + 3/x^4 - 15/x^6)``, whose next term is
+    below 1e-11 there. Each branch sees its input clipped to its own
     range, so neither feeds an infinity or a NaN into the gradient of the other.
     """
     near = pt.maximum(x, LCDF_SERIES_BELOW)
