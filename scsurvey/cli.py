@@ -94,7 +94,10 @@ def cmd_data(args) -> int:
 def cmd_fit(args) -> int:
     from scsurvey.workflows.named_models import fit
 
-    overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed") if getattr(args, k)}
+    # 0 is a value (seed 0), not an absence: validated with the spec's own rules
+    overrides = {
+        k: getattr(args, k) for k in ("draws", "tune", "chains", "seed") if getattr(args, k) is not None
+    }
     _, run = fit(
         args.model,
         root=args.root,
@@ -150,12 +153,20 @@ def cmd_status(args) -> int:
     if not run_file.exists():
         print(f"{run_file}: no fit of {args.model}; run `make fit MODEL={args.model}`", file=sys.stderr)
         return 2
-    run = json.loads(run_file.read_text())
-    if run["diagnostics_ok"]:
+    try:
+        run = json.loads(run_file.read_text())
+        ok, failures = bool(run["diagnostics_ok"]), run["diagnostics"]["failures"]
+    except (ValueError, KeyError, TypeError) as err:
+        from scsurvey.storage.files import StorageError
+
+        raise StorageError(
+            f"{run_file}: not a run record written by scsurvey ({type(err).__name__}); "
+            f"fit the model again: make fit MODEL={args.model}"
+        ) from None
+    if ok:
         print(f"{args.model}: diagnostics passed ({run_file})")
         return 0
-    failures = "; ".join(run["diagnostics"]["failures"])
-    print(f"{args.model}: DIAGNOSTICS FAILED ({run_file}): {failures}", file=sys.stderr)
+    print(f"{args.model}: DIAGNOSTICS FAILED ({run_file}): {'; '.join(failures)}", file=sys.stderr)
     return 0 if args.allow_unclean else EXIT_UNCLEAN
 
 

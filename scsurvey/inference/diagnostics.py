@@ -81,7 +81,9 @@ def diagnose(idata: az.InferenceData) -> Diagnostics:
         return _diagnose_approximate(float(post.attrs["psis_khat"]))
     # ArviZ's estimators, vectorised (scsurvey.inference.rank_diagnostics); constant entries (a correlation
     # matrix's diagonal) have an undefined R-hat and are skipped by _extreme
-    found = rank_diagnostics.diagnostics(post)
+    # the sampler's unconstrained copies (``sigma_log__``, ``z_zerosum__``) are dropped before a
+    # posterior is stored: judging by them would name a worst quantity no file holds
+    found = rank_diagnostics.diagnostics(post[[v for v in post.data_vars if not str(v).endswith("__")]])
     rhat, bulk, tail = found["rhat"], found["ess_bulk"], found["ess_tail"]
     max_rhat, rhat_var = _extreme(rhat, np.max)
     min_bulk, bulk_var = _extreme(bulk, np.min)

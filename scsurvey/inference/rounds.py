@@ -10,6 +10,7 @@ otherwise a round adds chains. See :func:`sample` and :func:`plan_round`.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ import xarray as xr
 from pymc.model.transform.optimization import freeze_dims_and_data
 
 from scsurvey.inference.diagnostics import Diagnostics, diagnose
-from scsurvey.model.spec import ModelSpec
+from scsurvey.model.spec import ModelSpec, SpecError
 
 # A function evaluated once runs PyTensor's Python implementations: compiling the per-variable
 # log-densities and the gradient to C costs far more than one evaluation (docs/performance.md).
@@ -143,6 +144,28 @@ def swap_data(compiled, values: dict):
     if not known:
         raise ValueError(f"the compiled model reads none of {sorted(values)} (its inputs: {sorted(inputs)})")
     return compiled.with_data(**known)
+
+
+def check_memory(n_quantities: int, sampler) -> None:
+    """Refuse sampler settings whose draws alone would not fit in this machine's memory.
+
+    A trace holds every quantity of every draw of every chain in float64, and the rounds
+    keep adding chains: ``rounds x chains x draws x quantities x 8`` bytes, against the
+    machine's physical memory.
+
+    Raises
+    ------
+    SpecError
+        Naming ``sampler.draws`` and ``sampler.chains``, with the sizes.
+    """
+    need = 8.0 * n_quantities * sampler.chains * sampler.draws * sampler.rounds
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise SpecError(
+            f"sampler.draws = {sampler.draws} with sampler.chains = {sampler.chains} and "
+            f"sampler.rounds = {sampler.rounds}: the draws of {n_quantities:,} quantities would need "
+            f"{need / 2**30:,.0f} GiB, more than this machine's {have / 2**30:,.0f} GiB"
+        )
 
 
 class FitInterrupted(KeyboardInterrupt):

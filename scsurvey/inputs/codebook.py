@@ -271,6 +271,14 @@ def _scale(raw: dict, path) -> Scale:
     if len(levels) < 2:
         _fail(path, "[scale].levels", f"needs at least 2 levels, got {list(levels)}")
     _unique(levels, path, "[scale].levels")
+    numeric = [v for v in levels if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numeric) == len(levels) and list(levels) != sorted(levels):
+        _fail(
+            path,
+            "[scale].levels",
+            f"{list(levels)} are not in increasing order: list them from the lowest category to the "
+            "highest (an item asked the other way round is marked reverse = true)",
+        )
     text = [isinstance(v, str) for v in levels]
     if any(text) and not all(text):
         _fail(path, "[scale].levels", f"mixes numbers and text: {list(levels)}")
@@ -491,24 +499,38 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     (['q1', 'q2'], (False, False, True))
     """
     path = Path(path)
+    if not isinstance(raw, dict):
+        _fail(path, "top level", f"expected tables, got {type(raw).__name__}")
     _known_keys(raw, set(TOP_LEVEL), path, "top level")
-    survey = _survey(raw, path)
-    batteries = _batteries(raw, path)
+    survey = _section("[survey]", _survey, raw, path)
+    batteries = _section("[[batteries]]", _batteries, raw, path)
     battery_ids = [b.id for b in batteries]
-    covariates = _covariates(raw, path)
+    covariates = _section("[[covariates]]", _covariates, raw, path)
     cov_ids = [c.id for c in covariates]
     return Codebook(
         path=path,
-        scale=_scale(raw, path),
+        scale=_section("[scale]", _scale, raw, path),
         batteries=tuple(batteries),
-        items=tuple(_items(raw, path, battery_ids)),
+        items=tuple(_section("[[items]]", _items, raw, path, battery_ids)),
         covariates=tuple(covariates),
-        groups=tuple(_groups(raw, path)),
-        findings=tuple(_findings(raw, path, cov_ids, battery_ids)),
-        contrasts=tuple(_contrasts(raw, path, cov_ids)),
+        groups=tuple(_section("[[groups]]", _groups, raw, path)),
+        findings=tuple(_section("[[findings]]", _findings, raw, path, cov_ids, battery_ids)),
+        contrasts=tuple(_section("[[contrasts]]", _contrasts, raw, path, cov_ids)),
         raw=copy.deepcopy(raw),
         **survey,
     )
+
+
+def _section(entry: str, parse, raw, path, *args):
+    """Parse one table; a value of the wrong type that no specific check caught (a number
+    where a list belongs, a list where a name does) still fails as a CodebookError naming
+    the file and the table, never as a TypeError from inside the parser."""
+    try:
+        return parse(raw, path, *args)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+        if isinstance(err, CodebookError):
+            raise
+        _fail(path, entry, f"a value of the wrong type or shape ({type(err).__name__}: {str(err)[:120]})")
 
 
 def load_codebook(path: Path | str) -> Codebook:

@@ -20,6 +20,9 @@ from scsurvey.inputs.codebook import Codebook, Covariate, Group
 
 MISSING = -1  # code of a missing answer in the response array
 MAX_SHOWN = 8  # offending values listed in an error message
+# no covariate a survey measures (an income in any currency, an age, a count) comes near this;
+# beyond it a value is a data-entry code or an overflow, and squaring it overflows a float
+MAX_COVARIATE = 1e15
 
 
 class DataError(ValueError):
@@ -184,14 +187,8 @@ def read_table(path: Path | str, encoding: str = "") -> pd.DataFrame:
             frame = pd.read_csv(path, sep=sniff_delimiter(path, encoding), encoding=encoding)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
-        elif suffix == ".dta":
-            import pyreadstat
-
-            frame, _ = pyreadstat.read_dta(path)
-        elif suffix == ".sav":
-            import pyreadstat
-
-            frame, _ = pyreadstat.read_sav(path)
+        elif suffix in (".dta", ".sav"):
+            frame = _read_readstat(path, suffix)
         else:
             raise DataError(f"{path}: unknown file type {suffix!r} (csv, parquet, dta, sav)")
     except pd.errors.EmptyDataError as err:
@@ -207,6 +204,18 @@ def read_table(path: Path | str, encoding: str = "") -> pd.DataFrame:
         ) from None
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has no rows")
+    return frame
+
+
+def _read_readstat(path: Path, suffix: str) -> pd.DataFrame:
+    """A Stata or SPSS file through pyreadstat, whose errors are its own classes."""
+    import pyreadstat
+
+    reader = pyreadstat.read_dta if suffix == ".dta" else pyreadstat.read_sav
+    try:
+        frame, _ = reader(path)
+    except (pyreadstat.ReadstatError, pyreadstat.PyreadstatError) as err:
+        raise OSError(str(err)) from None
     return frame
 
 
@@ -298,6 +307,11 @@ def _label(value) -> str:
 def _answer_codes(frame, item, cb: Codebook, source) -> tuple[pd.Series, set]:
     """An item's column as comparable values (floats, or stripped text) and the missing codes."""
     scale = cb.scale
+    if pd.api.types.is_bool_dtype(frame[item.column]):
+        raise DataError(
+            f"{source}: column {item.column!r} (item {item.id}) holds true/false values, which cannot "
+            f"hold the codebook's levels {list(scale.levels)} or its non-answer codes {list(scale.missing)}"
+        )
     if not scale.is_text:
         return _numeric(frame, item.column, source, cb.respondent_id), {float(v) for v in scale.missing}
     col = frame[item.column]
@@ -367,6 +381,13 @@ def _covariate(frame, cov: Covariate, source, id_col) -> np.ndarray:
         raise DataError(
             f"{source}: column {cov.column!r} (covariate {cov.id}): missing values "
             f"({_rows(frame, id_col, where)}); impute or drop them before loading"
+        )
+    huge = ~np.isfinite(values) | (values.abs() > MAX_COVARIATE)
+    if huge.any():  # before any arithmetic: their squares overflow, their logs mean nothing
+        raise DataError(
+            f"{source}: column {cov.column!r} (covariate {cov.id}): values "
+            f"{_shown(sorted(pd.unique(values[huge])))} are not plausible measurements (beyond "
+            f"{MAX_COVARIATE:.0e} in size; {_rows(frame, id_col, huge.to_numpy())})"
         )
     if cov.levels is not None:
         bad = ~values.isin([float(v) for v in cov.levels])

@@ -141,7 +141,9 @@ class ModelSpec:
         """A copy with top-level fields (or ``sampler=dict(...)`` updates) changed."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         if "sampler" in changes and isinstance(changes["sampler"], dict):
-            changes["sampler"] = Sampler(**{**asdict(self.sampler), **changes["sampler"]})
+            # validated as the spec's own [sampler] table is: a bad override is a SpecError
+            source = f"model {self.name!r} sampler overrides {sorted(changes['sampler'])}"
+            changes["sampler"] = _sampler({**asdict(self.sampler), **changes["sampler"]}, source)
         d.update(changes)
         return ModelSpec(**d)
 

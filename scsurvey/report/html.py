@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import arviz as az
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -600,6 +601,13 @@ def render_report(
         The HTML file.
     """
     out_dir = Path(out_dir)
+    labels = [codebook.title, *(i.label for i in codebook.items), *(b.label for b in codebook.batteries)]
+    plots.warn_if_glyphs_missing([*labels, *(c.label for c in codebook.covariates)])
+    with matplotlib.rc_context(plots.font_settings()):  # codebook labels in any script
+        return _render(idata, spec, codebook, run, out_dir, others, population)
+
+
+def _render(idata, spec, codebook, run, out_dir: Path, others, population) -> Path:
     fig_dir = out_dir / "figures"
     sections = [
         _header(idata, spec, codebook),

@@ -9,7 +9,9 @@ text collides.
 
 from __future__ import annotations
 
+import re
 import textwrap
+import warnings
 
 import arviz as az
 import numpy as np
@@ -25,6 +27,49 @@ def _figure(nrows: int = 1, ncols: int = 1, figsize=(6, 4), layout=None, **subpl
     """A Figure and its axes, as ``plt.subplots`` gives them, without pyplot's figure manager."""
     fig = Figure(figsize=figsize, layout=layout)
     return fig, fig.subplots(nrows, ncols, **subplot_kw)
+
+
+# fonts with Chinese, Japanese and Korean glyphs, by preference (Debian: fonts-noto-cjk)
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK TC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+)
+CJK_TEXT = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+
+
+def font_settings() -> dict:
+    """matplotlib settings under which labels in any script draw: DejaVu Sans first, then the
+    installed CJK fonts, glyph by glyph (use with ``matplotlib.rc_context``).
+
+    Without a CJK font, Chinese, Japanese or Korean labels draw as empty boxes; the report
+    and the notebook then say so once. On Debian: ``apt-get install fonts-noto-cjk``.
+    """
+    from matplotlib import font_manager, rcParams
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    cjk = [name for name in CJK_FONTS if name in installed]
+    rest = [name for name in rcParams["font.sans-serif"] if name not in cjk]
+    return {"font.family": ["DejaVu Sans", *cjk], "font.sans-serif": ["DejaVu Sans", *cjk, *rest]}
+
+
+def warn_if_glyphs_missing(labels) -> bool:
+    """Warn (once per call) when labels hold Chinese, Japanese or Korean text and no CJK font
+    is installed, so they would draw as empty boxes. Returns whether it warned."""
+    from matplotlib import font_manager
+
+    if not any(CJK_TEXT.search(str(label)) for label in labels):
+        return False
+    if {f.name for f in font_manager.fontManager.ttflist} & set(CJK_FONTS):
+        return False
+    warnings.warn(
+        "labels in Chinese, Japanese or Korean will draw as empty boxes in the figures: no CJK "
+        f"font is installed (one of {', '.join(CJK_FONTS)}; on Debian: apt-get install fonts-noto-cjk)",
+        stacklevel=2,
+    )
+    return True
 
 
 def overlapping_labels(fig) -> list[tuple[str, str]]:

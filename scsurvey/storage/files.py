@@ -23,8 +23,9 @@ class LockedError(RuntimeError):
 
 
 # zlib at level 1 behind HDF5's byte-shuffle filter: about as small as ArviZ's own level 4
-# and faster to write (docs/performance.md)
-COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
+# and faster to write (docs/performance.md); a Fletcher-32 checksum per chunk, so that a
+# corrupt chunk fails on reading instead of passing as numbers
+COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True, "fletcher32": True}
 
 
 def to_netcdf(idata: az.InferenceData, path: Path | str) -> None:

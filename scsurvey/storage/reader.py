@@ -19,15 +19,23 @@ class StalePosteriorError(RuntimeError):
     """A stored posterior no longer matches its spec or data."""
 
 
+# what every posterior scsurvey writes carries in its posterior group's attributes
+STAMP_KEYS = ("model_name", "spec_hash", "data_hash", "code_hash")
+
+
 def read_posterior(path: Path | str) -> az.InferenceData:
     """Read a stored posterior, with an error naming the file when it cannot be read.
+
+    The file is read whole, not lazily: a corrupt chunk (its HDF5 checksum fails, or it does
+    not decompress) is found here rather than by a later read far from the file's name.
 
     Raises
     ------
     FileNotFoundError
         If there is no file at ``path``.
     StorageError
-        If ``path`` is a directory, or not a readable netCDF file (truncated, say).
+        If ``path`` is a directory, not a readable netCDF file (truncated, say), has a corrupt
+        chunk, or is netCDF but not a posterior written by scsurvey.
     """
     path = Path(path)
     if not path.exists():
@@ -35,12 +43,22 @@ def read_posterior(path: Path | str) -> az.InferenceData:
     if path.is_dir():
         raise StorageError(f"{path}: is a directory; give the posterior file (posterior.nc)")
     try:
-        return az.from_netcdf(path, engine="h5netcdf")
-    except (OSError, ValueError, KeyError) as err:
+        idata = az.from_netcdf(path, engine="h5netcdf")
+        for group in idata.groups():
+            idata[group].load()
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise StorageError(
-            f"{path}: not a readable posterior (truncated, or not a netCDF file written by scsurvey): "
-            f"{type(err).__name__}: {err}; fit the model again to replace it"
+            f"{path}: not a readable posterior (truncated, corrupt, or not a netCDF file written by "
+            f"scsurvey): {type(err).__name__}: {str(err)[:200]}; fit the model again to replace it"
         ) from None
+    missing = [a for a in STAMP_KEYS if "posterior" not in idata.groups() or a not in idata.posterior.attrs]
+    if missing:
+        raise StorageError(
+            f"{path}: a netCDF file, but not a posterior written by scsurvey (it lacks "
+            f"{'the posterior group' if 'posterior' not in idata.groups() else missing}); "
+            "fit the model again to replace it"
+        )
+    return idata
 
 
 def open_posterior(

@@ -10,6 +10,7 @@ so that expected top-two-box shares in a large population match the published sh
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -451,13 +452,21 @@ def _placeholder_thresholds(values, g0, codebook):
 def write_twin(twin: Twin, csv_path: Path | str, truth_path: Path | str) -> None:
     """Write the twin's table (CSV) and every true value (JSON)."""
     csv_path, truth_path = Path(csv_path), Path(truth_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in {csv_path.parent, truth_path.parent}:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise TwinError(
+                f"{folder}: cannot write the twin there: a file of that name is in the way"
+            ) from None
     frame = twin.frame.copy()
     for col in frame.columns:  # integer codes stay integers, blanks stay blank, as in an export
         values = frame[col]
         if pd.api.types.is_float_dtype(values) and np.all(values.dropna() % 1 == 0):
             frame[col] = values.astype("Int64")
-    frame.to_csv(csv_path, index=False)
+    # each file written beside its place and renamed: an interrupt leaves the old twin whole
+    tmp_csv = csv_path.with_name(f".{csv_path.name}.tmp")
+    frame.to_csv(tmp_csv, index=False)
     payload = {
         "about": "True parameter values of the synthetic twin; names and shapes as in the model.",
         "twin_file": twin.config["_path"],
@@ -465,7 +474,10 @@ def write_twin(twin: Twin, csv_path: Path | str, truth_path: Path | str) -> None
         "calibration": twin.config["_calibration"],
         "parameters": {k: v.tolist() for k, v in twin.truth.items()},
     }
-    truth_path.write_text(json.dumps(payload, indent=1))
+    tmp_truth = truth_path.with_name(f".{truth_path.name}.tmp")
+    tmp_truth.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp_truth, truth_path)
+    os.replace(tmp_csv, csv_path)
 
 
 def read_truth(path: Path | str) -> dict[str, np.ndarray]:
