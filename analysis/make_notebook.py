@@ -25,7 +25,7 @@ cells = [
         "from scsurvey import checks, plots, summaries\n\n"
         "# constrained layout: the titles, labels and ticks of one panel never cover another's\n"
         'plt.rcParams["figure.constrained_layout.use"] = True\n'
-        "plt.rcParams.update(plots.font_settings())  # labels in Chinese, Japanese or Korean too\n'
+        "plt.rcParams.update(plots.font_settings())  # labels in Chinese, Japanese or Korean too\n"
         'ROOT = Path(os.environ.get("SCSURVEY_ROOT", "..")).resolve()\n'
         'MODEL = os.environ.get("SCSURVEY_MODEL", "full")\n'
         'path = os.environ.get("SCSURVEY_POSTERIOR")\n'
