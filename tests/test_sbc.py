@@ -81,8 +81,8 @@ def test_rank_counts_draws_below_the_truth():
 
 
 # Numba, as `make sbc`: its one cold compile of the swappable model costs less than JAX's
-# slower sampling over 50 surveys (the study alone, PyTensor cache empty: 5 min 47 s against
-# 8 min 58 s with JAX); the resume test below keeps the JAX path on workers covered
+# slower sampling over 50 surveys (docs/performance.md); the resume test below keeps the JAX
+# path on workers covered
 SMALL = {
     "n_sims": 30,
     "n_respondents": 100,
