@@ -22,10 +22,11 @@ cells = [
         "import arviz as az\n"
         "import matplotlib.pyplot as plt\n\n"
         "import scsurvey as ss\n"
-        "from scsurvey import checks, plots, summaries\n\n"
+        "from scsurvey import checks, plots, summaries\n"
+        "from scsurvey.report.plots import font_settings\n\n"
         "# constrained layout: the titles, labels and ticks of one panel never cover another's\n"
         'plt.rcParams["figure.constrained_layout.use"] = True\n'
-        "plt.rcParams.update(plots.font_settings())  # labels in Chinese, Japanese or Korean too\n"
+        "plt.rcParams.update(font_settings())  # labels in Chinese, Japanese or Korean too\n"
         'ROOT = Path(os.environ.get("SCSURVEY_ROOT", "..")).resolve()\n'
         'MODEL = os.environ.get("SCSURVEY_MODEL", "full")\n'
         'path = os.environ.get("SCSURVEY_POSTERIOR")\n'
