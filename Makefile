@@ -33,10 +33,11 @@ help: ## list the targets
 		awk -F'\t' '{printf "  make %-18s %s\n", $$1, $$2}'
 	@echo "  variables: MODEL=$(MODEL) (one of: $(MODELS)), ALLOW_UNCLEAN, PYTEST_ARGS, TEST_WORKERS, SBC_ARGS, BENCH_ARGS"
 
+# pip -qq: errors only (an index's notices and setuptools' editable-install notice are noise)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,dev,numpyro,notebooks]'
+	$(PY) -m pip install --quiet --quiet --upgrade pip
+	$(PY) -m pip install --quiet --quiet -e '.[test,dev,numpyro,notebooks]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 

@@ -16,6 +16,7 @@ MODEL_SOURCES = (
     "inputs/codebook.py",
     "inputs/survey.py",
     "model/likelihood.py",
+    "model/fused_likelihood.py",
     "model/priors.py",
     "model/spec.py",
     "model/graph.py",

@@ -112,9 +112,12 @@ def compile_nutpie(model: pm.Model, backend: str = "jax", swappable: bool = Fals
     import nutpie
 
     from scsurvey.inference import liveness_patch, nutpie_cache
+    from scsurvey.model import fused_likelihood
 
     if backend == "numba":
         liveness_patch.install()
+    else:
+        fused_likelihood.register_jax()
     if swappable:  # the sizes are fixed by the parameter vector anyway; only data stay inputs
         model = freeze_dims_and_data(model, data=[])
     cached = backend == "numba" and nutpie_cache.available()
@@ -236,6 +239,10 @@ def _sampler_for(model: pm.Model, spec: ModelSpec, progress: bool):
         )
 
     check_initial_point(model)
+    if s.name == "numpyro":
+        from scsurvey.model import fused_likelihood
+
+        fused_likelihood.register_jax()
 
     def draw(seed, target_accept, draws):  # PyMC and numpyro compile inside pm.sample
         try:

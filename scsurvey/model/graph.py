@@ -363,7 +363,11 @@ def aggregate(spec: ModelSpec, data: SurveyData) -> tuple[SurveyData, np.ndarray
 
 
 def build(
-    spec: ModelSpec, data: SurveyData, centering: Centering | None = None, counts: np.ndarray | None = None
+    spec: ModelSpec,
+    data: SurveyData,
+    centering: Centering | None = None,
+    counts: np.ndarray | None = None,
+    fused: bool = True,
 ) -> BuiltModel:
     """Build the model of ``spec`` on ``data``, keeping handles on eta and the thresholds.
 
@@ -377,6 +381,9 @@ def build(
     counts : ndarray, optional
         How many respondents each row of ``data`` stands for (:func:`aggregate`); each row's
         log-likelihood is multiplied by it.
+    fused : bool
+        The logit likelihood as one operation with its own gradient
+        (:mod:`scsurvey.model.fused_likelihood`); False builds the graph form, the reference.
 
     Returns
     -------
@@ -401,7 +408,7 @@ def build(
     with pm.Model(coords=coords) as model:
         y_obs = _data(OBSERVED_DATA, data.responses.astype(np.int64), dims=(dims.RESPONDENT, dims.ITEM))
         tables = None
-        if spec.link == "logit":
+        if spec.link == "logit" and not fused:
             tables = {
                 name: _data(name, value, dims=(dims.RESPONDENT, dims.ITEM))
                 for name, value in answer_tables(data.responses, n_thresholds).items()
@@ -416,12 +423,12 @@ def build(
             eta = eta + _item_deviations(
                 model, spec.priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
             )
-        _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds))
+        _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds), fused)
     sampling_model = None
     if not comp.residual and counts is None:
         distinct, n_same = aggregate(spec, data)
         if len(n_same) < data.n_respondents:
-            sampling_model = build(spec, distinct, centering, counts=n_same).model
+            sampling_model = build(spec, distinct, centering, counts=n_same, fused=fused).model
     return BuiltModel(
         model=model,
         eta=eta,
@@ -507,9 +514,9 @@ def _group_part(model, spec: ModelSpec, data: SurveyData, gid: str, weights):
     return u.T[index]
 
 
-def _answers(spec: ModelSpec, eta, cuts, y_obs, tables, counts, shape) -> None:
+def _answers(spec: ModelSpec, eta, cuts, y_obs, tables, counts, shape, fused: bool) -> None:
     """The observed answers' graded-response likelihood (each row weighted by ``counts``)."""
-    logp = partial(ordinal_logp, link=spec.link, shape=shape, tables=tables)
+    logp = partial(ordinal_logp, link=spec.link, shape=shape, tables=tables, fused=fused)
     if counts is not None:
         count = _data("answer_count", counts, dims=dims.RESPONDENT)[:, None]
         logp = partial(_weighted, logp=logp, weight=count)

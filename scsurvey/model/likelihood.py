@@ -135,7 +135,15 @@ def normal_lcdf(x):
     return pt.switch(x > 0, upper, pt.switch(x >= LCDF_SERIES_BELOW, lower, tail))
 
 
-def ordinal_logp(value, eta, cuts, link: str = "logit", shape: tuple[int, int] | None = None, tables=None):
+def ordinal_logp(
+    value,
+    eta,
+    cuts,
+    link: str = "logit",
+    shape: tuple[int, int] | None = None,
+    tables=None,
+    fused: bool = True,
+):
     """Elementwise log-probability of ordinal answers; 0 for missing cells.
 
     Parameters
@@ -150,13 +158,23 @@ def ordinal_logp(value, eta, cuts, link: str = "logit", shape: tuple[int, int] |
     shape : (int, int), optional
         Static ``(item, K - 1)`` size of ``cuts`` when the graph does not know it.
     tables : dict, optional
-        :func:`answer_tables` of ``value`` as tensors (logit only); computed from ``value``
-        when not given.
+        :func:`answer_tables` of ``value`` as tensors (the logit graph only); computed from
+        ``value`` when not given.
+    fused : bool
+        The logit link as one operation with its own gradient
+        (:mod:`scsurvey.model.fused_likelihood`); False: the graph form, the reference the
+        tests hold it to.
 
     Returns
     -------
     tensor, shape of ``value``
     """
+    if link == "logit" and fused:
+        from scsurvey.model.fused_likelihood import ordered_logit_logp
+
+        while cuts.ndim > 2 and cuts.type.broadcastable[0]:  # CustomDist adds batch dims of 1
+            cuts = cuts[0]
+        return ordered_logit_logp(value, eta, cuts)
     if link == "logit":
         return _logit_logp(value, eta, cuts, shape, tables)
     observed, has_up, has_lo, c_up, c_lo = _bounds(value, cuts)

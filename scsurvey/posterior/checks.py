@@ -90,7 +90,9 @@ def group_support(idata, group: str, max_draws: int | None = DRAWS.checks) -> xr
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = (member & obs_sup).sum(dims.RESPONDENT) / n
         replicated = xr.dot(member.astype(float), rep_sup.astype(float), dim=dims.RESPONDENT) / n
-    out = interval_summary(replicated)
+    with warnings.catch_warnings():  # a level without answers has no share: NaN, shown empty
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        out = interval_summary(replicated)
     out["observed"] = observed
     out["n"] = n
     return out.transpose(group, dims.ITEM)

@@ -372,9 +372,11 @@ def run_bench(
 def _gradients(spec, data, model, out) -> None:
     print(f"== gradient (logp + gradient of `{model}`, {data.n_respondents} respondents), best of 5")
     current, naive = build(spec, data).model, naive_model(spec, data)
+    graph = build(spec, data, fused=False).model  # the likelihood as a PyTensor graph
     for label, m, mode in (
         ("current / JAX", current, "JAX"),
         ("current / Numba", current, "NUMBA"),
+        ("graph likelihood / Numba", graph, "NUMBA"),
         ("current / C", current, "FAST_RUN"),
         ("naive / C", naive, "FAST_RUN"),
         ("naive / JAX", naive, "JAX"),

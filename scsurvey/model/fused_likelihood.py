@@ -1,0 +1,378 @@
+"""The ordered-logit likelihood as one PyTensor operation with its own gradient.
+
+Written as a PyTensor graph, the likelihood of ``N x J`` answers is a dozen elementwise
+operations with gathers and switches, each a pass over memory and each with its own
+gradient pass. Here one :class:`OrderedLogit` computes, in one sweep over the answers, each
+answer's log-probability and its three local derivatives (with respect to the linear
+predictor and to the answer's upper and lower threshold); its ``grad`` multiplies the
+incoming gradient by them and scatters the threshold parts into a ``(J, K - 1)`` table
+(:class:`ThresholdScatter`), so the value and the gradient share every exp and log.
+
+For answer ``k`` with ``a = c_k - eta`` and ``b = c_{k-1} - eta``::
+
+    log p    = a - log((1 + e^a)(1 + e^b)) + log(1 - e^(b - a))
+    d/d eta  = [k < K-1] (s_a - 1) + [k > 0] s_b                 s_x = e^x / (1 + e^x)
+    d/d c_k  = 1 - s_a + [interior] r_k                          r_k = 1 / (e^(c_k - c_{k-1}) - 1)
+    d/d c_k-1 = -s_b - [interior] r_k
+
+with ``e^a = e^(c_k) e^(-eta)``, so an answer costs one exp, one log and two divisions; the
+terms in the thresholds alone are tables per item. The same formulas have a Numba form
+(nutpie's default backend, and ``perform`` for PyMC's C backend) and a JAX form (nutpie's
+JAX backend, numpyro). :func:`ordered_logit_logp` is what the model calls; the graph form in
+:mod:`scsurvey.model.likelihood` stays as the reference the tests hold it to.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+KERNEL_VERSION = 1  # part of the compiled-code cache key: bump when the kernels change
+
+
+@numba.njit(cache=True)
+def _threshold_tables(cuts):
+    """Per item, columns indexed by the answer's category k (one past the last threshold):
+    c_k, exp(c_k), log(1 - e^(c_{k-1} - c_k)) and r_k = 1 / (e^(c_k - c_{k-1}) - 1), the last
+    two for interior categories."""
+    n_items, k1 = cuts.shape
+    c = np.zeros((n_items, k1 + 1))  # a column past the last threshold: every gather in bounds
+    c[:, :k1] = cuts
+    e = np.exp(c)
+    gap_log = np.zeros((n_items, k1 + 1))
+    r = np.zeros((n_items, k1 + 1))
+    for j in range(n_items):
+        for k in range(1, k1):
+            gap = cuts[j, k] - cuts[j, k - 1]
+            gap_log[j, k] = np.log(-np.expm1(-gap))
+            r[j, k] = 1.0 / np.expm1(gap)
+    return c, e, gap_log, r
+
+
+# LLVM vectorises a loop of plain arithmetic, not one that calls libm's exp and log, and
+# PyPI's llvmlite has no vector maths library: exp and log are written here in arithmetic and
+# bit operations (range reduction and a polynomial), accurate to a few units in the last
+# place. Reassociation is left out of the fast-math flags: it would undo the rounding trick
+# below and the exact splitting of ln 2. error_model="numpy" drops the division-by-zero check
+# that keeps a loop with a division from vectorising.
+VECTOR = {
+    "fastmath": {"nnan", "ninf", "nsz", "arcp", "contract", "afn"},
+    "error_model": "numpy",
+    "cache": True,
+}
+LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact
+LN2_LO = 1.90821492927058770002e-10
+LOG2E = 1.44269504088896338700e00
+ROUND = 6755399441055744.0  # 1.5 * 2^52: x + ROUND rounds x to an integer held in the low bits
+ROUND_BITS = 0x4338000000000000  # the bits of ROUND
+EXP_BIAS = 4503599627371519.0  # 2^52 + 1023: a biased exponent or-ed into 2^52's bits, as a double
+SQRT2_FRACTION = 0x6A09E667F3BCD  # the fraction bits of sqrt(2)
+
+
+@numba.njit(**VECTOR)
+def vector_exp(x, out, scratch):
+    """``out = exp(x)`` for finite ``x`` (clipped to +-700), vectorised.
+
+    ``x = k ln 2 + r`` with ``|r| <= ln(2) / 2``; ``e^r`` by its Taylor polynomial to r^13
+    (truncation below 2e-17 relative); ``2^k`` added to the result's exponent bits.
+    """
+    n = x.size
+    for i in range(n):
+        t = min(max(x[i], -700.0), 700.0)
+        shifted = t * LOG2E + ROUND
+        k = shifted - ROUND
+        r = t - k * LN2_HI - k * LN2_LO
+        p = 1.0 / 6227020800.0
+        p = 1.0 / 479001600.0 + r * p
+        p = 1.0 / 39916800.0 + r * p
+        p = 1.0 / 3628800.0 + r * p
+        p = 1.0 / 362880.0 + r * p
+        p = 1.0 / 40320.0 + r * p
+        p = 1.0 / 5040.0 + r * p
+        p = 1.0 / 720.0 + r * p
+        p = 1.0 / 120.0 + r * p
+        p = 1.0 / 24.0 + r * p
+        p = 1.0 / 6.0 + r * p
+        p = 0.5 + r * p
+        p = 1.0 + r * p
+        out[i] = 1.0 + r * p
+        scratch[i] = shifted
+    bits = out.view(np.int64)
+    k_bits = scratch.view(np.int64)
+    for i in range(n):
+        bits[i] += (k_bits[i] - ROUND_BITS) << 52
+
+
+@numba.njit(**VECTOR)
+def vector_log(x, out, mantissa, exponent):
+    """``out = log(x)`` for positive normal ``x``, vectorised.
+
+    ``x = m 2^e`` with ``m`` in [sqrt(1/2), sqrt(2)); ``log m = 2 atanh(s)``,
+    ``s = (m - 1) / (m + 1)``, ``|s| < 0.172``, by its series to s^21 (below 1e-17).
+    """
+    n = x.size
+    x_bits = x.view(np.int64)
+    m_bits = mantissa.view(np.int64)
+    e_bits = exponent.view(np.int64)
+    for i in range(n):
+        b = x_bits[i]
+        fraction = b & 0x000FFFFFFFFFFFFF
+        above = np.int64(fraction > SQRT2_FRACTION)
+        m_bits[i] = (fraction | 0x3FF0000000000000) - (above << 52)
+        e_bits[i] = (((b >> 52) & 0x7FF) + above) | 0x4330000000000000
+    for i in range(n):
+        m = mantissa[i]
+        e = exponent[i] - EXP_BIAS
+        s = (m - 1.0) / (m + 1.0)
+        z = s * s
+        p = 1.0 / 21.0
+        p = 1.0 / 19.0 + z * p
+        p = 1.0 / 17.0 + z * p
+        p = 1.0 / 15.0 + z * p
+        p = 1.0 / 13.0 + z * p
+        p = 1.0 / 11.0 + z * p
+        p = 1.0 / 9.0 + z * p
+        p = 1.0 / 7.0 + z * p
+        p = 1.0 / 5.0 + z * p
+        p = 1.0 / 3.0 + z * p
+        p = 1.0 + z * p
+        out[i] = e * LN2_HI + (2.0 * s * p + e * LN2_LO)
+
+
+@numba.njit(**VECTOR)
+def logit_answers(eta, cuts, y):
+    """Log-probability of each answer and its derivatives (eta, upper, lower threshold).
+
+    Three passes over the answers: exp(-eta), vectorised; the gathers of each answer's
+    threshold terms, which give the derivatives and the product whose log the
+    log-probability needs; that log, vectorised.
+
+    Parameters
+    ----------
+    eta : ndarray, shape (N, J)
+    cuts : ndarray, shape (J, K - 1), increasing along the last axis
+    y : ndarray of int64, shape (N, J)
+        0-based categories, -1 where missing (every output is 0 there).
+
+    Returns
+    -------
+    lp, d_eta, d_up, d_lo : ndarray, shape (N, J)
+    """
+    n, n_items = y.shape
+    k1 = cuts.shape[1]
+    c, e, gap_log, r = _threshold_tables(cuts)
+    size = n * n_items
+    flat_eta = np.ascontiguousarray(eta).reshape(size)
+    flat_y = np.ascontiguousarray(y).reshape(size)
+    w = np.empty(size)
+    scratch = np.empty(size)
+    vector_exp(-flat_eta, w, scratch)
+    lp = np.empty(size)
+    d_eta = np.empty(size)
+    d_up = np.empty(size)
+    d_lo = np.empty(size)
+    product = np.empty(size)
+    for i in range(n):
+        for j in range(n_items):
+            f = i * n_items + j
+            k = flat_y[f]
+            up = k >= 0 and k < k1
+            lo = k > 0
+            kk = min(max(k, 0), k1)
+            e_up = e[j, kk] * w[f] if up else 0.0
+            e_lo = e[j, kk - 1] * w[f] if lo else 0.0
+            s_a = e_up / (1.0 + e_up)
+            s_b = e_lo / (1.0 + e_lo)
+            r_k = r[j, kk] if (up and lo) else 0.0
+            product[f] = (1.0 + e_up) * (1.0 + e_lo)
+            lp[f] = gap_log[j, kk] + (c[j, kk] - flat_eta[f] if up else 0.0)
+            d_eta[f] = (s_a - 1.0 if up else 0.0) + (s_b if lo else 0.0)
+            d_up[f] = 1.0 - s_a + r_k if up else 0.0
+            d_lo[f] = -s_b - r_k if lo else 0.0
+    logs = np.empty(size)
+    vector_log(product, logs, w, scratch)  # w and scratch are free again: reused as scratch
+    for f in range(size):
+        lp[f] = lp[f] - logs[f] if flat_y[f] >= 0 else 0.0
+    shape = (n, n_items)
+    return lp.reshape(shape), d_eta.reshape(shape), d_up.reshape(shape), d_lo.reshape(shape)
+
+
+@numba.njit(cache=True)
+def scatter_thresholds(g_up, g_lo, y, k1):
+    """Sum each answer's threshold derivatives into its item's thresholds: (J, K - 1)."""
+    n, n_items = y.shape
+    out = np.zeros((n_items, k1))
+    for i in range(n):
+        for j in range(n_items):
+            k = y[i, j]
+            if k < 0:
+                continue
+            if k < k1:
+                out[j, k] += g_up[i, j]
+            if k > 0:
+                out[j, k - 1] += g_lo[i, j]
+    return out
+
+
+class OrderedLogit(Op):
+    """``(eta, cuts, y) -> (lp, d_eta, d_up, d_lo)``, each ``(N, J)``: see the module."""
+
+    __props__ = ()
+
+    def make_node(self, eta, cuts, y):
+        eta = pt.as_tensor_variable(eta).astype("float64")
+        cuts = pt.as_tensor_variable(cuts).astype("float64")
+        y = pt.as_tensor_variable(y).astype("int64")
+        if eta.ndim != 2 or cuts.ndim != 2 or y.ndim != 2:
+            raise ValueError("OrderedLogit takes eta (N, J), cuts (J, K - 1) and answers (N, J)")
+        out = pt.matrix(dtype="float64", shape=y.type.shape)
+        return Apply(self, [eta, cuts, y], [out.type() for _ in range(4)])
+
+    def perform(self, node, inputs, outputs):
+        eta, cuts, y = inputs
+        results = logit_answers(
+            np.ascontiguousarray(eta, dtype=np.float64),
+            np.ascontiguousarray(cuts, dtype=np.float64),
+            np.ascontiguousarray(y, dtype=np.int64),
+        )
+        for storage, value in zip(outputs, results, strict=True):
+            storage[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[2]] * 4
+
+    def grad(self, inputs, output_grads):
+        eta, cuts, y = inputs
+        _, d_eta, d_up, d_lo = self(eta, cuts, y)
+        if any(not isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+            raise NotImplementedError("OrderedLogit's derivative outputs are not differentiable")
+        g = output_grads[0]
+        if isinstance(g.type, DisconnectedType):
+            return [pt.zeros_like(eta), pt.zeros_like(cuts), DisconnectedType()()]
+        return [g * d_eta, ThresholdScatter()(g * d_up, g * d_lo, y, cuts), DisconnectedType()()]
+
+    def connection_pattern(self, node):
+        return [[True] * 4, [True] * 4, [False] * 4]
+
+
+class ThresholdScatter(Op):
+    """``(g_up, g_lo, y, cuts) -> (J, K - 1)``: the thresholds' share of the gradient."""
+
+    __props__ = ()
+
+    def make_node(self, g_up, g_lo, y, cuts):
+        g_up, g_lo = (pt.as_tensor_variable(g).astype("float64") for g in (g_up, g_lo))
+        y = pt.as_tensor_variable(y).astype("int64")
+        cuts = pt.as_tensor_variable(cuts).astype("float64")
+        return Apply(self, [g_up, g_lo, y, cuts], [pt.matrix(dtype="float64", shape=cuts.type.shape)])
+
+    def perform(self, node, inputs, outputs):
+        g_up, g_lo, y, cuts = inputs
+        outputs[0][0] = scatter_thresholds(
+            np.ascontiguousarray(g_up), np.ascontiguousarray(g_lo), np.ascontiguousarray(y), cuts.shape[1]
+        )
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[3]]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False], [False]]
+
+    def grad(self, inputs, output_grads):
+        raise NotImplementedError("ThresholdScatter has no second derivative")
+
+
+def ordered_logit_logp(value, eta, cuts):
+    """Elementwise ordered-logit log-probabilities of ``value`` (0 where missing), as one Op.
+
+    Parameters
+    ----------
+    value : tensor of int, shape (N, J)
+        0-based categories, -1 for missing.
+    eta : tensor, shape (N, J)
+    cuts : tensor, shape (J, K - 1)
+    """
+    eta = pt.as_tensor_variable(eta)
+    value = pt.as_tensor_variable(value)
+    if eta.ndim < 2:
+        eta = pt.broadcast_to(eta, value.shape)
+    return OrderedLogit()(eta, cuts, value)[0]
+
+
+@register_funcify_default_op_cache_key(OrderedLogit)
+def _numba_ordered_logit(op, node=None, **kwargs):
+    @numba.njit
+    def ordered_logit(eta, cuts, y):
+        return logit_answers(np.ascontiguousarray(eta), np.ascontiguousarray(cuts), np.ascontiguousarray(y))
+
+    return ordered_logit, KERNEL_VERSION
+
+
+@register_funcify_default_op_cache_key(ThresholdScatter)
+def _numba_threshold_scatter(op, node=None, **kwargs):
+    @numba.njit
+    def threshold_scatter(g_up, g_lo, y, cuts):
+        return scatter_thresholds(
+            np.ascontiguousarray(g_up), np.ascontiguousarray(g_lo), np.ascontiguousarray(y), cuts.shape[1]
+        )
+
+    return threshold_scatter, KERNEL_VERSION
+
+
+def register_jax() -> None:
+    """Give both Ops their JAX forms (nutpie's JAX backend, numpyro): done on first use, since
+    importing PyTensor's JAX dispatch imports JAX itself."""
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    jax_funcify.register(OrderedLogit)(_jax_ordered_logit)
+    jax_funcify.register(ThresholdScatter)(_jax_threshold_scatter)
+
+
+def _jax_ordered_logit(op, **kwargs):
+    import jax.numpy as jnp
+
+    def ordered_logit(eta, cuts, y):
+        n_items, k1 = cuts.shape
+        observed = y >= 0
+        up = observed & (y < k1)
+        lo = observed & (y > 0)
+        k = jnp.clip(y, 0, k1)
+        zero = jnp.zeros((n_items, 1))
+        c_pad = jnp.concatenate([zero, cuts, zero], axis=1)  # column k + 1 holds c_k
+        gap = cuts[:, 1:] - cuts[:, :-1]
+        gap_log = jnp.concatenate([zero, jnp.log(-jnp.expm1(-gap)), zero], axis=1)
+        r = jnp.concatenate([zero, 1.0 / jnp.expm1(gap), zero], axis=1)
+        items = jnp.arange(n_items)[None, :]
+        c_up, c_lo = c_pad[items, k + 1], c_pad[items, k]
+        w = jnp.exp(-eta)
+        e_up = jnp.where(up, jnp.exp(c_up) * w, 0.0)
+        e_lo = jnp.where(lo, jnp.exp(c_lo) * w, 0.0)
+        s_a, s_b = e_up / (1.0 + e_up), e_lo / (1.0 + e_lo)
+        r_k = r[items, k]
+        lp = gap_log[items, k] - jnp.log((1.0 + e_up) * (1.0 + e_lo)) + jnp.where(up, c_up - eta, 0.0)
+        d_eta = jnp.where(up, s_a - 1.0, 0.0) + jnp.where(lo, s_b, 0.0)
+        d_up = jnp.where(up, 1.0 - s_a + jnp.where(lo, r_k, 0.0), 0.0)
+        d_lo = jnp.where(lo, -s_b - jnp.where(up, r_k, 0.0), 0.0)
+        keep = observed.astype(eta.dtype)
+        return lp * keep, d_eta * keep, d_up * keep, d_lo * keep
+
+    return ordered_logit
+
+
+def _jax_threshold_scatter(op, **kwargs):
+    import jax.numpy as jnp
+
+    def threshold_scatter(g_up, g_lo, y, cuts):
+        n_items, k1 = cuts.shape
+        items = jnp.broadcast_to(jnp.arange(n_items)[None, :], y.shape)
+        out = jnp.zeros((n_items, k1 + 2))  # column k + 1 collects c_k; the ends are dropped
+        out = out.at[items, y + 1].add(jnp.where(y >= 0, g_up, 0.0))
+        out = out.at[items, y].add(jnp.where(y > 0, g_lo, 0.0))
+        return out[:, 1:-1]
+
+    return threshold_scatter
