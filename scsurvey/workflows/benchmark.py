@@ -388,6 +388,14 @@ def _gradients(spec, data, model, out) -> None:
         except Exception as err:  # a backend that cannot compile is reported, not fatal
             out["gradient"][label] = {"error": repr(err)[:200]}
             print(f"  {label:<18} failed: {err!r}"[:200], flush=True)
+    fused, graph = (
+        out["gradient"].get("current / Numba", {}),
+        out["gradient"].get("graph likelihood / Numba", {}),
+    )
+    if "us_per_eval" in fused and "us_per_eval" in graph:
+        for key, what in (("us_per_eval", "gradient"), ("compile_s", "compile")):
+            ratio = fused[key] / graph[key]
+            print(f"  fused / graph likelihood, {what}: {fused[key]:.1f} / {graph[key]:.1f} = {ratio:.2f}")
 
 
 def _fits(
