@@ -544,7 +544,7 @@ def _next_round_line(k, max_rounds, action, chains, draws, next_draws, target_ac
 
 
 # what a user is told while the model compiles (the figures are docs/performance.md's)
-COMPILE_HINT = "a first compile takes a few minutes on 2 cores, a cached one (.pytensor) seconds"
+COMPILE_HINT = "a first compile takes one to two minutes on 2 cores, a cached one (.pytensor) seconds"
 
 
 def _backend_name(s) -> str:
