@@ -24,6 +24,9 @@ JAX backend, numpyro). :func:`ordered_logit_logp` is what the model calls; the g
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytensor.tensor as pt
@@ -32,7 +35,9 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-KERNEL_VERSION = 1  # part of the compiled-code cache key: bump when the kernels change
+# part of the compiled-code cache key: PyTensor caches a model's whole compiled function,
+# kernels inlined, under a key that does not see this file; its hash does
+KERNEL_VERSION = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12], 16)
 
 
 @numba.njit(cache=True)
