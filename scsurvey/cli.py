@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 BANNER = "!" * 78
@@ -18,52 +16,6 @@ MODEL_COMMANDS = ("fit", "warm", "status", "report", "mrp", "screenshots", "sbc"
 
 def _progress_default() -> bool:
     return sys.stderr.isatty()
-
-
-LOG = Path("logs") / "scsurvey.log"  # under the project root
-# the libraries whose log records and warnings go to LOG, not the terminal: the project reads
-# their diagnostics itself and says what matters (PyTensor's note that it found no BLAS, ArviZ's
-# notice of its coming refactor, and the like do not apply to what a user asked for)
-LIBRARIES = ("pytensor", "pymc", "arviz", "nutpie", "numba", "jax", "distributed", "matplotlib")
-
-
-def quiet_libraries(root: Path | str) -> Path:
-    """Send the libraries' log records and warnings to ``<root>/logs/scsurvey.log``.
-
-    The project's own warnings and messages still reach the terminal. Called before any
-    library is imported, so that PyTensor finds a handler and adds no terminal one of its own.
-
-    Returns
-    -------
-    Path
-        The log file.
-    """
-    path = Path(root) / LOG
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path)
-    except OSError:  # a read-only project: leave the libraries as they are
-        return path
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    for name in (*LIBRARIES, "py.warnings"):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.propagate = False
-    package = str(Path(__file__).resolve().parent)
-    show = warnings.showwarning
-
-    def showwarning(message, category, filename, lineno, file=None, line=None):
-        if str(filename).startswith(package) or not any(
-            f"{os.sep}{lib}" in str(filename) for lib in LIBRARIES
-        ):
-            show(message, category, filename, lineno, file, line)
-        else:
-            logging.getLogger("py.warnings").warning(
-                warnings.formatwarning(message, category, filename, lineno, line)
-            )
-
-    warnings.showwarning = showwarning
-    return path
 
 
 def cmd_data(args) -> int:
@@ -463,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m scsurvey`` and the ``scsurvey`` script."""
     args = build_parser().parse_args(argv)
     if args.command not in ("deps", "sources"):  # Make reads their output; they import no library
+        from scsurvey.core.logs import quiet_libraries
+
         quiet_libraries(args.root)
     if getattr(args, "model", None) and args.command in MODEL_COMMANDS:
         from scsurvey.core.paths import known_models

@@ -32,6 +32,7 @@ from scipy import stats
 from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS, SBC
 from scsurvey.core.dims import OBSERVED
+from scsurvey.core.logs import quiet_libraries
 from scsurvey.inference import rank_diagnostics
 from scsurvey.inference.diagnostics import sbc_converged
 from scsurvey.inference.rounds import (
@@ -390,6 +391,7 @@ def run(
         return folder
     truths, surveys = simulate(settings, root)
     client, cluster = _client(scheduler, workers)
+    client.run(quiet_libraries, root)  # the workers' library notices to the log as the CLI's
     try:
         futures = [
             client.submit(
