@@ -73,11 +73,13 @@ class SurveyModel:
         Stata or SPSS file.
     codebook : Codebook, str or Path
         The codebook, or its TOML file.
-    covariates, groups, item_covariates, correlated, link : optional
+    covariates, groups, item_covariates, correlated, link, dif : optional
         Shortcuts for the model configuration keys of the same names: ``covariates`` True
         (all), False or a list of covariate ids; ``groups`` a list of grouping factor ids;
         ``item_covariates`` covariates whose effect varies by item; ``correlated`` whether
-        the battery traits correlate; ``link`` "logit" or "probit".
+        the battery traits correlate; ``link`` "logit" or "probit"; ``dif`` binary
+        covariates or grouping factors whose groups may read items differently
+        (:mod:`scsurvey.model.dif`).
     model_config : dict, optional
         Merged over :func:`scsurvey.default_model_config` (``priors`` and ``centering``
         entries are merged key by key).
@@ -107,6 +109,7 @@ class SurveyModel:
         item_covariates=None,
         correlated=None,
         link=None,
+        dif=None,
         model_config: dict | None = None,
         sampler_config: dict | None = None,
         name: str = "model",
@@ -122,6 +125,7 @@ class SurveyModel:
                 "item_covariates": item_covariates,
                 "correlated": correlated,
                 "link": link,
+                "dif": dif,
             }
             config = dict(model_config or {})
             config.update({k: v for k, v in shortcuts.items() if v is not None})

@@ -13,13 +13,25 @@ THRESHOLD = "threshold"
 COVARIATE = "covariate"
 ITEM_COVARIATE = "item_covariate"  # covariates with item-specific deviations
 GAP = "gap"  # threshold increments: thresholds 2..K-1
+DIF_LEVEL = "dif_level"  # DIF contrasts: a binary covariate, or a grouping factor's level
 ALL_COVARIATES = "covariate_all"  # every codebook covariate column (the model may use fewer)
 
 SAMPLE = ("chain", "draw")  # the sample dims of InferenceData groups
 STACKED = "sample"  # the two sample dims stacked into one
 
 # a grouping factor may not take one of these names
-STANDARD = (RESPONDENT, ITEM, BATTERY, BATTERY_OTHER, CATEGORY, THRESHOLD, COVARIATE, ITEM_COVARIATE, GAP)
+STANDARD = (
+    RESPONDENT,
+    ITEM,
+    BATTERY,
+    BATTERY_OTHER,
+    CATEGORY,
+    THRESHOLD,
+    COVARIATE,
+    ITEM_COVARIATE,
+    GAP,
+    DIF_LEVEL,
+)
 
 # respondent-level draws (``theta``) stored apart, at the posterior predictive's thinned draws
 RESPONDENT_DRAWS = "posterior_respondents"

@@ -20,6 +20,7 @@ MODEL_SOURCES = (
     "model/priors.py",
     "model/spec.py",
     "model/graph.py",
+    "model/dif.py",
     "model/parameterisation.py",
     "model/predictor.py",
     "inference/rounds.py",
@@ -36,6 +37,7 @@ DATA_SOURCES = (*MODEL_SOURCES, "workflows/twin.py")
 REPORT_SOURCES = (
     "posterior/checks.py",
     "posterior/summaries.py",
+    "posterior/dif.py",
     "report/plots.py",
     "report/html.py",
     "report/templates/report.html.j2",

@@ -71,6 +71,9 @@ class Item:
     label: str = ""
     reverse: bool = False
     published_support: float | None = None
+    # read alike by every group (scsurvey.model.dif): no DIF is estimated for it; out of the
+    # repr, so codebooks without anchors keep their content hash
+    dif_anchor: bool = field(default=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -315,11 +318,15 @@ def _items(raw: dict, path, battery_ids: list[str]) -> list[Item]:
     items = []
     for k, it in enumerate(_entries(raw, "items", path)):
         entry = f"[[items]] #{k + 1} ({it.get('id', '?')})"
-        _known_keys(it, {"id", "battery", "column", "label", "reverse", "published_support"}, path, entry)
+        allowed = {"id", "battery", "column", "label", "reverse", "published_support", "dif_anchor"}
+        _known_keys(it, allowed, path, entry)
         battery = _require(it, "battery", path, entry)
         if battery not in battery_ids:
             _fail(path, entry, f"unknown battery {battery!r} (known: {battery_ids})")
         share = it.get("published_support")
+        anchor = it.get("dif_anchor", False)
+        if not isinstance(anchor, bool):
+            _fail(path, entry, f"dif_anchor {anchor!r} is not true or false")
         if share is not None and not 0.0 <= share <= 1.0:
             _fail(path, entry, f"published_support {share} is not a share in [0, 1]")
         items.append(
@@ -330,6 +337,7 @@ def _items(raw: dict, path, battery_ids: list[str]) -> list[Item]:
                 label=it.get("label", ""),
                 reverse=bool(it.get("reverse", False)),
                 published_support=share,
+                dif_anchor=anchor,
             )
         )
     if not items:

@@ -520,6 +520,9 @@ def codebook_hash(codebook: Codebook) -> str:
         codebook.covariates,
         codebook.groups,
     )
+    anchors = [i.id for i in codebook.items if i.dif_anchor]
+    if anchors:
+        content += (("dif_anchor", *anchors),)
     return hashlib.sha256(repr(content).encode()).hexdigest()
 
 

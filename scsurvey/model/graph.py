@@ -30,6 +30,7 @@ import pytensor.tensor as pt
 from scsurvey.core import dims
 from scsurvey.core.dims import OBSERVED, OBSERVED_DATA
 from scsurvey.inputs.survey import MISSING, SurveyData
+from scsurvey.model.dif import contrasts, dif_terms
 from scsurvey.model.likelihood import answer_tables, ordinal_logp, ordinal_random
 from scsurvey.model.parameterisation import Centering, group_weight, resolve
 from scsurvey.model.priors import sd_rms
@@ -392,6 +393,7 @@ def build(
     cb = data.codebook
     check_against_codebook(spec, cb)
     check_identified(spec, data)
+    dif = contrasts(spec, data)
     if centering is None:
         centering = _resolve_centering(spec, data)
     comp = spec.components
@@ -417,12 +419,17 @@ def build(
         cuts = _thresholds(spec.priors, battery_of_item, n_thresholds, weights)
         lam = _discriminations(spec, cb, battery_of_item)
         theta = _traits(model, spec, data, cols, weights)
+        dif_offset, dif_scale = dif_terms(model, spec, dif, _data) if dif else (None, None)
         expand = np.equal.outer(np.arange(len(cb.batteries)), battery_of_item).astype(float)
+        if dif_scale is not None:
+            lam = lam * dif_scale  # (respondent, item): non-uniform DIF
         eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
         if comp.item_covariates:
             eta = eta + _item_deviations(
                 model, spec.priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
             )
+        if dif_offset is not None:
+            eta = eta + dif_offset
         _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds), fused)
     sampling_model = None
     if not comp.residual and counts is None:

@@ -29,6 +29,9 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     "corr": {"eta": 2.0},
     # sd of item-specific covariate deviations within a battery: HalfNormal(sigma)
     "tau_item": {"sigma": 0.25},
+    # DIF (scsurvey.model.dif): regularised horseshoe per contrast; `expected` items with DIF
+    # set the global scale, the slab (Student-t, df and scale in logits) bounds the large ones
+    "dif": {"expected": 1.0, "slab_df": 4.0, "slab_scale": 1.0},
 }
 
 

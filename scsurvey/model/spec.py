@@ -44,9 +44,15 @@ class Components:
     # levels) or "respondents" (weighted by the levels' sizes, as the covariates are centred),
     # so that an unbalanced factor does not trade its effect against the thresholds
     group_mean: str = "levels"
+    # differential item functioning (scsurvey.model.dif): binary covariates or grouping
+    # factors whose groups may read items differently; "uniform" (location) or "nonuniform"
+    # (location and discrimination)
+    dif: tuple[str, ...] = ()
+    dif_kind: str = "uniform"
 
 
 GROUP_MEANS = ("levels", "respondents")
+DIF_KINDS = ("uniform", "nonuniform")
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,10 @@ class ModelSpec:
         content = self.as_dict()
         for key in ("description", "path", "name", "codebook", "data", "twin"):
             content.pop(key)
+        if not self.components.dif:  # an unused component and its prior do not change the posterior
+            content["priors"].pop("dif")
+            for key in ("dif", "dif_kind"):
+                content["components"].pop(key)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def model_config(self) -> dict:
@@ -120,6 +130,8 @@ class ModelSpec:
             "discrimination": c.discrimination,
             "residual": c.residual,
             "group_mean": c.group_mean,
+            "dif": list(c.dif),
+            "dif_kind": c.dif_kind,
             "priors": copy.deepcopy(self.priors),
             "centering": dict(self.centering),
         }
@@ -180,6 +192,8 @@ MODEL_KEYS = (
     "discrimination",
     "residual",
     "group_mean",
+    "dif",
+    "dif_kind",
     "priors",
     "centering",
 )
@@ -212,7 +226,18 @@ def _components(comp: dict, source: str) -> Components:
         discrimination=_typed(comp.get("discrimination", True), bool, source, "components.discrimination"),
         residual=_typed(comp.get("residual", True), bool, source, "components.residual"),
         group_mean=_typed(comp.get("group_mean", "levels"), str, source, "components.group_mean"),
+        dif=_names(comp.get("dif", []), source, "components.dif"),
+        dif_kind=_typed(comp.get("dif_kind", "uniform"), str, source, "components.dif_kind"),
     )
+    if components.dif_kind not in DIF_KINDS:
+        raise SpecError(
+            f"{source}: components.dif_kind = {components.dif_kind!r}: expected one of {DIF_KINDS}"
+        )
+    if components.dif and not components.residual:
+        raise SpecError(
+            f"{source}: components.dif needs components.residual = true: without a latent trait "
+            "measured by several items there is nothing for an item to deviate from"
+        )
     if components.group_mean not in GROUP_MEANS:
         raise SpecError(
             f"{source}: components.group_mean = {components.group_mean!r}: expected one of {GROUP_MEANS}"
@@ -345,9 +370,9 @@ def spec_from_configs(
     """A spec from configuration dicts, validated like a spec file.
 
     ``model_config`` keys: ``link``, ``covariates``, ``groups``, ``item_covariates``,
-    ``correlated``, ``discrimination``, ``residual``, ``group_mean``, ``priors`` (overrides
-    of :data:`scsurvey.model.priors.DEFAULT_PRIORS`), ``centering``; ``sampler_config`` keys: the
-    fields of :class:`Sampler`.
+    ``correlated``, ``discrimination``, ``residual``, ``group_mean``, ``dif``, ``dif_kind``,
+    ``priors`` (overrides of :data:`scsurvey.model.priors.DEFAULT_PRIORS`), ``centering``;
+    ``sampler_config`` keys: the fields of :class:`Sampler`.
 
     Examples
     --------
