@@ -79,8 +79,8 @@ def eta(lam: np.ndarray, theta: np.ndarray, col: np.ndarray, offset: np.ndarray 
 
     Parameters
     ----------
-    lam : ndarray, shape (sample, item)
-        Discriminations.
+    lam : ndarray, shape (sample, item) or (sample, n, item)
+        Discriminations (per respondent with non-uniform DIF).
     theta : ndarray, shape (sample, n, battery)
         Latent traits.
     col : ndarray, shape (item,)
@@ -92,7 +92,7 @@ def eta(lam: np.ndarray, theta: np.ndarray, col: np.ndarray, offset: np.ndarray 
     -------
     ndarray, shape (sample, n, item)
     """
-    out = lam[:, None, :] * theta[:, :, col]
+    out = (lam[:, None, :] if lam.ndim == 2 else lam) * theta[:, :, col]
     return out if offset is None else out + offset
 
 

@@ -35,6 +35,9 @@ from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
 from scsurvey.core.dims import OBSERVED
 from scsurvey.model import predictor
+from scsurvey.model.dif import DIF_DATA
+from scsurvey.model.dif import DISCRIMINATION as DIF_DISCRIMINATION
+from scsurvey.model.dif import LOCATION as DIF_LOCATION
 from scsurvey.posterior.draws import has_residual, posterior_draws, thin
 
 INTEGRATED_DRAWS = DRAWS.integrated  # thinned posterior draws the integrated likelihood is computed on
@@ -66,16 +69,22 @@ class Population:
 
     mean: np.ndarray  # (sample, respondent, battery): covariate and group part of theta
     chol: np.ndarray  # (sample, battery, battery): Cholesky factor of the residual correlation
-    lam: np.ndarray  # (sample, item)
-    offset: np.ndarray  # (sample, respondent, item): item-specific covariate effects
+    lam: np.ndarray  # (sample, pattern, item): discriminations per DIF pattern (one without)
+    offset: np.ndarray  # (sample, respondent, item): item-specific covariate effects and DIF
     cuts: np.ndarray  # (sample, item, threshold)
     col: np.ndarray  # (item,): battery position of each item
     link: str
+    lam_row: np.ndarray | None = None  # (respondent,): each one's row of ``lam`` (None: all 0)
+
+    def __post_init__(self):
+        if self.lam_row is None:
+            self.lam_row = np.zeros(self.offset.shape[1], dtype=np.int64)
 
     def eta(self, theta: np.ndarray, samples=slice(None)) -> np.ndarray:
         """Linear predictor (sample, respondent, item) of the chosen ``samples`` at the traits
         ``theta`` (sample, respondent, battery) of those samples."""
-        return predictor.eta(self.lam[samples], theta, self.col, self.offset[samples])
+        lam = self.lam[samples][:, self.lam_row, :]
+        return predictor.eta(lam, theta, self.col, self.offset[samples])
 
 
 def population(idata) -> Population:
@@ -108,14 +117,27 @@ def population(idata) -> Population:
         delta = posterior_draws(idata, "delta")  # (s, item_covariate, item)
         x = X.sel({dims.ALL_COVARIATES: list(delta[dims.ITEM_COVARIATE].values)}).values
         offset = predictor.item_offset(delta.values, x, n_i, len(col))
+    lam = posterior_draws(idata, "lambda").values[:, None, :]
+    lam_row = None
+    if DIF_LOCATION in post:
+        contrasts = const[DIF_DATA].values  # (respondent, dif_level)
+        offset = offset + predictor.item_offset(
+            posterior_draws(idata, DIF_LOCATION).values, contrasts, n_i, len(col)
+        )
+        if DIF_DISCRIMINATION in post:
+            patterns, lam_row = np.unique(contrasts, axis=0, return_inverse=True)
+            ratio = posterior_draws(idata, DIF_DISCRIMINATION).values  # (s, dif_level, item)
+            lam = lam * np.exp(np.einsum("pl,slj->spj", patterns, ratio))
+            lam_row = lam_row.ravel().astype(np.int64)
     return Population(
         mean=mean,
         chol=np.asarray(chol),
-        lam=posterior_draws(idata, "lambda").values,
+        lam=lam,
         offset=offset,
         cuts=posterior_draws(idata, "cuts").values,
         col=col,
         link=post.attrs.get("link", "logit"),
+        lam_row=lam_row,
     )
 
 
@@ -266,6 +288,7 @@ def _integrate(
     inv_chol,
     log_det_chol,
     lam,
+    lam_row,
     offset,
     cuts,
     col,
@@ -327,7 +350,7 @@ def _integrate(
                 if k < 0:  # missing: no contribution, no check
                     continue
                 b = col[j]
-                lam_sj, offset_sij = lam[s, j], offset[s, i, j]
+                lam_sj, offset_sij = lam[s, lam_row[i], j], offset[s, i, j]
                 cuts_sj = cuts[s, j]
                 # e^-c of the answer's thresholds; 0 and inf stand for the open ends
                 up = exp_neg_cuts[s, j, k] if k < n_k else 0.0
@@ -465,6 +488,7 @@ def _integrate_args(pop, y, centre, scale, per_dim=None, prune=None) -> tuple:
         f(np.linalg.inv(pop.chol), dtype=float),
         f(np.log(np.diagonal(pop.chol, axis1=1, axis2=2)).sum(-1), dtype=float),
         f(pop.lam, dtype=float),
+        f(pop.lam_row, dtype=np.int64),
         f(pop.offset, dtype=float),
         f(pop.cuts, dtype=float),
         f(pop.col, dtype=np.int64),
@@ -482,7 +506,7 @@ def _integrate_args(pop, y, centre, scale, per_dim=None, prune=None) -> tuple:
 
 
 @numba.njit(cache=True, parallel=True)
-def _conditional(mean, lam, offset, cuts, col, y, probit):
+def _conditional(mean, lam, lam_row, offset, cuts, col, y, probit):
     """:func:`_integrate` for a model without a residual: the traits are the population
     part, so each answer's log-likelihood and CDF are read at it directly."""
     n_s, n_i, _ = mean.shape
@@ -496,7 +520,7 @@ def _conditional(mean, lam, offset, cuts, col, y, probit):
                 k = y[i, j]
                 if k < 0:
                     continue
-                eta = lam[s, j] * mean[s, i, col[j]] + offset[s, i, j]
+                eta = lam[s, lam_row[i], j] * mean[s, i, col[j]] + offset[s, i, j]
                 lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
                 loglik[s, i] += lp
                 cdf_hi[i, j] += fh / n_s
@@ -532,6 +556,7 @@ def _conditional_args(pop: Population, theta: np.ndarray, y: np.ndarray) -> tupl
     return (
         f(theta, dtype=float),
         f(pop.lam, dtype=float),
+        f(pop.lam_row, dtype=np.int64),
         f(pop.offset, dtype=float),
         f(pop.cuts, dtype=float),
         f(pop.col, dtype=np.int64),
@@ -546,7 +571,7 @@ def _one_answer() -> tuple[Population, np.ndarray, np.ndarray, np.ndarray]:
     pop = Population(
         mean=np.zeros((1, 1, 1)),
         chol=np.ones((1, 1, 1)),
-        lam=np.ones((1, 1)),
+        lam=np.ones((1, 1, 1)),
         offset=np.zeros((1, 1, 1)),
         cuts=np.array([[[-1.0, 1.0]]]),
         col=np.zeros(1, dtype=np.int64),

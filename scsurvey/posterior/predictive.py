@@ -11,6 +11,7 @@ from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
 from scsurvey.core.dims import OBSERVED
 from scsurvey.inputs.survey import SurveyData
+from scsurvey.model.dif import contrasts
 from scsurvey.model.graph import BuiltModel
 from scsurvey.model.likelihood import ordinal_random
 from scsurvey.model.spec import ModelSpec
@@ -154,7 +155,11 @@ def add_predictive(
     for name in ("observed_data", "constant_data"):  # nutpie and PyMC write their own
         if name in idata.groups():
             del idata[name]
-    idata.add_groups(observed_data=observed_dataset(data), constant_data=survey_constants(data))
+    constants = survey_constants(data)
+    dif = contrasts(spec, data)
+    if dif is not None:
+        constants = constants.assign(dif.constants()).assign_coords({dims.DIF_LEVEL: dif.names})
+    idata.add_groups(observed_data=observed_dataset(data), constant_data=constants)
     seed = spec.sampler.seed
     thinned = thin(idata, predictive_draws(data.responses.size))
     prior = prior if prior is not None else prior_draws(built, data, spec)

@@ -18,6 +18,7 @@ from scsurvey.core.defaults import DRAWS
 from scsurvey.inputs.codebook import Codebook
 from scsurvey.model import predictor
 from scsurvey.model.likelihood import support_share
+from scsurvey.posterior import dif
 from scsurvey.posterior.checks import loo_respondents
 from scsurvey.posterior.draws import (
     HIGH,
@@ -157,7 +158,12 @@ def who_supports(idata, codebook: Codebook) -> pd.DataFrame:
                     "verdict": verdict,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=WHO_COLUMNS)
+
+
+# a codebook without findings still gets the table's columns (an empty table, not a KeyError)
+WHO_COLUMNS = ["finding", "covariate", "battery", "published", "mean", "low", "high"]
+WHO_COLUMNS += ["p_published_direction", "verdict"]
 
 
 def group_shrinkage(idata) -> dict[str, pd.DataFrame]:
@@ -238,6 +244,13 @@ def linear_predictor(idata, x: dict[str, float], latent: np.ndarray, draws: slic
         delta = posterior_draws(idata, "delta")  # (s, item_covariate, item)
         xd = np.array([[x.get(n, 0.0) for n in delta[dims.ITEM_COVARIATE].values]])
         offset = predictor.item_offset(delta.values[draws], xd, 1, len(col))
+    if dif.has_dif(idata):
+        d = dif.profile_contrasts(idata, x)[None]
+        shift = predictor.item_offset(posterior_draws(idata, dif.LOCATION).values[draws], d, 1, len(col))
+        offset = shift if offset is None else offset + shift
+        if dif.DISCRIMINATION in post:
+            ratio = posterior_draws(idata, dif.DISCRIMINATION).values[draws]  # (s, dif_level, item)
+            lam = lam * np.exp(np.einsum("l,slj->sj", d[0], ratio))
     return predictor.eta(lam, latent, col, offset)
 
 
@@ -347,10 +360,15 @@ def compare_models(posteriors: dict[str, az.InferenceData], kind: str = "integra
     return out
 
 
+dif_items = dif.item_table
+dif_group_differences = dif.group_differences
+
 __all__ = [
     "INTERVAL",
     "compare_models",
     "covariate_effects",
+    "dif_group_differences",
+    "dif_items",
     "group_shrinkage",
     "linear_predictor",
     "profile_contrasts",

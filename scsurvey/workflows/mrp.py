@@ -375,6 +375,11 @@ def estimate(
         group variable ``support_by_<variable>`` (sample, <variable>, item).
     """
     post = idata.posterior
+    if "dif" in post:
+        raise MRPError(
+            "this fit has components.dif; its cells would need each group's DIF, which MRP does "
+            "not predict: poststratify the same model without DIF"
+        )
     n = post.sizes["chain"] * post.sizes["draw"]
     draws = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
     batteries = list(post[dims.BATTERY].values)
