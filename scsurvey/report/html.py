@@ -16,7 +16,7 @@ from scsurvey.core.paths import model_paths
 from scsurvey.inference.diagnostics import ESS_MIN, RHAT_MAX
 from scsurvey.inputs.codebook import load_codebook
 from scsurvey.model.spec import load_spec
-from scsurvey.posterior import checks, draws, item_person_fit, summaries
+from scsurvey.posterior import checks, dif, draws, item_person_fit, summaries
 from scsurvey.report import plots
 from scsurvey.report.rendering import environment, safe
 from scsurvey.storage.reader import StalePosteriorError, load_posterior
@@ -157,7 +157,7 @@ def _slowest(idata, n: int = 4) -> list[tuple[str, dict, float]]:
         for k in range(stacked.sizes["element"]):
             value = float(stacked.values[k])
             if np.isfinite(value):
-                sel = {d: stacked[d].values[k].item() for d in da.dims} if da.dims else {}
+                sel = {d: np.asarray(stacked[d].values[k]).item() for d in da.dims} if da.dims else {}
                 found.append((name, sel, value))
     return sorted(found, key=lambda t: t[2])[:n]
 
@@ -175,6 +175,10 @@ PARAMETER_LABELS = {
     "partial_corr01": "correlation between batteries",
     "lambda": "log discrimination",
     "a": "discrimination",
+    "dif": "DIF (item location)",
+    "dif_tau": "DIF global scale",
+    "dif_discrimination": "DIF (log discrimination ratio)",
+    "dif_discrimination_tau": "DIF global scale (discrimination)",
 }
 
 
@@ -422,6 +426,69 @@ def _groups(idata, codebook, fig_dir: Path) -> dict:
     return {"groups": groups}
 
 
+def _dif_level_label(codebook, level: str) -> str:
+    """``"ccp_member"`` -> its covariate label; ``"province[Tianjin]"`` -> "province: Tianjin"."""
+    factor, lv = dif.factor_of(level)
+    if lv is None:
+        return _labels(codebook)[1].get(factor, factor)
+    return f"{_group_label(codebook, factor)}: {lv} (vs {codebook.group(factor).levels[0]})"
+
+
+def _dif_sentence(row, item_label: str, level_label: str, rope: float) -> str:
+    side = "higher" if row["mean"] > 0 else "lower"
+    return (
+        f"“{item_label}”: {level_label} answer it {side} than their latent support "
+        f"predicts, by {abs(row['mean']):.2f} logits ({INTERVAL_PCT}% interval {row['low']:.2f} to "
+        f"{row['high']:.2f}); the probability that the difference exceeds {rope} logits is "
+        f"{row['p_beyond']:.2f}."
+    )
+
+
+INTERVAL_PCT = round(100 * summaries.INTERVAL)
+
+
+def _dif(idata, codebook, fig_dir: Path, others: dict) -> dict:
+    """Do groups read the items alike? DIF per item and contrast, flagged items in words, the
+    group differences with DIF beside those of the same model without it."""
+    if not dif.has_dif(idata):
+        return {"dif": None}
+    items, _, batteries_ = _labels(codebook)
+    table = dif.item_table(idata)
+    levels = {str(lv): _dif_level_label(codebook, str(lv)) for lv in idata.posterior[dims.DIF_LEVEL].values}
+    figure = _save(plots.dif_items(table, dif.ROPE, items, levels), fig_dir, "dif.png")
+    flagged = table[table["flagged"]]
+    sentences = [
+        _dif_sentence(row, items.get(j, j), levels[lv], dif.ROPE) for (lv, j), row in flagged.iterrows()
+    ]
+    baseline_name, baseline = dif.baseline_of(idata, others)
+    diffs = dif.group_differences(idata, baseline).reset_index()
+    diffs[dims.DIF_LEVEL] = diffs[dims.DIF_LEVEL].map(levels)
+    diffs[dims.BATTERY] = diffs[dims.BATTERY].map(lambda b: batteries_.get(b, b))
+    shown = table.reset_index()
+    shown[dims.DIF_LEVEL] = shown[dims.DIF_LEVEL].map(levels)
+    shown[dims.ITEM] = shown[dims.ITEM].map(lambda j: items.get(j, j))
+    discrimination = ""
+    if dif.DISCRIMINATION in idata.posterior:
+        disc = dif.item_table(idata, var=dif.DISCRIMINATION).reset_index()
+        disc[dims.DIF_LEVEL] = disc[dims.DIF_LEVEL].map(levels)
+        disc[dims.ITEM] = disc[dims.ITEM].map(lambda j: items.get(j, j))
+        discrimination = _html(disc.rename(columns={"p_beyond": "P(|log ratio| > ROPE)"}), 3)
+    return {
+        "dif": {
+            "rope": dif.ROPE,
+            "flag_probability": dif.FLAG_PROBABILITY,
+            "sentences": sentences,
+            "n_items": len(items),
+            "kind": "non-uniform" if discrimination else "uniform",
+            "table": _html(shown.rename(columns={"p_beyond": "P(|DIF| > ROPE)"}), 3),
+            "differences": _html(diffs, 3),
+            "baseline": baseline_name,
+            "discrimination_table": discrimination,
+        },
+        "figures": {"dif": figure},
+    }
+
+
 def _pit_table(pit: pd.DataFrame, codebook) -> pd.DataFrame:
     """The calibrated check per item in words: labels, the three p-values and a verdict."""
     items, _, batteries = _labels(codebook)
@@ -615,6 +682,7 @@ def _render(idata, spec, codebook, run, out_dir: Path, others, population) -> Pa
         _support(idata, codebook, fig_dir),
         _effects(idata, codebook, fig_dir),
         _groups(idata, codebook, fig_dir),
+        _dif(idata, codebook, fig_dir, others or {}),
         _checks(idata, codebook, fig_dir),
         _population(population, idata, codebook, fig_dir),
     ]

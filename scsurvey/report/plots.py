@@ -544,3 +544,51 @@ def profile_contrasts(contrasts: pd.DataFrame, labels: dict | None = None):
     for ax in axes[-1]:
         ax.set_xlabel("difference in support (points)")
     return fig
+
+
+def dif_items(
+    table: pd.DataFrame,
+    rope: float,
+    item_labels: dict | None = None,
+    level_labels: dict | None = None,
+):
+    """DIF per item (rows) and contrast (panels): posterior means, 90% intervals, the ROPE
+    shaded and flagged items in red.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`scsurvey.posterior.dif.item_table`, indexed by (dif_level, item).
+    rope : float
+        The practical size in logits, drawn as a band around zero.
+    item_labels, level_labels : dict, optional
+    """
+    item_labels, level_labels = item_labels or {}, level_labels or {}
+    levels = list(pd.unique(table.index.get_level_values(dims.DIF_LEVEL)))
+    items = list(pd.unique(table.index.get_level_values(dims.ITEM)))
+    ncols = min(len(levels), 3)
+    nrows = -(-len(levels) // ncols)
+    fig, axes = _figure(
+        nrows,
+        ncols,
+        figsize=(3.6 * ncols + 2.6, (0.3 * len(items) + 1.2) * nrows),
+        layout="constrained",
+        squeeze=False,
+        sharey=True,
+    )
+    y = np.arange(len(items))[::-1]
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(levels):
+            ax.set_visible(False)
+            continue
+        sub = table.xs(levels[k], level=dims.DIF_LEVEL).loc[items]
+        ax.axvspan(-rope, rope, color="#eeeeee", zorder=0)
+        ax.axvline(0, color="#999", lw=0.8)
+        colour = np.where(sub["flagged"], "#d73027", "#4575b4")
+        ax.hlines(y, sub["low"], sub["high"], color=colour)
+        ax.scatter(sub["mean"], y, c=colour, s=14, zorder=3)
+        ax.set_title(str(level_labels.get(levels[k], levels[k])), fontsize=9, loc="left")
+        ax.set_xlabel("DIF (logits)")
+    for row in axes:
+        row[0].set_yticks(y, [_wrap(str(item_labels.get(i, i)), 34) for i in items], fontsize=8)
+    return fig
