@@ -26,7 +26,7 @@ ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
-.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc test test-sbc test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc dif-study test test-sbc test-dif-study test-slow bench lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -141,6 +141,12 @@ test: $(STAMP) ## the fast test suite, on TEST_WORKERS processes
 
 test-sbc: $(STAMP) ## the small SBC study (pytest -m sbc)
 	$(PY) -m pytest -m sbc $(PYTEST_ARGS)
+
+dif-study: | $(STAMP) ## DIF simulation study: planted DIF found, none flagged without it, the plain model's bias (resumes)
+	$(PY) -m scsurvey dif-study
+
+test-dif-study: $(STAMP) ## the DIF study as a test of its targets (pytest -m dif_study)
+	$(PY) -m pytest -m dif_study $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## full-size fits and parameter recovery (pytest -m slow)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -223,6 +223,24 @@ def cmd_sbc(args) -> int:
     return 0
 
 
+def cmd_dif_study(args) -> int:
+    from dataclasses import replace
+
+    from scsurvey.workflows import dif_study
+
+    settings = dif_study.StudySettings()
+    if args.surveys is not None:
+        settings = replace(settings, n_surveys=args.surveys)
+    if args.respondents is not None:
+        settings = replace(settings, n_respondents=args.respondents)
+    if args.seed is not None:
+        settings = replace(settings, seed=args.seed)
+    records = dif_study.run(settings, root=args.root)
+    summary = dif_study.summarize(records, settings)
+    print(dif_study.format_summary(summary, settings))
+    return 0 if all(summary["passes"].values()) else 1
+
+
 def cmd_bench(args) -> int:
     from scsurvey.workflows.benchmark import run_bench
 
@@ -370,6 +388,12 @@ def _study_commands(sub) -> None:
     p.add_argument("--ranks", type=int, help="thinned draws per rank L (default: sbc.Settings)")
     p.add_argument("--backend", choices=("numba", "jax"), help="nutpie backend (default: the spec's)")
     p.set_defaults(func=cmd_sbc)
+
+    p = sub.add_parser("dif-study", help="does the DIF component find planted DIF, and only it? (simulation)")
+    p.add_argument("--surveys", type=int, help="surveys per condition (default: StudySettings)")
+    p.add_argument("--respondents", type=int, help="respondents per survey (default: StudySettings)")
+    p.add_argument("--seed", type=int, help="seed of the simulated surveys (default: StudySettings)")
+    p.set_defaults(func=cmd_dif_study)
 
     p = sub.add_parser("bench", help="benchmark the model against a naive baseline")
     p.add_argument("--sizes", type=int, nargs="*", default=[1173, 5000, 20000, 100000])
