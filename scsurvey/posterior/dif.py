@@ -5,8 +5,10 @@ The practical size (ROPE) is :data:`ROPE` logits of the linear predictor. A shif
 logits moves the probability of an answer above any threshold by at most d/4 (the
 logistic's slope at 1/2), so 0.2 logits is at most 5 percentage points of an item's
 support share: about three sampling standard errors of a share in a survey of 1,000, and
-the smallest difference the report would put in a sentence. An item is flagged when the
-posterior probability of a DIF beyond the ROPE is at least :data:`FLAG_PROBABILITY`.
+the smallest difference the report would put in a sentence. An item is flagged when a DIF
+beyond the ROPE is more likely than not (:data:`FLAG_PROBABILITY`): chosen on a calibration
+run of the DIF study (its own seed) as the threshold with the most power whose false-alarm
+rate stays well under 5% (docs/design.md has the table).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scsurvey.core import dims
 from scsurvey.posterior.draws import HIGH, LOW, posterior_draws
 
 ROPE = 0.2  # logits
-FLAG_PROBABILITY = 0.8
+FLAG_PROBABILITY = 0.5
 LOCATION = "dif"
 DISCRIMINATION = "dif_discrimination"
 
