@@ -159,7 +159,7 @@ def test_the_report_says_which_items_groups_read_differently(planted_fit, tmp_pa
     assert "Do groups read the items alike?" in page
     section = page.split('id="dif"')[1].split("<h2")[0]
     for j in settings.planted:
-        assert f"\u201ci{j + 1}\u201d: group answer it higher" in section
+        assert f"\u201ci{j + 1}\u201d: respondents with group = 1 (against 0) answer it higher" in section
     assert section.count("<li>") == len(settings.planted)
     assert "<img src=x onerror" not in page and "&lt;img src=x onerror" in page
     assert (tmp_path / "figures" / "dif.png").stat().st_size > 0
@@ -231,3 +231,21 @@ def test_a_nonuniform_dif_fit_runs_the_whole_pipeline(tmp_path):
     spec = spec_from_configs("nonuniform", m.model_config)
     page = render_report(idata, spec, m.data.codebook, {}, tmp_path).read_text()
     assert "Non-uniform DIF: log ratio of discriminations" in page
+
+
+def test_the_dif_figure_draws_no_label_over_another():
+    """Three contrasts with long labels (the twin's): titles wrap, nothing overlaps, and the
+    ROPE band's edges stay in view when every interval sits inside it."""
+    from scsurvey.report import plots
+
+    items = [f"item {j} with a long label about publishing personal information" for j in range(13)]
+    levels = ["a", "b", "c"]
+    index = pd.MultiIndex.from_product([levels, items], names=[dims.DIF_LEVEL, dims.ITEM])
+    table = pd.DataFrame(
+        {"mean": 0.0, "low": -0.05, "high": 0.05, "p_beyond": 0.0, "flagged": False}, index=index
+    )
+    long = {lv: f"relatives employed by government or political institutions {lv} (1 vs 0)" for lv in levels}
+    fig = plots.dif_items(table, 0.2, level_labels=long)
+    assert plots.overlapping_labels(fig) == []
+    lo, hi = fig.axes[0].get_xlim()
+    assert lo < -0.2 and hi > 0.2

@@ -426,18 +426,27 @@ def _groups(idata, codebook, fig_dir: Path) -> dict:
     return {"groups": groups}
 
 
-def _dif_level_label(codebook, level: str) -> str:
-    """``"ccp_member"`` -> its covariate label; ``"province[Tianjin]"`` -> "province: Tianjin"."""
+def _dif_level_label(codebook, level: str) -> tuple[str, str]:
+    """A contrast in a table's words and as a sentence's subject: ``"ccp_member"`` ->
+    ("member of the Chinese Communist Party (1 vs 0)", "respondents with ccp_member = 1
+    (against 0)"); ``"province[Tianjin]"`` -> ("province of residence: Tianjin (vs Beijing)",
+    "respondents in Tianjin (against Beijing)")."""
     factor, lv = dif.factor_of(level)
     if lv is None:
-        return _labels(codebook)[1].get(factor, factor)
-    return f"{_group_label(codebook, factor)}: {lv} (vs {codebook.group(factor).levels[0]})"
+        cov = codebook.covariate(factor)
+        second, first = cov.levels[1], cov.levels[0]
+        return (
+            f"{cov.label or factor} ({second} vs {first})",
+            f"respondents with {factor} = {second} (against {first})",
+        )
+    ref = codebook.group(factor).levels[0]
+    return f"{_group_label(codebook, factor)}: {lv} (vs {ref})", f"respondents in {lv} (against {ref})"
 
 
-def _dif_sentence(row, item_label: str, level_label: str, rope: float) -> str:
+def _dif_sentence(row, item_label: str, subject: str, rope: float) -> str:
     side = "higher" if row["mean"] > 0 else "lower"
     return (
-        f"“{item_label}”: {level_label} answer it {side} than their latent support "
+        f"“{item_label}”: {subject} answer it {side} than their latent support "
         f"predicts, by {abs(row['mean']):.2f} logits ({INTERVAL_PCT}% interval {row['low']:.2f} to "
         f"{row['high']:.2f}); the probability that the difference exceeds {rope} logits is "
         f"{row['p_beyond']:.2f}."
@@ -454,11 +463,12 @@ def _dif(idata, codebook, fig_dir: Path, others: dict) -> dict:
         return {"dif": None}
     items, _, batteries_ = _labels(codebook)
     table = dif.item_table(idata)
-    levels = {str(lv): _dif_level_label(codebook, str(lv)) for lv in idata.posterior[dims.DIF_LEVEL].values}
+    named = {str(lv): _dif_level_label(codebook, str(lv)) for lv in idata.posterior[dims.DIF_LEVEL].values}
+    levels = {lv: words for lv, (words, _) in named.items()}
     figure = _save(plots.dif_items(table, dif.ROPE, items, levels), fig_dir, "dif.png")
     flagged = table[table["flagged"]]
     sentences = [
-        _dif_sentence(row, items.get(j, j), levels[lv], dif.ROPE) for (lv, j), row in flagged.iterrows()
+        _dif_sentence(row, items.get(j, j), named[lv][1], dif.ROPE) for (lv, j), row in flagged.iterrows()
     ]
     baseline_name, baseline = dif.baseline_of(idata, others)
     diffs = dif.group_differences(idata, baseline).reset_index()

@@ -85,13 +85,24 @@ def overlapping_labels(fig) -> list[tuple[str, str]]:
     list of (str, str)
         The overlapping texts (empty when the layout is clean).
     """
+    if not hasattr(fig.canvas, "get_renderer"):  # the project's own Figures have no canvas yet
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = []
     for k, ax in enumerate(fig.axes):
         if not ax.get_visible():
             continue
-        texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *_drawn_ticklabels(ax)]
+        # titles set with loc="left" or "right" live apart from ax.title
+        titles = [ax.title, *(getattr(ax, f"_{side}_title", None) for side in ("left", "right"))]
+        texts = [
+            *(t for t in titles if t is not None),
+            ax.xaxis.label,
+            ax.yaxis.label,
+            *_drawn_ticklabels(ax),
+        ]
         for text in texts:
             if text.get_visible() and text.get_text().strip():
                 boxes.append((k, text.get_text(), text.get_window_extent(renderer)))
@@ -587,8 +598,10 @@ def dif_items(
         colour = np.where(sub["flagged"], "#d73027", "#4575b4")
         ax.hlines(y, sub["low"], sub["high"], color=colour)
         ax.scatter(sub["mean"], y, c=colour, s=14, zorder=3)
-        ax.set_title(str(level_labels.get(levels[k], levels[k])), fontsize=9, loc="left")
+        ax.set_title(_wrap(str(level_labels.get(levels[k], levels[k])), 40), fontsize=9, loc="left")
         ax.set_xlabel("DIF (logits)")
+        # the band's edges stay in view when every interval sits inside it
+        ax.set_xlim(min(sub["low"].min(), -1.5 * rope) - 0.02, max(sub["high"].max(), 1.5 * rope) + 0.02)
     for row in axes:
         row[0].set_yticks(y, [_wrap(str(item_labels.get(i, i)), 34) for i in items], fontsize=8)
     return fig
