@@ -77,6 +77,8 @@ class Population:
     lam_row: np.ndarray | None = None  # (respondent,): each one's row of ``lam`` (None: all 0)
 
     def __post_init__(self):
+        if self.lam.ndim == 2:  # (sample, item): one pattern, every respondent's discriminations
+            self.lam = self.lam[:, None, :]
         if self.lam_row is None:
             self.lam_row = np.zeros(self.offset.shape[1], dtype=np.int64)
 
