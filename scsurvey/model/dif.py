@@ -35,6 +35,7 @@ MIN_ITEMS = 3  # items per battery: below this DIF and the latent difference tra
 PSEUDO_SD = 2.0
 LOCATION = "dif"
 DISCRIMINATION = "dif_discrimination"
+DIF_DATA = "X_dif"  # pm.Data and constant_data: the contrasts (respondent, dif_level)
 TAU0 = {LOCATION: "dif_tau0", DISCRIMINATION: "dif_discrimination_tau0"}  # pm.Data per contrast
 
 
@@ -223,17 +224,3 @@ def dif_terms(model: pm.Model, spec: ModelSpec, c: Contrasts, data_fn):
         scale = pt.exp(d @ _horseshoe(DISCRIMINATION, tau0_a, prior, c.free))
     return offset, scale
 
-
-DIF_DATA = "X_dif"  # pm.Data and constant_data: the contrasts (respondent, dif_level)
-
-
-def tau0_values(spec: ModelSpec, data) -> dict[str, np.ndarray]:
-    """The global-scale containers' values on ``data`` (for a fit of new answers)."""
-    c = contrasts(spec, data)
-    if c is None:
-        return {}
-    t = c.tau0(spec.priors["dif"]["expected"])
-    out = {TAU0[LOCATION]: t, DIF_DATA: c.X}
-    if spec.components.dif_kind == "nonuniform":
-        out[TAU0[DISCRIMINATION]] = t
-    return out
