@@ -223,4 +223,3 @@ def dif_terms(model: pm.Model, spec: ModelSpec, c: Contrasts, data_fn):
         tau0_a = data_fn(TAU0[DISCRIMINATION], c.tau0(prior["expected"]), dims.DIF_LEVEL)
         scale = pt.exp(d @ _horseshoe(DISCRIMINATION, tau0_a, prior, c.free))
     return offset, scale
-

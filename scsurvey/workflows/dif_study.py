@@ -30,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from scsurvey.core import dims
+from scsurvey.inference.rank_diagnostics import diagnostics
 from scsurvey.inference.rounds import (
+    Judgement,
     compile_nutpie,
+    next_round,
     round_seed,
     sample_in_rounds,
     sample_nutpie,
@@ -190,9 +193,6 @@ class _StudyRule:
     RHAT_MAX = 1.01
 
     def judge(self, idata):
-        from scsurvey.inference.rank_diagnostics import diagnostics
-        from scsurvey.inference.rounds import Judgement
-
         found = diagnostics(idata.posterior[[v for v in ("beta", "dif") if v in idata.posterior]])
         rhat = max(float(found["rhat"][v].max()) for v in found["rhat"].data_vars)
         divergences = int(idata.sample_stats["diverging"].sum())
@@ -201,8 +201,6 @@ class _StudyRule:
         return Judgement(settled, verdict, {"max_rhat": rhat}, None, divergences)
 
     def plan(self, judgement, chains, draws, target_accept):
-        from scsurvey.inference.rounds import next_round
-
         action, target_accept = next_round(judgement.divergences, target_accept)
         return action, target_accept, draws
 
@@ -249,7 +247,7 @@ def run(settings: StudySettings, root: Path | str = ".", log=print) -> list[dict
     """Run (or resume) the study; returns every survey's record (:func:`survey_record`)."""
     folder = study_dir(settings, root)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(asdict(settings), indent=2))
+    write_json_atomic(asdict(settings), folder / "settings.json")
     for condition in CONDITIONS:
         for s in range(settings.n_surveys):
             path = folder / f"{condition}_{s:03d}.json"
