@@ -111,8 +111,6 @@ def contrasts(spec: ModelSpec, data) -> Contrasts | None:
         return None
     cb = data.codebook
     key = f"{spec.path or spec.name}: components.dif"
-    covariates = {c.id: c for c in cb.covariates}
-    groups = {g.id: g for g in cb.groups}
     small = [b for b in cb.battery_ids if sum(i.battery == b for i in cb.items) < MIN_ITEMS]
     if small:
         raise SpecError(
@@ -121,53 +119,59 @@ def contrasts(spec: ModelSpec, data) -> Contrasts | None:
         )
     names, factors, columns = [], [], []
     for factor in comp.dif:
-        if factor in covariates:
-            cov = covariates[factor]
-            if cov.type != "binary":
-                raise SpecError(
-                    f"{key}: {factor!r} is a {cov.type} covariate; DIF needs a binary covariate "
-                    "or a grouping factor"
-                )
-            if comp.covariates is not True and factor not in comp.covariates:
-                raise SpecError(
-                    f"{key}: {factor!r} is not in components.covariates; DIF is measured beside "
-                    "the group's latent difference, so the covariate must be in the model"
-                )
-            d = _indicator(data.X[:, data.covariate_names.index(factor)])
-            levels = [(f"{factor}={cov.levels[0]}", 1 - d), (f"{factor}={cov.levels[1]}", d)]
-            names.append(factor)
-            columns.append(d)
-        elif factor in groups:
-            if factor not in comp.groups:
-                raise SpecError(
-                    f"{key}: {factor!r} is not in components.groups; DIF is measured beside the "
-                    "group's latent difference, so the factor must be in the model"
-                )
-            index = data.groups[factor]
-            group_levels = groups[factor].levels
-            levels = [(f"{factor}={lv}", (index == k).astype(float)) for k, lv in enumerate(group_levels)]
-            for k, lv in enumerate(group_levels[1:], start=1):
-                names.append(f"{factor}[{lv}]")
-                columns.append((index == k).astype(float))
-        else:
-            raise SpecError(
-                f"{key}: {factor!r} is not a covariate or grouping factor of codebook {cb.path} "
-                f"(covariates: {sorted(covariates)}, groups: {sorted(groups)})"
-            )
+        named, cols, levels = _factor_columns(factor, spec, data, key)
         few = {label: int(ind.sum()) for label, ind in levels if ind.sum() < MIN_LEVEL_SIZE}
         if few:
             raise SpecError(
                 f"{key}: {factor!r} has levels with fewer than {MIN_LEVEL_SIZE} respondents in "
                 f"{data.source}: {few}; merge levels or drop the factor from DIF"
             )
-        factors += [factor] * (len(names) - len(factors))
-    free = np.array([not getattr(i, "dif_anchor", False) for i in cb.items])
+        names += named
+        columns += cols
+        factors += [factor] * len(named)
+    free = np.array([not i.dif_anchor for i in cb.items])
     for b in cb.battery_ids:
         in_b = np.array([i.battery == b for i in cb.items])
         if not (free & in_b).any():
             raise SpecError(f"{key}: every item of battery {b!r} is an anchor; no item is left to test")
     X = np.column_stack(columns)
     return Contrasts(names=names, factors=factors, X=X - X.mean(axis=0), free=free, center=X.mean(axis=0))
+
+
+def _factor_columns(factor: str, spec: ModelSpec, data, key: str):
+    """One DIF factor's contrast names and 0/1 columns, and every level's indicator (for the
+    size check); a factor the model cannot use is a :class:`SpecError`."""
+    comp, cb = spec.components, data.codebook
+    covariates = {c.id: c for c in cb.covariates}
+    groups = {g.id: g for g in cb.groups}
+    if factor in covariates:
+        cov = covariates[factor]
+        if cov.type != "binary":
+            raise SpecError(
+                f"{key}: {factor!r} is a {cov.type} covariate; DIF needs a binary covariate "
+                "or a grouping factor"
+            )
+        if comp.covariates is not True and factor not in comp.covariates:
+            raise SpecError(
+                f"{key}: {factor!r} is not in components.covariates; DIF is measured beside "
+                "the group's latent difference, so the covariate must be in the model"
+            )
+        d = _indicator(data.X[:, data.covariate_names.index(factor)])
+        return [factor], [d], [(f"{factor}={cov.levels[0]}", 1 - d), (f"{factor}={cov.levels[1]}", d)]
+    if factor in groups:
+        if factor not in comp.groups:
+            raise SpecError(
+                f"{key}: {factor!r} is not in components.groups; DIF is measured beside the "
+                "group's latent difference, so the factor must be in the model"
+            )
+        index = data.groups[factor]
+        levels = [(lv, (index == k).astype(float)) for k, lv in enumerate(groups[factor].levels)]
+        names = [f"{factor}[{lv}]" for lv, _ in levels[1:]]
+        return names, [ind for _, ind in levels[1:]], [(f"{factor}={lv}", ind) for lv, ind in levels]
+    raise SpecError(
+        f"{key}: {factor!r} is not a covariate or grouping factor of codebook {cb.path} "
+        f"(covariates: {sorted(covariates)}, groups: {sorted(groups)})"
+    )
 
 
 def _horseshoe(name: str, tau0, prior: dict, free: np.ndarray):

@@ -417,19 +417,7 @@ def build(
             }
         weights = centering_values(centering, cb)
         cuts = _thresholds(spec.priors, battery_of_item, n_thresholds, weights)
-        lam = _discriminations(spec, cb, battery_of_item)
-        theta = _traits(model, spec, data, cols, weights)
-        dif_offset, dif_scale = dif_terms(model, spec, dif, _data) if dif else (None, None)
-        expand = np.equal.outer(np.arange(len(cb.batteries)), battery_of_item).astype(float)
-        if dif_scale is not None:
-            lam = lam * dif_scale  # (respondent, item): non-uniform DIF
-        eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
-        if comp.item_covariates:
-            eta = eta + _item_deviations(
-                model, spec.priors, data, cols, comp.item_covariates, cb, weights[CENTERING_ITEM_DEVIATIONS]
-            )
-        if dif_offset is not None:
-            eta = eta + dif_offset
+        eta = _linear_predictor(model, spec, data, cols, weights, dif)
         _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds), fused)
     sampling_model = None
     if not comp.residual and counts is None:
@@ -444,6 +432,30 @@ def build(
         centering=centering,
         sampling_model=sampling_model,
     )
+
+
+def _linear_predictor(model, spec: ModelSpec, data: SurveyData, cols, weights, dif):
+    """eta (respondent, item): discriminations times traits, item-covariate deviations, DIF."""
+    cb = data.codebook
+    battery_of_item = np.array(cb.item_battery_index)
+    lam = _discriminations(spec, cb, battery_of_item)
+    theta = _traits(model, spec, data, cols, weights)
+    dif_offset, dif_scale = dif_terms(model, spec, dif, _data) if dif else (None, None)
+    expand = np.equal.outer(np.arange(len(cb.batteries)), battery_of_item).astype(float)
+    if dif_scale is not None:
+        lam = lam * dif_scale  # (respondent, item): non-uniform DIF
+    eta = lam * (theta @ expand)  # (respondent, battery) -> (respondent, item)
+    if spec.components.item_covariates:
+        eta = eta + _item_deviations(
+            model,
+            spec.priors,
+            data,
+            cols,
+            spec.components.item_covariates,
+            cb,
+            weights[CENTERING_ITEM_DEVIATIONS],
+        )
+    return eta if dif_offset is None else eta + dif_offset
 
 
 def _resolve_centering(spec: ModelSpec, data: SurveyData) -> Centering:

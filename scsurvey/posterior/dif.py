@@ -13,6 +13,8 @@ rate stays well under 5% (docs/design.md has the table).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -60,7 +62,7 @@ def item_table(
     if var not in idata.posterior:
         raise KeyError(f"the posterior has no {var!r}: the model was fitted without components.dif")
     d = posterior_draws(idata, var)  # (sample, dif_level, item)
-    p_beyond = (np.abs(d) > rope).mean(dims.STACKED)
+    p_beyond = _beyond(d, [rope]).isel(rope=0, drop=True)
     table = xr.Dataset(
         {
             "mean": d.mean(dims.STACKED),
@@ -71,6 +73,18 @@ def item_table(
         }
     ).to_dataframe()
     return table[["mean", "low", "high", "p_beyond", "flagged"]]
+
+
+def _beyond(draws: xr.DataArray, ropes) -> xr.DataArray:
+    return (np.abs(draws) > xr.DataArray(list(ropes), dims="rope", coords={"rope": list(ropes)})).mean(
+        dims.STACKED
+    )
+
+
+def p_beyond(idata, ropes, var: str = LOCATION) -> xr.DataArray:
+    """P(|DIF| > rope) per rope, contrast and item (dims rope, dif_level, item), the draws
+    read once for every rope."""
+    return _beyond(posterior_draws(idata, var), ropes)
 
 
 def factor_of(level: str) -> tuple[str, str | None]:
@@ -132,8 +146,6 @@ def baseline_of(idata, others: dict) -> tuple[str, object] | tuple[None, None]:
     The model configurations are compared as stored in each posterior's stamp, with DIF
     removed from this one; the sampler settings do not matter.
     """
-    import json
-
     def config(fit):
         spec = json.loads(fit.posterior.attrs.get("spec", "{}"))
         spec.get("components", {}).pop("dif", None)

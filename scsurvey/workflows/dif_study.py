@@ -34,7 +34,6 @@ from scsurvey.inference.rank_diagnostics import diagnostics
 from scsurvey.inference.rounds import (
     Judgement,
     compile_nutpie,
-    next_round,
     round_seed,
     sample_in_rounds,
     sample_nutpie,
@@ -47,6 +46,7 @@ from scsurvey.model.parameterisation import resolve
 from scsurvey.model.spec import spec_from_configs
 from scsurvey.posterior import dif as dif_summary
 from scsurvey.storage.files import write_json_atomic
+from scsurvey.workflows.sbc import ConvergedRule
 
 CONDITIONS = ("null", "planted")
 ROPES = (0.1, 0.15, 0.2, 0.25, 0.3)  # practical sizes at which each item's probability is kept
@@ -176,7 +176,7 @@ def fit(settings: StudySettings, model: str, data, seed: int):
         lambda s, target_accept, draws: sample_nutpie(
             compiled, replace(sampler, target_accept=target_accept, draws=draws), progress=False, seed=s
         ),
-        _StudyRule(),
+        _StudyRule(ranked=[]),
         chains=sampler.chains,
         draws=sampler.draws,
         tune=sampler.tune,
@@ -186,9 +186,9 @@ def fit(settings: StudySettings, model: str, data, seed: int):
     )
 
 
-class _StudyRule:
+class _StudyRule(ConvergedRule):
     """Converged: R-hat at most 1.01 over the quantities the study reads, no divergence;
-    after divergences a fresh run at a higher target_accept."""
+    the next round planned as an SBC simulation's (:class:`sbc.ConvergedRule`)."""
 
     RHAT_MAX = 1.01
 
@@ -199,10 +199,6 @@ class _StudyRule:
         settled = rhat <= self.RHAT_MAX and divergences == 0
         verdict = "converged" if settled else f"max R-hat {rhat:.3f}, {divergences} divergences"
         return Judgement(settled, verdict, {"max_rhat": rhat}, None, divergences)
-
-    def plan(self, judgement, chains, draws, target_accept):
-        action, target_accept = next_round(judgement.divergences, target_accept)
-        return action, target_accept, draws
 
 
 def survey_record(settings: StudySettings, condition: str, survey: int) -> dict:
@@ -232,9 +228,8 @@ def survey_record(settings: StudySettings, condition: str, survey: int) -> dict:
             entry["dif_low"] = table["low"].tolist()
             entry["dif_high"] = table["high"].tolist()
             # at several sizes, so that the flagging rule can be studied without refitting
-            entry["p_beyond"] = {
-                str(r): dif_summary.item_table(result.idata, rope=r)["p_beyond"].tolist() for r in ROPES
-            }
+            beyond = dif_summary.p_beyond(result.idata, ROPES)  # the draws read once
+            entry["p_beyond"] = {str(r): beyond.sel(rope=r).values.ravel().tolist() for r in ROPES}
         record[model] = entry
     return record
 
