@@ -146,6 +146,7 @@ def baseline_of(idata, others: dict) -> tuple[str, object] | tuple[None, None]:
     The model configurations are compared as stored in each posterior's stamp, with DIF
     removed from this one; the sampler settings do not matter.
     """
+
     def config(fit):
         spec = json.loads(fit.posterior.attrs.get("spec", "{}"))
         spec.get("components", {}).pop("dif", None)
