@@ -39,6 +39,17 @@ def cmd_data(args) -> int:
     print(f"max |population - published| = {100 * worst:.2f} pp (target <= 2 pp)")
     for battery, v in twin.config["_calibration"]["index_mean"].items():
         print(f"{battery} index mean: population {v['population']:.3f}, sample {v['sample']:.3f}")
+    choices = twin.config["_calibration"].get("multiple_response")
+    if choices:
+        print(
+            "Share choosing each option among those asked: assumed in the population, "
+            "true and observed in the sample"
+        )
+        for option, v in choices.items():
+            print(
+                f"  {option:32s} {v['population']:6.3f} {v['sample_true']:6.3f} "
+                f"{v['sample_observed']:6.3f}  (asked {v['asked']})"
+            )
     print("The twin is synthetic: calibrated to published margins, it is not the survey's data.")
     return 0 if worst <= 0.02 else 1
 

@@ -14,6 +14,9 @@ COVARIATE = "covariate"
 ITEM_COVARIATE = "item_covariate"  # covariates with item-specific deviations
 GAP = "gap"  # threshold increments: thresholds 2..K-1
 DIF_LEVEL = "dif_level"  # DIF contrasts: a binary covariate, or a grouping factor's level
+QUESTION = "question"  # multiple-response questions the model fits
+OPTION = "option"  # their options, question by question
+CHOICE_ANSWER = "choice_answer"  # one answered (respondent, option) cell of them, in the model
 ALL_COVARIATES = "covariate_all"  # every codebook covariate column (the model may use fewer)
 
 SAMPLE = ("chain", "draw")  # the sample dims of InferenceData groups
@@ -31,6 +34,9 @@ STANDARD = (
     ITEM_COVARIATE,
     GAP,
     DIF_LEVEL,
+    QUESTION,
+    OPTION,
+    CHOICE_ANSWER,
 )
 
 # respondent-level draws (``theta``) stored apart, at the posterior predictive's thinned draws
@@ -38,3 +44,5 @@ RESPONDENT_DRAWS = "posterior_respondents"
 
 OBSERVED = "y"  # the observed answers, in the model and in InferenceData
 OBSERVED_DATA = "y_obs"  # the pm.Data container holding them (swapped by SBC)
+CHOICE = "choice"  # the multiple-response answers (respondent, option), in the model and InferenceData
+CHOICE_DATA = "choice_obs"  # the pm.Data container holding them

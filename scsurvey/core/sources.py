@@ -14,6 +14,7 @@ MODEL_SOURCES = (
     "core/defaults.py",
     "core/tomlfile.py",
     "inputs/codebook.py",
+    "inputs/choices.py",
     "inputs/survey.py",
     "model/likelihood.py",
     "model/fused_likelihood.py",
@@ -21,6 +22,7 @@ MODEL_SOURCES = (
     "model/spec.py",
     "model/graph.py",
     "model/dif.py",
+    "model/choices.py",
     "model/parameterisation.py",
     "model/predictor.py",
     "inference/rounds.py",
@@ -32,12 +34,13 @@ MODEL_SOURCES = (
     "posterior/draws.py",
 )
 # the synthetic twin is simulated from the model
-DATA_SOURCES = (*MODEL_SOURCES, "workflows/twin.py")
+DATA_SOURCES = (*MODEL_SOURCES, "workflows/twin.py", "workflows/twin_choices.py")
 # a report is redrawn when these change
 REPORT_SOURCES = (
     "posterior/checks.py",
     "posterior/summaries.py",
     "posterior/dif.py",
+    "posterior/choices.py",
     "report/plots.py",
     "report/html.py",
     "report/templates/report.html.j2",

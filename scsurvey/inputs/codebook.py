@@ -18,6 +18,7 @@ LAYOUTS = ("wide", "long")
 INCOMPLETE = ("error", "drop")
 STANDARDIZE = ("zscore", "center", "none")
 TRANSFORMS = (None, "log")
+ASKED = ("everyone", "support", "oppose")  # who a multiple-response question was put to
 
 
 class CodebookError(ValueError):
@@ -117,6 +118,55 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Option:
+    """One option of a multiple-response question, read from its own column."""
+
+    id: str
+    column: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class MultipleResponse:
+    """A question whose options are each chosen or not (scsurvey.inputs.choices).
+
+    ``asked`` says who was asked: ``"everyone"``, or those who support (``"support"``) or
+    oppose (``"oppose"``) on ``route``, a battery (the mean of the respondent's answered
+    items above or below the scale's middle) or a column answered on the scale (its
+    ``[scale].support`` codes, or as many codes from the bottom). ``battery`` is the latent
+    support the choices are modelled on.
+    """
+
+    id: str
+    battery: str
+    options: tuple[Option, ...]
+    label: str = ""
+    asked: str = "everyone"
+    route: str | None = None
+    chosen: object = 1
+    not_chosen: object = 0
+
+    @property
+    def option_ids(self) -> list[str]:
+        return [o.id for o in self.options]
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A published ranking: each option in ``more`` is chosen more often than each in
+    ``less`` by those asked ``question``."""
+
+    question: str
+    more: tuple[str, ...]
+    less: tuple[str, ...]
+    text: str = ""
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(a, b) for a in self.more for b in self.less]
+
+
+@dataclass(frozen=True)
 class Contrast:
     """Two respondent profiles (raw covariate codes) whose predicted support is compared."""
 
@@ -140,6 +190,8 @@ class Codebook:
     groups: tuple[Group, ...] = ()
     findings: tuple[Finding, ...] = ()
     contrasts: tuple[Contrast, ...] = ()
+    multiple_response: tuple[MultipleResponse, ...] = ()
+    orderings: tuple[Ordering, ...] = ()
     title: str = ""
     layout: str = "wide"
     item_column: str | None = None
@@ -162,6 +214,17 @@ class Codebook:
         """Position of each item's battery in :attr:`batteries`."""
         ids = self.battery_ids
         return [ids.index(i.battery) for i in self.items]
+
+    @property
+    def option_ids(self) -> list[str]:
+        """Every option of every multiple-response question, question by question."""
+        return [o for q in self.multiple_response for o in q.option_ids]
+
+    def question(self, qid: str) -> MultipleResponse:
+        for q in self.multiple_response:
+            if q.id == qid:
+                return q
+        raise KeyError(f"codebook {self.path}: no multiple-response question {qid!r}")
 
     def covariate(self, cid: str) -> Covariate:
         for c in self.covariates:
@@ -440,6 +503,8 @@ def _groups(raw: dict, path) -> list[Group]:
 def _findings(raw: dict, path, cov_ids: list[str], battery_ids: list[str]) -> list[Finding]:
     findings = []
     for k, f in enumerate(_entries(raw, "findings", path)):
+        if "question" in f:  # an ordering of a multiple-response question's options: _orderings
+            continue
         entry = f"[[findings]] #{k + 1} ({f.get('covariate', '?')})"
         _known_keys(f, {"covariate", "direction", "text", "battery"}, path, entry)
         if _require(f, "covariate", path, entry) not in cov_ids:
@@ -473,7 +538,107 @@ def _contrasts(raw: dict, path, cov_ids: list[str]) -> list[Contrast]:
     return contrasts
 
 
-TOP_LEVEL = ("survey", "scale", "batteries", "items", "covariates", "groups", "findings", "contrasts")
+def _options(q: dict, path, entry) -> tuple[Option, ...]:
+    options = []
+    raw = _require(q, "options", path, entry)
+    if not isinstance(raw, list) or not raw or not all(isinstance(o, dict) for o in raw):
+        _fail(path, entry, f"options must be a non-empty array of tables, got {raw!r}")
+    for k, o in enumerate(raw):
+        where = f"{entry} options #{k + 1} ({o.get('id', '?')})"
+        _known_keys(o, {"id", "column", "label"}, path, where)
+        oid = _require(o, "id", path, where)
+        options.append(Option(id=oid, column=o.get("column", oid), label=o.get("label", "")))
+    return tuple(options)
+
+
+def _multiple_response(raw: dict, path, battery_ids: list[str], item_columns: list[str]):
+    """The ``[[multiple_response]]`` questions, checked against the batteries and items."""
+    questions = []
+    for k, q in enumerate(_entries(raw, "multiple_response", path)):
+        entry = f"[[multiple_response]] #{k + 1} ({q.get('id', '?')})"
+        allowed = {"id", "label", "battery", "options", "asked", "route", "chosen", "not_chosen"}
+        _known_keys(q, allowed, path, entry)
+        battery = _require(q, "battery", path, entry)
+        if battery not in battery_ids:
+            _fail(path, entry, f"unknown battery {battery!r} (known: {battery_ids})")
+        asked = q.get("asked", "everyone")
+        if asked not in ASKED:
+            _fail(path, entry, f"asked = {asked!r} is not one of {ASKED}")
+        route = q.get("route")
+        if (route is None) != (asked == "everyone"):
+            _fail(
+                path,
+                entry,
+                f'asked = "{asked}" with route = {route!r}: a question put to supporters or '
+                "opponents names the battery or column that routes it (route), one put to "
+                "everyone names none",
+            )
+        if route is not None and not isinstance(route, str):
+            _fail(path, entry, f"route = {route!r}: a battery id or a column name")
+        chosen, not_chosen = q.get("chosen", 1), q.get("not_chosen", 0)
+        if chosen == not_chosen:
+            _fail(path, entry, f"chosen and not_chosen are both {chosen!r}")
+        questions.append(
+            MultipleResponse(
+                id=_require(q, "id", path, entry),
+                battery=battery,
+                options=_options(q, path, entry),
+                label=q.get("label", ""),
+                asked=asked,
+                route=route,
+                chosen=chosen,
+                not_chosen=not_chosen,
+            )
+        )
+    _unique([q.id for q in questions], path, "[[multiple_response]] ids")
+    _unique([o.id for q in questions for o in q.options], path, "[[multiple_response]] option ids")
+    columns = [o.column for q in questions for o in q.options]
+    _unique(columns, path, "[[multiple_response]] option columns")
+    clash = sorted(set(columns) & set(item_columns))
+    if clash:
+        _fail(path, "[[multiple_response]]", f"option columns {clash} are also item columns")
+    return questions
+
+
+def _orderings(raw: dict, path, questions) -> list[Ordering]:
+    """The ``[[findings]]`` that rank a question's options (they name ``question``)."""
+    by_id = {q.id: q for q in questions}
+    orderings = []
+    for k, f in enumerate(_entries(raw, "findings", path)):
+        if "question" not in f:
+            continue
+        entry = f"[[findings]] #{k + 1} (question {f['question']!r})"
+        _known_keys(f, {"question", "more", "less", "text"}, path, entry)
+        q = by_id.get(f["question"])
+        if q is None:
+            _fail(path, entry, f"unknown multiple-response question (known: {sorted(by_id)})")
+        sides = {}
+        for side in ("more", "less"):
+            value = _require(f, side, path, entry)
+            if isinstance(value, str) or not value:
+                _fail(path, entry, f"{side} = {value!r}: a non-empty list of option ids")
+            unknown = sorted(set(value) - set(q.option_ids))
+            if unknown:
+                _fail(path, entry, f"{side} names options {unknown} that {q.id} does not have")
+            sides[side] = tuple(value)
+        both = sorted(set(sides["more"]) & set(sides["less"]))
+        if both:
+            _fail(path, entry, f"options {both} are on both sides")
+        orderings.append(Ordering(q.id, sides["more"], sides["less"], f.get("text", "")))
+    return orderings
+
+
+TOP_LEVEL = (
+    "survey",
+    "scale",
+    "batteries",
+    "items",
+    "covariates",
+    "groups",
+    "findings",
+    "contrasts",
+    "multiple_response",
+)
 
 
 def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
@@ -515,15 +680,20 @@ def parse_codebook(raw: dict, path: Path | str = "<memory>") -> Codebook:
     battery_ids = [b.id for b in batteries]
     covariates = _section("[[covariates]]", _covariates, raw, path)
     cov_ids = [c.id for c in covariates]
+    items = _section("[[items]]", _items, raw, path, battery_ids)
+    columns = [i.column for i in items]
+    questions = _section("[[multiple_response]]", _multiple_response, raw, path, battery_ids, columns)
     return Codebook(
         path=path,
         scale=_section("[scale]", _scale, raw, path),
         batteries=tuple(batteries),
-        items=tuple(_section("[[items]]", _items, raw, path, battery_ids)),
+        items=tuple(items),
         covariates=tuple(covariates),
         groups=tuple(_section("[[groups]]", _groups, raw, path)),
         findings=tuple(_section("[[findings]]", _findings, raw, path, cov_ids, battery_ids)),
         contrasts=tuple(_section("[[contrasts]]", _contrasts, raw, path, cov_ids)),
+        multiple_response=tuple(questions),
+        orderings=tuple(_section("[[findings]]", _orderings, raw, path, questions)),
         raw=copy.deepcopy(raw),
         **survey,
     )

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from scsurvey.core import dims
+from scsurvey.inputs.choices import ChoiceError, option_columns, read_choices, route_columns
 from scsurvey.inputs.codebook import Codebook, Covariate, Group
 
 MISSING = -1  # code of a missing answer in the response array
@@ -42,6 +43,9 @@ class SurveyData:
         Standardised covariates (categorical ones expanded to centred dummies).
     groups : dict
         Grouping factor id -> int index array of shape (respondent,).
+    choices : dict
+        Multiple-response question id -> int8 array (respondent, option)
+        (:func:`scsurvey.inputs.choices.read_choices`).
     """
 
     codebook: Codebook
@@ -55,6 +59,7 @@ class SurveyData:
     covariate_scale: np.ndarray
     groups: dict[str, np.ndarray] = field(default_factory=dict)
     data_hash: str = ""
+    choices: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def mask(self) -> np.ndarray:
@@ -92,7 +97,12 @@ class SurveyData:
         the table was stored, so a survey rebuilt from a posterior hashes the same.
         """
         digest = hashlib.sha256("\x1f".join(map(str, self.respondent_ids)).encode())
-        for arr in (self.responses, self.X, *(self.groups[k] for k in sorted(self.groups))):
+        for arr in (
+            self.responses,
+            self.X,
+            *(self.groups[k] for k in sorted(self.groups)),
+            *(self.choices[k] for k in sorted(self.choices)),
+        ):
             digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
         digest.update(codebook_hash(self.codebook).encode())
         return digest.hexdigest()
@@ -111,6 +121,7 @@ class SurveyData:
             covariate_scale=self.covariate_scale,
             groups={k: v[rows] for k, v in self.groups.items()},
             data_hash=f"{self.data_hash}:subset:{hashlib.sha256(rows.tobytes()).hexdigest()[:16]}",
+            choices={k: v[rows] for k, v in self.choices.items()},
         )
 
 
@@ -523,6 +534,8 @@ def codebook_hash(codebook: Codebook) -> str:
     anchors = [i.id for i in codebook.items if i.dif_anchor]
     if anchors:
         content += (("dif_anchor", *anchors),)
+    if codebook.multiple_response:  # absent, the hash is what it was before they existed
+        content += (("multiple_response", codebook.multiple_response),)
     return hashlib.sha256(repr(content).encode()).hexdigest()
 
 
@@ -554,7 +567,8 @@ def widen(frame: pd.DataFrame, cb: Codebook, source: str) -> pd.DataFrame:
         )
     wide = frame.pivot(index=id_col, columns=item_col, values=answer_col)
     wide = wide.reindex(columns=[i.column for i in cb.items])
-    person_cols = person_columns(cb)
+    # a respondent's multiple-response answers and routing columns are respondent-level too
+    person_cols = list(dict.fromkeys(person_columns(cb) + option_columns(cb) + route_columns(cb)))
     missing_cols = [c for c in person_cols if c not in frame.columns]
     if missing_cols:
         raise DataError(
@@ -631,7 +645,7 @@ def prepare(
         if len(frame) == 0:
             raise DataError(f"{source}: no complete respondent is left")
     needed = [cb.respondent_id, *(i.column for i in cb.items)]
-    needed += person_columns(cb)
+    needed += person_columns(cb) + option_columns(cb)
     absent = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if absent:
         raise DataError(
@@ -658,6 +672,10 @@ def prepare(
                 f"{source}: item columns {[i.column for i in cb.items]}: "
                 f"{_rows(frame, cb.respondent_id, none)} answered no item at all"
             )
+    try:
+        choices = read_choices(frame, cb, responses, source)
+    except ChoiceError as err:
+        raise DataError(str(err)) from None
     X, names, centers, scales = _design(frame, cb, source)
     groups = {g.id: _group_index(frame, g, source, cb.respondent_id) for g in cb.groups}
     _check_nesting(groups, cb, frame, source)
@@ -672,6 +690,7 @@ def prepare(
         covariate_center=centers,
         covariate_scale=scales,
         groups=groups,
+        choices=choices,
     )
     data.data_hash = data.content_hash()  # a file's loader replaces it with the file's hash
     return data

@@ -30,6 +30,7 @@ import pytensor.tensor as pt
 from scsurvey.core import dims
 from scsurvey.core.dims import OBSERVED, OBSERVED_DATA
 from scsurvey.inputs.survey import MISSING, SurveyData
+from scsurvey.model.choices import choice_terms, layout
 from scsurvey.model.dif import contrasts, dif_terms
 from scsurvey.model.likelihood import answer_tables, ordinal_logp, ordinal_random
 from scsurvey.model.parameterisation import Centering, group_weight, resolve
@@ -394,6 +395,7 @@ def build(
     check_against_codebook(spec, cb)
     check_identified(spec, data)
     dif = contrasts(spec, data)
+    choices = layout(spec, data)
     if centering is None:
         centering = _resolve_centering(spec, data)
     comp = spec.components
@@ -419,6 +421,8 @@ def build(
         cuts = _thresholds(spec.priors, battery_of_item, n_thresholds, weights)
         eta = _linear_predictor(model, spec, data, cols, weights, dif)
         _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds), fused)
+        if choices is not None:
+            choice_terms(model, spec, choices, model["theta"], _data)
     sampling_model = None
     if not comp.residual and counts is None:
         distinct, n_same = aggregate(spec, data)

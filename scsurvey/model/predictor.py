@@ -96,7 +96,7 @@ def eta(lam: np.ndarray, theta: np.ndarray, col: np.ndarray, offset: np.ndarray 
     return out if offset is None else out + offset
 
 
-def evaluate_graph(built, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_graph(built, values: dict[str, np.ndarray], extra: tuple[str, ...] = ()) -> tuple:
     """The graph's ``eta`` (respondent, item) and ``cuts`` (item, threshold) with its random
     variables fixed to ``values`` (names the model does not have are ignored).
 
@@ -105,6 +105,8 @@ def evaluate_graph(built, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np
     built : scsurvey.model.graph.BuiltModel
     values : dict
         Values of the model's random variables (``z_respondent``, ``beta``, ...).
+    extra : tuple of str
+        Other named variables of the model (``theta``), returned after the two.
     """
     import pytensor
     import pytensor.tensor as pt
@@ -115,5 +117,5 @@ def evaluate_graph(built, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np
         for name, v in values.items()
         if name in model.named_vars
     }
-    out_eta, cuts = pytensor.clone_replace([built.eta, built.cuts], replace)
-    return pytensor.function([], [out_eta, cuts], mode="FAST_COMPILE")()
+    outputs = pytensor.clone_replace([built.eta, built.cuts, *(model[name] for name in extra)], replace)
+    return tuple(pytensor.function([], outputs, mode="FAST_COMPILE")())

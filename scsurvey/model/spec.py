@@ -19,7 +19,7 @@ from scsurvey.inputs.codebook import load_codebook
 from scsurvey.inputs.survey import SurveyData, load_survey
 from scsurvey.model.likelihood import LINKS
 from scsurvey.model.parameterisation import BLOCKS, DEFAULTS, parse_setting
-from scsurvey.model.priors import merge_priors
+from scsurvey.model.priors import CHOICE_PRIORS, merge_priors
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")  # advi: approximate, scsurvey.inference.approximate
 NUTPIE_BACKENDS = ("numba", "jax")
@@ -49,6 +49,9 @@ class Components:
     # (location and discrimination)
     dif: tuple[str, ...] = ()
     dif_kind: str = "uniform"
+    # multiple-response questions of the codebook fitted jointly with the batteries
+    # (scsurvey.model.choices): true for all, or their ids
+    multiple_response: bool | tuple[str, ...] = False
 
 
 GROUP_MEANS = ("levels", "respondents")
@@ -116,6 +119,10 @@ class ModelSpec:
             content["priors"].pop("dif")
             for key in ("dif", "dif_kind"):
                 content["components"].pop(key)
+        if not self.components.multiple_response:
+            content["components"].pop("multiple_response")
+            for key in CHOICE_PRIORS:
+                content["priors"].pop(key)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def model_config(self) -> dict:
@@ -132,6 +139,9 @@ class ModelSpec:
             "group_mean": c.group_mean,
             "dif": list(c.dif),
             "dif_kind": c.dif_kind,
+            "multiple_response": c.multiple_response
+            if isinstance(c.multiple_response, bool)
+            else list(c.multiple_response),
             "priors": copy.deepcopy(self.priors),
             "centering": dict(self.centering),
         }
@@ -194,6 +204,7 @@ MODEL_KEYS = (
     "group_mean",
     "dif",
     "dif_kind",
+    "multiple_response",
     "priors",
     "centering",
 )
@@ -213,6 +224,12 @@ def _names(value, source, key) -> tuple[str, ...]:
     return tuple(_typed(v, str, source, f"{key}[]") for v in value)
 
 
+def _questions(value, source) -> bool | tuple[str, ...]:
+    if isinstance(value, bool):
+        return value
+    return _names(value, source, "components.multiple_response")
+
+
 def _components(comp: dict, source: str) -> Components:
     check_keys(comp, Components.__dataclass_fields__, source, SpecError, "components.")
     cov = comp.get("covariates", False)
@@ -228,6 +245,7 @@ def _components(comp: dict, source: str) -> Components:
         group_mean=_typed(comp.get("group_mean", "levels"), str, source, "components.group_mean"),
         dif=_names(comp.get("dif", []), source, "components.dif"),
         dif_kind=_typed(comp.get("dif_kind", "uniform"), str, source, "components.dif_kind"),
+        multiple_response=_questions(comp.get("multiple_response", False), source),
     )
     if components.dif_kind not in DIF_KINDS:
         raise SpecError(
@@ -237,6 +255,11 @@ def _components(comp: dict, source: str) -> Components:
         raise SpecError(
             f"{source}: components.dif needs components.residual = true: without a latent trait "
             "measured by several items there is nothing for an item to deviate from"
+        )
+    if components.multiple_response and not components.residual:
+        raise SpecError(
+            f"{source}: components.multiple_response needs components.residual = true: the "
+            "choices are modelled on the respondent's latent support, which needs a residual"
         )
     if components.group_mean not in GROUP_MEANS:
         raise SpecError(
@@ -419,6 +442,19 @@ def check_against_codebook(spec: ModelSpec, codebook) -> None:
         if outside:
             raise SpecError(
                 f"{spec.path}: components.item_covariates {outside} are not in components.covariates"
+            )
+    known_q = [q.id for q in codebook.multiple_response]
+    if comp.multiple_response is True and not known_q:
+        raise SpecError(
+            f"{spec.path}: components.multiple_response = true: codebook {codebook.path} has no "
+            "[[multiple_response]] question"
+        )
+    if isinstance(comp.multiple_response, tuple):
+        bad = [q for q in comp.multiple_response if q not in known_q]
+        if bad or not comp.multiple_response:
+            raise SpecError(
+                f"{spec.path}: components.multiple_response: {bad} not in codebook {codebook.path} "
+                f"(known: {known_q})"
             )
 
 

@@ -9,12 +9,14 @@ import xarray as xr
 
 from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
-from scsurvey.core.dims import OBSERVED
+from scsurvey.core.dims import CHOICE, OBSERVED
 from scsurvey.inputs.survey import SurveyData
+from scsurvey.model.choices import layout
 from scsurvey.model.dif import contrasts
 from scsurvey.model.graph import BuiltModel
 from scsurvey.model.likelihood import ordinal_random
 from scsurvey.model.spec import ModelSpec
+from scsurvey.posterior.choices import on_cells, replicate_choices
 from scsurvey.posterior.draws import thin
 from scsurvey.posterior.integrated_likelihood import Population, conditional, population
 
@@ -30,7 +32,7 @@ def respondent_log_likelihood(idata: az.InferenceData, model: pm.Model) -> xr.Da
 
 
 def _as_int8(ds: xr.Dataset) -> xr.Dataset:
-    return ds.assign({OBSERVED: ds[OBSERVED].astype(np.int8)})
+    return ds.assign({k: ds[k].astype(np.int8) for k in (OBSERVED, CHOICE) if k in ds})
 
 
 def traits(idata: az.InferenceData, pop: Population | None = None) -> xr.DataArray:
@@ -159,16 +161,29 @@ def add_predictive(
     dif = contrasts(spec, data)
     if dif is not None:
         constants = constants.assign(dif.constants()).assign_coords({dims.DIF_LEVEL: dif.names})
-    idata.add_groups(observed_data=observed_dataset(data), constant_data=constants)
+    observed = observed_dataset(data)
+    choices = layout(spec, data)
+    if choices is not None:
+        constants = constants.assign(choices.constants()).assign_coords({dims.OPTION: choices.options})
+        observed = observed.assign({CHOICE: ((dims.RESPONDENT, dims.OPTION), choices.codes)})
+        observed = observed.assign_coords({dims.OPTION: choices.options})
+    idata.add_groups(observed_data=observed, constant_data=constants)
     seed = spec.sampler.seed
     thinned = thin(idata, predictive_draws(data.responses.size))
     prior = prior if prior is not None else prior_draws(built, data, spec)
     pop = population(thinned)
     theta = traits(thinned, pop)
     post_pred, log_lik = replicate(thinned, theta, seed + 2, pop)
+    if choices is not None:
+        post_pred = post_pred.assign(replicate_choices(thinned, theta, seed + 3))
+    prior_predictive = prior.prior_predictive
+    if choices is not None:  # the model's answers, one per answered cell, back on their cells
+        prior_predictive = prior_predictive.assign(
+            {CHOICE: on_cells(prior_predictive[CHOICE], choices, observed[dims.RESPONDENT].values)}
+        ).drop_dims(dims.CHOICE_ANSWER)
     idata.add_groups(
         prior=prior.prior,
-        prior_predictive=_as_int8(prior.prior_predictive),
+        prior_predictive=_as_int8(prior_predictive),
         posterior_predictive=post_pred,
         log_likelihood=log_lik,
     )

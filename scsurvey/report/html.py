@@ -16,7 +16,7 @@ from scsurvey.core.paths import model_paths
 from scsurvey.inference.diagnostics import ESS_MIN, RHAT_MAX
 from scsurvey.inputs.codebook import load_codebook
 from scsurvey.model.spec import load_spec
-from scsurvey.posterior import checks, dif, draws, item_person_fit, summaries
+from scsurvey.posterior import checks, choices, dif, draws, item_person_fit, summaries
 from scsurvey.report import plots
 from scsurvey.report.rendering import environment, safe
 from scsurvey.storage.reader import StalePosteriorError, load_posterior
@@ -693,6 +693,7 @@ def _render(idata, spec, codebook, run, out_dir: Path, others, population) -> Pa
         _effects(idata, codebook, fig_dir),
         _groups(idata, codebook, fig_dir),
         _dif(idata, codebook, fig_dir, others or {}),
+        _choices(idata, codebook, fig_dir),
         _checks(idata, codebook, fig_dir),
         _population(population, idata, codebook, fig_dir),
     ]
@@ -761,3 +762,54 @@ def write_index(root: Path | str = ".") -> Path:
 
 
 __all__ = ["current_posteriors", "render_report", "write_index", "write_report"]
+
+
+def _choices(idata, codebook, fig_dir: Path) -> dict:
+    """Why people support or oppose: each option's share among those asked, the published
+    orderings' verdicts, and how choosing moves with latent support."""
+    if not choices.has_choices(idata):
+        return {"reasons": None}
+    shares = choices.option_shares(idata, codebook)
+    questions = {q.id: q for q in codebook.multiple_response}
+    _, _, batteries_ = _labels(codebook)
+
+    def who(qid: str) -> str:
+        q = questions[qid]
+        if q.asked == "everyone":
+            return "everyone"
+        route = batteries_.get(q.route, q.route)
+        return f"those who {q.asked} on {route}"
+
+    table = shares.assign(
+        question=[questions[q].label or q for q in shares["question"]],
+        model_interval=_intervals(shares["lower"], shares["upper"]),
+        observed=shares["observed"].map(_pct),
+        model=shares["model"].map(_pct),
+    ).drop(columns=["lower", "upper", "option"])
+    labels = {o.id: o.label or o.id for q in codebook.multiple_response for o in q.options}
+    verdicts = choices.ordering_verdicts(idata, codebook)
+    shown = verdicts.assign(more=verdicts["more"].map(labels), less=verdicts["less"].map(labels)).drop(
+        columns=["question"]
+    )
+    fig = plots.choice_curves(
+        choices.choice_curves(idata),
+        shares,
+        labels,
+        titles={q: f"{questions[q].label or q} (asked: {who(q)})" for q in questions},
+        axis_labels={
+            q: f"latent support: {batteries_.get(questions[q].battery, questions[q].battery)}"
+            for q in questions
+        },
+    )
+    return {
+        "reasons": {
+            "questions": [
+                {"label": questions[q].label or q, "asked": who(q)} for q in pd.unique(shares["question"])
+            ],
+            "table": _html(table.rename(columns={"model_interval": f"model {INTERVAL_PCT}% interval"}), 3),
+            "verdicts": _html(shown, 3),
+            "counts": verdicts["verdict"].value_counts().to_dict(),
+            "agree": choices.AGREE,
+        },
+        "figures": {"reasons": _save(fig, fig_dir, "reasons.png")},
+    }

@@ -605,3 +605,46 @@ def dif_items(
     for row in axes:
         row[0].set_yticks(y, [_wrap(str(item_labels.get(i, i)), 34) for i in items], fontsize=8)
     return fig
+
+
+def choice_curves(
+    curves: xr.Dataset,
+    shares: pd.DataFrame,
+    option_labels: dict | None = None,
+    titles: dict | None = None,
+    axis_labels: dict | None = None,
+):
+    """How the probability of choosing each option moves with latent support: one panel per
+    question, a line per option (posterior mean) with its 90% band.
+
+    Parameters
+    ----------
+    curves : xarray.Dataset
+        :func:`scsurvey.posterior.choices.choice_curves`.
+    shares : pandas.DataFrame
+        :func:`scsurvey.posterior.choices.option_shares` (the question of each option).
+    option_labels, titles, axis_labels : dict, optional
+        Option id -> label; question id -> panel title; question id -> x-axis label.
+    """
+    option_labels, titles, axis_labels = option_labels or {}, titles or {}, axis_labels or {}
+    questions = list(pd.unique(shares["question"]))
+    fig, axes = _figure(
+        1, len(questions), figsize=(5.2 * len(questions), 4.2), layout="constrained", squeeze=False
+    )
+    colours = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+    for ax, q in zip(axes[0], questions, strict=True):
+        options = shares.loc[shares["question"] == q, "option"].tolist()
+        for k, option in enumerate(options):
+            c = curves.sel({dims.OPTION: option})
+            colour = colours[k % len(colours)]
+            ax.fill_between(c["support"], c["lower"], c["upper"], color=colour, alpha=0.18, lw=0)
+            ax.plot(
+                c["support"], c["mean"], color=colour, label=_wrap(str(option_labels.get(option, option)), 36)
+            )
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_title(_wrap(str(titles.get(q, q)), 50), fontsize=9, loc="left")
+        ax.set_xlabel(axis_labels.get(q, "latent support"))
+        ax.set_ylabel("probability of choosing")
+        ax.legend(fontsize=7, loc="upper left", frameon=False)
+    return fig

@@ -27,6 +27,12 @@ from scsurvey.model.likelihood import category_probs, ordinal_random
 from scsurvey.model.parameterisation import non_centred
 from scsurvey.model.predictor import evaluate_graph
 from scsurvey.model.spec import ModelSpec, load_spec
+from scsurvey.workflows.twin_choices import (
+    TwinChoiceError,
+    option_settings,
+    simulate_choices,
+    solve_intercepts,
+)
 
 
 class TwinError(ValueError):
@@ -146,6 +152,9 @@ def simulate_respondents(codebook: Codebook, config: dict, n: int, rng) -> pd.Da
         raise TwinError(f"twin file {src}: no way to simulate group columns {missing}")
     for item in codebook.items:
         frame[item.column] = np.nan
+    for q in codebook.multiple_response:
+        for option in q.options:
+            frame[option.column] = np.nan
     return pd.DataFrame(frame)
 
 
@@ -374,8 +383,10 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     codebook = load_codebook(Path(twin_path).parent / tw["codebook"])
     spec = load_spec(root / tw["spec"])
     seed = int(tw["seed"])
-    rng_pop, rng_sample, rng_par, rng_answers = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    # the fifth stream is the multiple-response questions': the first four, and so every
+    # battery answer, are what they were before the twin had them
+    rng_pop, rng_sample, rng_par, rng_answers, rng_choices = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
 
     # the true values are written in non-centred form, whatever the spec fits with
@@ -389,8 +400,8 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
         **truth,
         "z_respondent": rng_pop.standard_normal((pop.n_respondents, len(codebook.batteries))),
     }
-    pop_eta, _ = evaluate_graph(
-        build(spec, pop, noncentred), _placeholder_thresholds(pop_values, g0, codebook)
+    pop_eta, _, pop_theta = evaluate_graph(
+        build(spec, pop, noncentred), _placeholder_thresholds(pop_values, g0, codebook), ("theta",)
     )
     alpha, g, log_scale = _calibrate(codebook, config, pop_eta, g0, spec.link)
     truth.update(_threshold_hyper(codebook, alpha, g))
@@ -398,7 +409,7 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     frame = simulate_respondents(codebook, config, int(tw["n"]), rng_sample)
     sample = prepare(frame, codebook, source="twin sample", require_answers=False)
     truth["z_respondent"] = rng_sample.standard_normal((sample.n_respondents, len(codebook.batteries)))
-    eta, cuts = evaluate_graph(build(spec, sample, noncentred), truth)
+    eta, cuts, theta = evaluate_graph(build(spec, sample, noncentred), truth, ("theta",))
     cat = ordinal_random(eta, cuts, link=spec.link, rng=rng_answers)
     codes = _apply_missingness(cat, codebook, config, rng_answers)
     for j, item in enumerate(codebook.items):
@@ -406,9 +417,52 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
 
     pop_cuts = _thresholds(alpha, g)
     calibration, index = _calibration_tables(codebook, frame, pop_eta, pop_cuts, spec.link)
-    truth_out = {k: np.asarray(v) for k, v in truth.items()}
     config["_calibration"] = {"log_spacing_scale": float(log_scale), "index_mean": index}
+    if codebook.multiple_response:
+        pop_answers = ordinal_random(pop_eta, pop_cuts, link=spec.link, rng=rng_choices)
+        choices = _choices(codebook, config, (pop_theta, pop_answers, pop_frame), theta, frame, rng_choices)
+        truth.update(choices)
+        config["_calibration"]["multiple_response"] = _choice_calibration(codebook, config, frame, choices)
+    truth_out = {k: np.asarray(v) for k, v in truth.items()}
     return Twin(frame=frame, truth=truth_out, calibration=calibration, config=config)
+
+
+def _choices(codebook, config, population, theta, frame, rng) -> dict[str, np.ndarray]:
+    """The multiple-response columns (written into ``frame``) and their true values."""
+    try:
+        settings = option_settings(codebook, config)
+    except TwinChoiceError as err:
+        raise TwinError(str(err)) from None
+    pop_theta, pop_answers, pop_frame = population
+    intercept = solve_intercepts(codebook, settings, pop_theta, pop_answers, pop_frame)
+    answered = prepare(frame, codebook, source="twin sample").responses  # routed as the loader reads it
+    columns, share, _ = simulate_choices(codebook, intercept, settings["slope"], theta, answered, frame, rng)
+    for column, codes in columns.items():
+        frame[column] = codes
+    return {
+        "option_intercept": intercept,
+        "option_slope": settings["slope"],
+        "option_share": share,
+        "option_share_population": settings["share"],
+    }
+
+
+def _choice_calibration(codebook, config, frame, truth) -> dict:
+    """Per option: the assumed population share, the sample's true share, the sample's count."""
+    sample = prepare(frame, codebook, source="twin sample")
+    out, k = {}, 0
+    for q in codebook.multiple_response:
+        codes = sample.choices[q.id]
+        asked = codes[:, 0] != -2
+        for j, option in enumerate(q.options):
+            out[f"{q.id}.{option.id}"] = {
+                "population": float(truth["option_share_population"][k]),
+                "sample_true": float(truth["option_share"][k]),
+                "sample_observed": float((codes[asked, j] == 1).mean()),
+                "asked": int(asked.sum()),
+            }
+            k += 1
+    return out
 
 
 def _calibration_tables(codebook, frame: pd.DataFrame, pop_eta, pop_cuts, link: str):
