@@ -252,6 +252,15 @@ def cmd_dif_study(args) -> int:
     return 0 if all(summary["passes"].values()) else 1
 
 
+def cmd_reasons_study(args) -> int:
+    from scsurvey.workflows import reasons_study
+
+    records = reasons_study.run(args.twins, args.seed, root=args.root)
+    summary = reasons_study.summarize(records)
+    print(reasons_study.format_summary(summary))
+    return 0 if all(summary["passes"].values()) else 1
+
+
 def cmd_bench(args) -> int:
     from scsurvey.workflows.benchmark import run_bench
 
@@ -405,6 +414,11 @@ def _study_commands(sub) -> None:
     p.add_argument("--respondents", type=int, help="respondents per survey (default: StudySettings)")
     p.add_argument("--seed", type=int, help="seed of the simulated surveys (default: StudySettings)")
     p.set_defaults(func=cmd_dif_study)
+
+    p = sub.add_parser("reasons-study", help="are the reasons' shares recovered on fresh twins? (simulation)")
+    p.add_argument("--twins", type=int, default=8, help="twins simulated and fitted (default 8)")
+    p.add_argument("--seed", type=int, default=3601, help="seed of the first twin (default 3601)")
+    p.set_defaults(func=cmd_reasons_study)
 
     p = sub.add_parser("bench", help="benchmark the model against a naive baseline")
     p.add_argument("--sizes", type=int, nargs="*", default=[1173, 5000, 20000, 100000])

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from conftest import TWIN
 
+import scsurvey as ss
 from scsurvey.inputs.codebook import load_codebook
 from scsurvey.inputs.survey import prepare
 from scsurvey.model.graph import build
@@ -62,7 +63,7 @@ def test_twin_covariates_are_plausible(small_twin):
     assert f["income"].mean() > f["income"].median()  # income right-skewed
     trust = f[["trust_central", "trust_local", "trust_system"]].corr().to_numpy()
     assert (trust[np.triu_indices(3, 1)] > 0.2).all()  # trust items correlated
-    items = [c for c in f.columns if c.startswith("q_")]
+    items = [i.column for i in ss.load_codebook("data/codebook/scs2020.toml").items]
     assert 0.005 < f[items].isin([8]).to_numpy().mean() < 0.04  # some don't-know codes
     assert 0.01 < f[items].isna().to_numpy().mean() < 0.05  # some blanks
 

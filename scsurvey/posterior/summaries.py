@@ -18,7 +18,7 @@ from scsurvey.core.defaults import DRAWS
 from scsurvey.inputs.codebook import Codebook
 from scsurvey.model import predictor
 from scsurvey.model.likelihood import support_share
-from scsurvey.posterior import dif
+from scsurvey.posterior import choices, dif
 from scsurvey.posterior.checks import loo_respondents
 from scsurvey.posterior.draws import (
     HIGH,
@@ -362,6 +362,9 @@ def compare_models(posteriors: dict[str, az.InferenceData], kind: str = "integra
 
 dif_items = dif.item_table
 dif_group_differences = dif.group_differences
+reason_shares = choices.option_shares
+reason_orderings = choices.ordering_verdicts
+reason_curves = choices.choice_curves
 
 __all__ = [
     "INTERVAL",
@@ -372,6 +375,9 @@ __all__ = [
     "group_shrinkage",
     "linear_predictor",
     "profile_contrasts",
+    "reason_curves",
+    "reason_orderings",
+    "reason_shares",
     "support_probability",
     "support_table",
     "who_supports",

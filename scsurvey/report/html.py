@@ -89,10 +89,12 @@ def headline(
     pit,
     loo_reliable,
     approximate: str = "",
+    orderings: pd.DataFrame | None = None,
 ) -> str:
-    """Two to four sentences from the numbers: the range of support per battery, the
-    published findings the model agrees with, is uncertain about or contradicts, and whether
-    the diagnostics and checks passed. An approximate posterior is named first."""
+    """Two to five sentences from the numbers: the range of support per battery, the
+    published findings (and orderings of reasons) the model agrees with, is uncertain about
+    or contradicts, and whether the diagnostics and checks passed. An approximate posterior
+    is named first."""
     labels = _labels(codebook)[0]
     sentences = []
     if approximate:
@@ -122,6 +124,13 @@ def headline(
             f"Of {len(who)} published finding{'s' if len(who) != 1 else ''} the model agrees with "
             f"{counts.get('agrees', 0)}, "
             f"is uncertain about {counts.get('uncertain', 0)} and contradicts {counts.get('contradicts', 0)}."
+        )
+    if orderings is not None and not orderings.empty:
+        counts = orderings["verdict"].value_counts()
+        sentences.append(
+            f"Of {len(orderings)} pairs in the published orderings of reasons it agrees with "
+            f"{counts.get('agrees', 0)}, is uncertain about {counts.get('uncertain', 0)} and "
+            f"contradicts {counts.get('contradicts', 0)}."
         )
     flagged = list(pit.index[pit["p_item"] < 0.05]) if "p_item" in pit else []
     state = "passed" if diagnostics_ok else "FAILED"
@@ -711,6 +720,7 @@ def _render(idata, spec, codebook, run, out_dir: Path, others, population) -> Pa
         context["_pit"],
         context["loo_reliable"],
         context["approximate"],
+        context.get("_orderings"),
     )
     context["title"] = codebook.title or codebook.name
     context["residual"] = draws.has_residual(idata)
@@ -768,7 +778,7 @@ def _choices(idata, codebook, fig_dir: Path) -> dict:
     """Why people support or oppose: each option's share among those asked, the published
     orderings' verdicts, and how choosing moves with latent support."""
     if not choices.has_choices(idata):
-        return {"reasons": None}
+        return {"reasons": None, "_orderings": None}
     shares = choices.option_shares(idata, codebook)
     questions = {q.id: q for q in codebook.multiple_response}
     _, _, batteries_ = _labels(codebook)
@@ -777,29 +787,34 @@ def _choices(idata, codebook, fig_dir: Path) -> dict:
         q = questions[qid]
         if q.asked == "everyone":
             return "everyone"
-        route = batteries_.get(q.route, q.route)
-        return f"those who {q.asked} on {route}"
+        people = "supporters" if q.asked == "support" else "opponents"
+        if q.route in batteries_:
+            return f"{people} on the {q.route} battery"
+        return f"{people} by column {q.route}"
 
-    table = shares.assign(
-        question=[questions[q].label or q for q in shares["question"]],
-        model_interval=_intervals(shares["lower"], shares["upper"]),
-        observed=shares["observed"].map(_pct),
-        model=shares["model"].map(_pct),
-    ).drop(columns=["lower", "upper", "option"])
+    table = (
+        shares.rename(columns={"label": "reason"})
+        .assign(
+            question=[questions[q].label or q for q in shares["question"]],
+            model_interval=_intervals(shares["lower"], shares["upper"]),
+            observed=shares["observed"].map(_pct),
+            model=shares["model"].map(_pct),
+        )
+        .drop(columns=["lower", "upper", "option"])
+    )
     labels = {o.id: o.label or o.id for q in codebook.multiple_response for o in q.options}
     verdicts = choices.ordering_verdicts(idata, codebook)
-    shown = verdicts.assign(more=verdicts["more"].map(labels), less=verdicts["less"].map(labels)).drop(
-        columns=["question"]
+    shown = (
+        verdicts.assign(more=verdicts["more"].map(labels), less=verdicts["less"].map(labels))
+        .drop(columns=["question"])
+        .rename(columns={"p_holds": "P(holds)", "difference": "difference in share"})
     )
     fig = plots.choice_curves(
         choices.choice_curves(idata),
         shares,
         labels,
         titles={q: f"{questions[q].label or q} (asked: {who(q)})" for q in questions},
-        axis_labels={
-            q: f"latent support: {batteries_.get(questions[q].battery, questions[q].battery)}"
-            for q in questions
-        },
+        axis_labels={q: f"latent support on {questions[q].battery}" for q in questions},
     )
     return {
         "reasons": {
@@ -808,8 +823,8 @@ def _choices(idata, codebook, fig_dir: Path) -> dict:
             ],
             "table": _html(table.rename(columns={"model_interval": f"model {INTERVAL_PCT}% interval"}), 3),
             "verdicts": _html(shown, 3),
-            "counts": verdicts["verdict"].value_counts().to_dict(),
             "agree": choices.AGREE,
         },
+        "_orderings": verdicts,
         "figures": {"reasons": _save(fig, fig_dir, "reasons.png")},
     }
