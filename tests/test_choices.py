@@ -337,3 +337,54 @@ def test_the_reasons_study_meets_its_targets(root):
 
     summary = reasons_study.summarize(reasons_study.run(root=root))
     assert all(summary["passes"].values()), reasons_study.format_summary(summary)
+
+
+def test_sbc_of_a_reasons_spec_is_refused_naming_the_key(tmp_path):
+    from conftest import make_project
+
+    from scsurvey.workflows import sbc
+
+    root = make_project(tmp_path, "unread.csv", spec="full_reasons")  # refused before any read
+    with pytest.raises(SpecError, match=r"components.multiple_response: SBC of the reasons is not built"):
+        sbc.run(sbc.Settings(model="full_reasons", n_sims=2), root=root)
+
+
+def test_a_question_put_to_everyone_with_text_codes_is_read():
+    raw, frame, _ = _survey(n=120)
+    raw["multiple_response"][1].update(asked="everyone", chosen="yes", not_chosen="no")
+    del raw["multiple_response"][1]["route"]
+    for column in ("r_privacy", "r_abuse"):
+        frame[column] = np.where(np.arange(120) % 3 == 0, "yes", "no")
+    frame.loc[5, "r_abuse"] = np.nan
+    codes = prepare(frame, parse_codebook(raw)).choices["why_no"]
+    assert (codes != NOT_ASKED).all()
+    assert (codes[::3, 0] == CHOSEN).all() and codes[5, 1] == NO_ANSWER
+    assert ((codes == NOT_CHOSEN).sum(axis=0) == [80, 79]).all()
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "JAX"])
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_every_backend_and_link_computes_the_same_density(mode, link):
+    """nutpie's two backends compile the model with Numba or JAX: each must give the density
+    and gradient of PyTensor's C/Python reference at a random point (1e-8 relative)."""
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    from scsurvey.model import fused_likelihood
+
+    fused_likelihood.register_jax()  # as the JAX paths do before compiling
+    raw, frame, _ = _survey(n=120)
+    data = prepare(frame, parse_codebook(raw))
+    model = build(spec_from_configs("m", {"multiple_response": True, "link": link}), data).model
+    rng = np.random.default_rng(1)
+    point = {k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in model.initial_point().items()}
+    names = [rv.name for rv in model.free_RVs]
+
+    def density(m, how):
+        wrt = [m[name] for name in names]  # one order of the gradient in both models
+        return m.compile_logp(mode=how)(point), m.compile_dlogp(vars=wrt, mode=how)(point)
+
+    reference = density(model, "FAST_RUN")
+    # the JAX path compiles with the data frozen, as nutpie's JAX backend does
+    other = density(freeze_dims_and_data(model) if mode == "JAX" else model, mode)
+    np.testing.assert_allclose(other[0], reference[0], rtol=1e-8)
+    np.testing.assert_allclose(other[1], reference[1], rtol=1e-8, atol=1e-10)

@@ -3,12 +3,13 @@
 Respondent i asked question q chooses its option k with probability::
 
     logit P(choice_ik = 1) = option_intercept_k + option_slope_k * theta_{i, b(q)}
-    option_intercept_k ~ Normal(mu_option_intercept[q], sigma_option_intercept[q])
+    option_intercept_k ~ Normal(mu_option_intercept[q], 1)
     option_slope_k     ~ Normal(mu_option_slope[q], 0.5)
 
 theta is the respondent's latent support on the question's battery (the same trait the
 battery's items measure), so the choices and the answers inform each other. Options are
-partially pooled within their question. Only answers of respondents who were asked enter
+partially pooled toward their question's mean with a fixed spread (priors ``option_intercept``
+and ``option_slope``). Only answers of respondents who were asked enter
 the likelihood: who was asked follows the routing rule, a function of answers the model
 already has (or of a column it conditions on), so it is ignorable (docs/design.md).
 """
@@ -85,26 +86,21 @@ def layout(spec: ModelSpec, data: SurveyData) -> ChoiceLayout | None:
     )
 
 
-def _intercepts(priors: dict, q_of) -> pt.TensorVariable:
-    """The options' intercepts, pooled within questions, centred: each is informed by the
-    answers of everyone asked (hundreds), and the non-centred form ties each standardised
-    intercept to its question's mean and sd (measured on the twin: R-hat 1.014, bulk ESS 164
-    in 8,000 draws)."""
-    location = priors["mu_option_intercept"]
-    mu = pm.Normal("mu_option_intercept", location["mu"], location["sigma"], dims=dims.QUESTION)
-    sd = priors["sigma_option_intercept"]
-    sigma = pm.Gamma("sigma_option_intercept", alpha=sd["shape"], beta=sd["rate"], dims=dims.QUESTION)
-    return pm.Normal("option_intercept", mu[q_of], sigma[q_of], dims=dims.OPTION)
+def _pooled(name: str, priors: dict, q_of) -> pt.TensorVariable:
+    """``option_<name>`` pooled toward its question's mean with the fixed spread
+    ``priors["option_<name>"]["sigma"]``, centred (each option is informed by the answers of
+    everyone asked).
 
-
-def _slopes(priors: dict, q_of) -> pt.TensorVariable:
-    """The options' slopes on latent support, pooled toward their question's mean with a fixed
-    spread. A learned spread, informed by a handful of options, mixed slowest of the model
-    and funnelled either way it was written: non-centred, R-hat 1.0075 in 8,000 draws and
-    1.014 with 12 divergences on another twin; centred, 60 divergences in 8,000 draws."""
-    location = priors["mu_option_slope"]
-    mu = pm.Normal("mu_option_slope", location["mu"], location["sigma"], dims=dims.QUESTION)
-    return pm.Normal("option_slope", mu[q_of], priors["option_slope"]["sigma"], dims=dims.OPTION)
+    A spread learned from a question's four or five options mixed slowest of the model and
+    funnelled however it was written (docs/design.md): for the slopes, non-centred, R-hat
+    1.0075 in 8,000 draws and 1.014 with 12 divergences on another twin, centred, 60
+    divergences; for the intercepts, centred, 395 divergences and R-hat 1.117 on one of the
+    study's twins, divergences left at target_accept 0.975; non-centred, R-hat 1.014 and bulk
+    ESS 164 in 8,000 draws.
+    """
+    location = priors[f"mu_option_{name}"]
+    mu = pm.Normal(f"mu_option_{name}", location["mu"], location["sigma"], dims=dims.QUESTION)
+    return pm.Normal(f"option_{name}", mu[q_of], priors[f"option_{name}"]["sigma"], dims=dims.OPTION)
 
 
 def choice_logp(value, logit):
@@ -140,8 +136,8 @@ def choice_terms(model: pm.Model, spec: ModelSpec, lay: ChoiceLayout, theta, dat
     model.add_coord(dims.OPTION, lay.options)
     rows, options = lay.answered
     model.add_coord(dims.CHOICE_ANSWER, np.arange(len(rows)))
-    intercept = _intercepts(spec.priors, lay.question_of_option)
-    slope = _slopes(spec.priors, lay.question_of_option)
+    intercept = _pooled("intercept", spec.priors, lay.question_of_option)
+    slope = _pooled("slope", spec.priors, lay.question_of_option)
     # gathers from vectors: their gradients are cheap scatter-adds (a 2-D advanced index's is not)
     n_batteries = lay.n_batteries
     where = data_fn(

@@ -32,17 +32,17 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     # DIF (scsurvey.model.dif): regularised horseshoe per contrast; `expected` items with DIF
     # set the global scale, the slab (Student-t, df and scale in logits) bounds the large ones
     "dif": {"expected": 1.0, "slab_df": 4.0, "slab_scale": 1.0},
-    # multiple-response options (scsurvey.model.choices), pooled within each question:
-    # intercept_k ~ Normal(mu[q], sigma[q]) on the log-odds of choosing; slope_k (per unit of
-    # latent support) ~ Normal(mu[q], option_slope.sigma), a fixed spread: a question's
-    # handful of options cannot inform a learned one
+    # multiple-response options (scsurvey.model.choices), pooled toward their question's
+    # mean with a fixed spread (a question's handful of options cannot inform a learned
+    # one): intercept_k ~ Normal(mu[q], option_intercept.sigma) on the log-odds of choosing,
+    # slope_k ~ Normal(mu[q], option_slope.sigma) per unit of latent support
     "mu_option_intercept": {"mu": 0.0, "sigma": 1.5},
-    "sigma_option_intercept": {"shape": 2.0, "rate": 2.0},
+    "option_intercept": {"sigma": 1.0},
     "mu_option_slope": {"mu": 0.0, "sigma": 1.0},
     "option_slope": {"sigma": 0.5},
 }
 # the priors of the multiple-response component: out of the hash of a spec that does not use it
-CHOICE_PRIORS = ("mu_option_intercept", "sigma_option_intercept", "mu_option_slope", "option_slope")
+CHOICE_PRIORS = ("mu_option_intercept", "option_intercept", "mu_option_slope", "option_slope")
 
 
 def merge_priors(overrides: dict | None, source: str = "<spec>") -> dict[str, dict[str, float]]:

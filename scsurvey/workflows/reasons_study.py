@@ -73,7 +73,7 @@ def run(twins: int = 8, first_seed: int = 3601, root: Path | str = ".", log=prin
             records.append(json.loads(path.read_text()))
             continue
         record = run_twin(seed, root)
-        write_json_atomic(path, record)
+        write_json_atomic(record, path)
         records.append(record)
         log(
             f"twin {seed}: {record['seconds']:.0f} s, "

@@ -48,7 +48,7 @@ from scsurvey.inference.rounds import (
 from scsurvey.model.graph import RAW, answer_data, build, centering_data
 from scsurvey.model.likelihood import ordinal_logp, support_share
 from scsurvey.model.parameterisation import resolve
-from scsurvey.model.spec import ModelSpec, load_inputs, load_spec
+from scsurvey.model.spec import ModelSpec, SpecError, load_inputs, load_spec
 from scsurvey.posterior.predictive import PRIOR_COMPILE
 from scsurvey.report.sbc_page import write_page
 from scsurvey.storage.files import write_json_atomic
@@ -383,6 +383,12 @@ def run(
     from tqdm import tqdm
 
     root = str(Path(root).resolve())
+    spec = load_spec(Path(root) / "models" / f"{settings.model}.toml")
+    if spec.components.multiple_response:
+        raise SpecError(
+            f"{spec.path}: components.multiple_response: SBC of the reasons is not built (its "
+            "simulated surveys would keep the file's reasons); run it on the spec without them"
+        )
     folder = study_dir(settings, root)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic({**asdict(settings), "root": root}, folder / "study.json")
