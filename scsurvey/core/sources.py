@@ -27,6 +27,7 @@ MODEL_SOURCES = (
     "model/predictor.py",
     "inference/rounds.py",
     "posterior/predictive.py",
+    "posterior/choices.py",  # the replicated reasons a fit stores
     "posterior/assemble.py",
     "posterior/stamp.py",
     "posterior/integrated_likelihood.py",
@@ -40,7 +41,6 @@ REPORT_SOURCES = (
     "posterior/checks.py",
     "posterior/summaries.py",
     "posterior/dif.py",
-    "posterior/choices.py",
     "report/plots.py",
     "report/html.py",
     "report/templates/report.html.j2",

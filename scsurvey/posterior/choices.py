@@ -34,37 +34,30 @@ def has_choices(idata) -> bool:
     return "option_intercept" in idata.posterior
 
 
-def probabilities(idata) -> xr.DataArray:
-    """Each respondent's probability of choosing each option, dims (sample, respondent,
-    option), at the draws the respondent-level traits are stored for."""
-    theta = posterior_draws(idata, "theta")
-    at = theta[dims.STACKED]
-    intercept = posterior_draws(idata, "option_intercept").sel({dims.STACKED: at})
-    slope = posterior_draws(idata, "option_slope").sel({dims.STACKED: at})
-    battery = idata.constant_data["option_battery_index"].values
-    t = theta.values[:, :, battery]  # (sample, respondent, option)
-    p = expit(intercept.values[:, None, :] + slope.values[:, None, :] * t)
-    return xr.DataArray(
-        p,
-        dims=(dims.STACKED, dims.RESPONDENT, dims.OPTION),
-        coords={
-            dims.STACKED: at,
-            dims.RESPONDENT: theta[dims.RESPONDENT].values,
-            dims.OPTION: intercept[dims.OPTION].values,
-        },
-    )
-
-
 def asked(idata) -> xr.DataArray:
     """Who was asked each option's question, dims (respondent, option)."""
     return idata.observed_data[CHOICE] != NOT_ASKED
 
 
 def share_draws(idata) -> xr.DataArray:
-    """Each option's share among those asked, dims (sample, option)."""
-    p = probabilities(idata)
+    """Each option's share among those asked, dims (sample, option), at the draws the
+    respondent-level traits are stored for (one option at a time: a survey's respondents x
+    options x draws need not fit in memory)."""
+    theta = posterior_draws(idata, "theta")  # (sample, respondent, battery)
+    at = theta[dims.STACKED]
+    intercept = posterior_draws(idata, "option_intercept").sel({dims.STACKED: at})
+    slope = posterior_draws(idata, "option_slope").sel({dims.STACKED: at})
+    battery = idata.constant_data["option_battery_index"].values
     mask = asked(idata).values
-    return (p * mask).sum(dims.RESPONDENT) / mask.sum(axis=0)
+    shares = np.empty((len(at), len(battery)))
+    for k, b in enumerate(battery):
+        t = theta.values[:, mask[:, k], b]
+        shares[:, k] = expit(intercept.values[:, k, None] + slope.values[:, k, None] * t).mean(axis=1)
+    return xr.DataArray(
+        shares,
+        dims=(dims.STACKED, dims.OPTION),
+        coords={dims.STACKED: at, dims.OPTION: intercept[dims.OPTION].values},
+    )
 
 
 def option_shares(idata, codebook: Codebook | None = None) -> pd.DataFrame:
