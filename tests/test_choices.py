@@ -362,11 +362,11 @@ def test_a_question_put_to_everyone_with_text_codes_is_read():
     assert ((codes == NOT_CHOSEN).sum(axis=0) == [80, 79]).all()
 
 
-@pytest.mark.parametrize("mode", ["NUMBA", "JAX"])
-@pytest.mark.parametrize("link", ["logit", "probit"])
+@pytest.mark.parametrize(("mode", "link"), [("NUMBA", "logit"), ("JAX", "logit"), ("NUMBA", "probit")])
 def test_every_backend_and_link_computes_the_same_density(mode, link):
     """nutpie's two backends compile the model with Numba or JAX: each must give the density
-    and gradient of PyTensor's C/Python reference at a random point (1e-8 relative)."""
+    and gradient of PyTensor's Python reference at a random point (1e-8 relative). The
+    choices' part does not depend on the link; probit runs once, on Numba."""
     from pymc.model.transform.optimization import freeze_dims_and_data
 
     from scsurvey.model import fused_likelihood
@@ -383,7 +383,7 @@ def test_every_backend_and_link_computes_the_same_density(mode, link):
         wrt = [m[name] for name in names]  # one order of the gradient in both models
         return m.compile_logp(mode=how)(point), m.compile_dlogp(vars=wrt, mode=how)(point)
 
-    reference = density(model, "FAST_RUN")
+    reference = density(model, "FAST_COMPILE")
     # the JAX path compiles with the data frozen, as nutpie's JAX backend does
     other = density(freeze_dims_and_data(model) if mode == "JAX" else model, mode)
     np.testing.assert_allclose(other[0], reference[0], rtol=1e-8)
