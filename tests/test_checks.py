@@ -216,8 +216,10 @@ def _raw_frame(idata, codebook):
         idx = cd[f"index_{g.id}"].values
         if g.breaks is None:
             frame[g.column] = [levels[i] for i in idx]
-    for item in codebook.items:
-        frame[item.column] = np.nan
+    for column in [i.column for i in codebook.items] + [
+        o.column for q in codebook.multiple_response for o in q.options
+    ]:
+        frame[column] = np.nan
     return frame
 
 
