@@ -451,7 +451,7 @@ def check_against_codebook(spec: ModelSpec, codebook) -> None:
         )
     if isinstance(comp.multiple_response, tuple):
         bad = [q for q in comp.multiple_response if q not in known_q]
-        if bad or not comp.multiple_response:
+        if bad:
             raise SpecError(
                 f"{spec.path}: components.multiple_response: {bad} not in codebook {codebook.path} "
                 f"(known: {known_q})"
