@@ -388,3 +388,23 @@ def test_every_backend_and_link_computes_the_same_density(mode, link):
     other = density(freeze_dims_and_data(model) if mode == "JAX" else model, mode)
     np.testing.assert_allclose(other[0], reference[0], rtol=1e-8)
     np.testing.assert_allclose(other[1], reference[1], rtol=1e-8, atol=1e-10)
+
+
+def test_a_stray_text_code_among_numeric_options_is_the_one_named():
+    """A numeric option column with one text entry is compared as text: the error names the
+    stray code alone, not the 1.0s and 0.0s beside it."""
+    raw, frame, _ = _survey(n=120)
+    asked = np.flatnonzero(frame["r_order"].notna())
+    frame["r_order"] = frame["r_order"].astype(object)
+    frame.loc[asked[0], "r_order"] = "x"
+    with pytest.raises(
+        DataError, match=r"column 'r_order' \(option order of why_yes\): codes \['x'\] are not"
+    ):
+        prepare(frame, parse_codebook(raw), source="s.csv")
+
+
+def test_text_non_answer_codes_on_a_numeric_scale_are_refused():
+    raw = _codebook_dict()
+    raw["scale"]["missing"] = ["DK"]
+    with pytest.raises(CodebookError, match=r"\[scale\].missing: codes \['DK'\] are text"):
+        parse_codebook(raw, "cb.toml")

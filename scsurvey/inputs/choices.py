@@ -39,15 +39,23 @@ def option_columns(cb: Codebook) -> list[str]:
     return [o.column for q in cb.multiple_response for o in q.options]
 
 
+def _text(value) -> str:
+    """A code as text: 1.0 and 1 both read "1", text stripped."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def _comparable(col: pd.Series, codes) -> tuple[pd.Series, list]:
-    """A column and codes in one form: floats when both are numbers, stripped text else."""
+    """A column and codes in one form: floats when both are numbers, text else (a code of
+    1 and a value of 1.0 then both read "1")."""
     numeric = all(isinstance(c, int | float) and not isinstance(c, bool) for c in codes)
     if numeric:
         converted = pd.to_numeric(col, errors="coerce")
         if (converted.notna() | col.isna() | (col.astype(str).str.strip() == "")).all():
             return converted.astype(float), [float(c) for c in codes]
-    text = col.where(col.isna(), col.astype(str).str.strip())
-    return text.where(text != ""), [str(c) for c in codes]
+    text = col.map(_text, na_action="ignore")
+    return text.where(text != ""), [_text(c) for c in codes]
 
 
 def asked_mask(q: MultipleResponse, frame: pd.DataFrame, cb: Codebook, responses, source: str):

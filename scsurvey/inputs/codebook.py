@@ -356,6 +356,14 @@ def _scale(raw: dict, path) -> Scale:
     if bad:
         _fail(path, "[scale].support", f"levels {bad} are not on the scale {list(levels)}")
     missing = tuple(s.get("missing", ()))
+    kinds = [isinstance(v, str) for v in missing]
+    if not text[0] and any(kinds):
+        _fail(
+            path,
+            "[scale].missing",
+            f"codes {[v for v in missing if isinstance(v, str)]} are text on a scale of numbers "
+            f"{list(levels)}: give the file's numeric codes",
+        )
     clash = [v for v in missing if v in levels]
     if clash:
         _fail(path, "[scale].missing", f"codes {clash} are also scale levels")
