@@ -14,6 +14,7 @@ MODEL_SOURCES = (
     "core/defaults.py",
     "core/tomlfile.py",
     "inputs/codebook.py",
+    "inputs/messages.py",
     "inputs/choices.py",
     "inputs/survey.py",
     "model/likelihood.py",

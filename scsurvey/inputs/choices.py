@@ -12,21 +12,11 @@ import numpy as np
 import pandas as pd
 
 from scsurvey.inputs.codebook import Codebook, MultipleResponse
+from scsurvey.inputs.messages import DataError, label, shown
 
 CHOSEN, NOT_CHOSEN = 1, 0
 NO_ANSWER = -1  # asked, and left blank or coded as a non-answer
 NOT_ASKED = -2  # the routing rule did not put the question to the respondent
-
-
-class ChoiceError(ValueError):
-    """A multiple-response column violates its codebook; the message names file, column and values."""
-
-
-def _shown(values, limit: int = 8) -> str:
-    values = [v.item() if isinstance(v, np.generic) else v for v in values]
-    values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
-    more = f" and {len(values) - limit} more" if len(values) > limit else ""
-    return "[" + ", ".join(repr(v) for v in values[:limit]) + more + "]"
 
 
 def route_columns(cb: Codebook) -> list[str]:
@@ -39,13 +29,6 @@ def option_columns(cb: Codebook) -> list[str]:
     return [o.column for q in cb.multiple_response for o in q.options]
 
 
-def _text(value) -> str:
-    """A code as text: 1.0 and 1 both read "1", text stripped."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _comparable(col: pd.Series, codes) -> tuple[pd.Series, list]:
     """A column and codes in one form: floats when both are numbers, text else (a code of
     1 and a value of 1.0 then both read "1")."""
@@ -54,8 +37,8 @@ def _comparable(col: pd.Series, codes) -> tuple[pd.Series, list]:
         converted = pd.to_numeric(col, errors="coerce")
         if (converted.notna() | col.isna() | (col.astype(str).str.strip() == "")).all():
             return converted.astype(float), [float(c) for c in codes]
-    text = col.map(_text, na_action="ignore")
-    return text.where(text != ""), [_text(c) for c in codes]
+    text = col.map(lambda v: label(v).strip(), na_action="ignore")
+    return text.where(text != ""), [label(c).strip() for c in codes]
 
 
 def asked_mask(q: MultipleResponse, frame: pd.DataFrame, cb: Codebook, responses, source: str):
@@ -89,10 +72,10 @@ def asked_mask(q: MultipleResponse, frame: pd.DataFrame, cb: Codebook, responses
         middle = (cb.scale.n_categories - 1) / 2
         return index > middle if q.asked == "support" else index < middle
     if q.route not in frame.columns:
-        raise ChoiceError(
+        raise DataError(
             f"{source}: column {q.route!r}, the route of multiple-response question {q.id!r} in "
             f"codebook {cb.path}, is not in the file and is not a battery ({cb.battery_ids}); "
-            f"the file has {_shown(list(frame.columns))}"
+            f"the file has {shown(list(frame.columns))}"
         )
     levels = list(cb.scale.levels)
     support = list(cb.scale.support) or levels[-1:]
@@ -112,7 +95,7 @@ def read_choices(frame: pd.DataFrame, cb: Codebook, responses, source: str) -> d
 
     Raises
     ------
-    ChoiceError
+    DataError
         For codes that are neither chosen, not chosen nor a non-answer code, and for answers
         from respondents the routing rule did not ask, naming file, column and values.
     """
@@ -128,19 +111,19 @@ def read_choices(frame: pd.DataFrame, cb: Codebook, responses, source: str) -> d
             answered = values.isin([chosen, not_chosen]).to_numpy()
             bad = values.notna().to_numpy() & ~answered & ~values.isin(missing).to_numpy()
             if bad.any():
-                raise ChoiceError(
+                raise DataError(
                     f"{source}: column {option.column!r} (option {option.id} of {q.id}): codes "
-                    f"{_shown(sorted(pd.unique(values[bad]), key=str))} are not chosen "
+                    f"{shown(sorted(pd.unique(values[bad]), key=str))} are not chosen "
                     f"({q.chosen!r}), not chosen ({q.not_chosen!r}) or a non-answer code "
-                    f"{list(cb.scale.missing)} (respondents {_shown(ids[bad].tolist())})"
+                    f"{list(cb.scale.missing)} (respondents {shown(ids[bad].tolist())})"
                 )
             stray = answered & ~asked
             if stray.any():
                 rule = f"those who {q.asked} on {q.route!r}"
-                raise ChoiceError(
+                raise DataError(
                     f"{source}: column {option.column!r} (option {option.id} of {q.id}): "
-                    f"respondents {_shown(ids[stray].tolist())} answered it "
-                    f"({_shown(pd.unique(values[stray]))}) but the codebook's rule asks only "
+                    f"respondents {shown(ids[stray].tolist())} answered it "
+                    f"({shown(pd.unique(values[stray]))}) but the codebook's rule asks only "
                     f"{rule}; blank their answers, or correct the rule (asked, route) in {cb.path}"
                 )
             codes[answered & (values == chosen).to_numpy(), k] = CHOSEN

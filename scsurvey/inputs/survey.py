@@ -16,18 +16,16 @@ import numpy as np
 import pandas as pd
 
 from scsurvey.core import dims
-from scsurvey.inputs.choices import ChoiceError, option_columns, read_choices, route_columns
+from scsurvey.inputs.choices import option_columns, read_choices, route_columns
 from scsurvey.inputs.codebook import Codebook, Covariate, Group
+from scsurvey.inputs.messages import DataError
+from scsurvey.inputs.messages import label as _label
+from scsurvey.inputs.messages import shown as _shown
 
 MISSING = -1  # code of a missing answer in the response array
-MAX_SHOWN = 8  # offending values listed in an error message
 # no covariate a survey measures (an income in any currency, an age, a count) comes near this;
 # beyond it a value is a data-entry code or an overflow, and squaring it overflows a float
 MAX_COVARIATE = 1e15
-
-
-class DataError(ValueError):
-    """A survey file violates its codebook; the message names file, column and values."""
 
 
 @dataclass
@@ -270,24 +268,6 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> None:
         raise DataError(f"{path}: unknown file type {suffix!r} (csv, parquet, dta, sav)")
 
 
-def _plain(v):
-    """A value as a reader wants it: 7 rather than np.float64(7.0)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, tuple):
-        return tuple(_plain(x) for x in v)
-    return v
-
-
-def _shown(values) -> str:
-    values = [_plain(v) for v in values]
-    head = ", ".join(repr(v) for v in values[:MAX_SHOWN])
-    more = f" and {len(values) - MAX_SHOWN} more" if len(values) > MAX_SHOWN else ""
-    return f"[{head}{more}]"
-
-
 def _rows(frame: pd.DataFrame, id_col: str, where: np.ndarray) -> str:
     ids = frame.loc[where, id_col].tolist() if id_col in frame else np.flatnonzero(where).tolist()
     return f"respondents {_shown(ids)}"
@@ -306,13 +286,6 @@ def _numeric(frame, column, source, id_col) -> pd.Series:
             f"{_shown(pd.unique(col[bad]))} ({_rows(frame, id_col, bad.to_numpy())})"
         )
     return converted.astype(float)
-
-
-def _label(value) -> str:
-    """A group value as a level label: 3.0 -> '3', 'East' -> 'East'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _answer_codes(frame, item, cb: Codebook, source) -> tuple[pd.Series, set]:
@@ -672,10 +645,7 @@ def prepare(
                 f"{source}: item columns {[i.column for i in cb.items]}: "
                 f"{_rows(frame, cb.respondent_id, none)} answered no item at all"
             )
-    try:
-        choices = read_choices(frame, cb, responses, source)
-    except ChoiceError as err:
-        raise DataError(str(err)) from None
+    choices = read_choices(frame, cb, responses, source)
     X, names, centers, scales = _design(frame, cb, source)
     groups = {g.id: _group_index(frame, g, source, cb.respondent_id) for g in cb.groups}
     _check_nesting(groups, cb, frame, source)

@@ -60,10 +60,11 @@ def share_draws(idata) -> xr.DataArray:
     )
 
 
-def option_shares(idata, codebook: Codebook | None = None) -> pd.DataFrame:
+def option_shares(idata, codebook: Codebook | None = None, draws: xr.DataArray | None = None) -> pd.DataFrame:
     """Per option: its question, how many were asked, the observed share choosing it among
-    those who answered, and the model's share with its 90% interval."""
-    draws = share_draws(idata)
+    those who answered, and the model's share with its 90% interval (from ``draws``,
+    :func:`share_draws`, when the caller has them)."""
+    draws = share_draws(idata) if draws is None else draws
     codes = idata.observed_data[CHOICE].values
     answered = codes >= 0
     lo, hi = (1 - INTERVAL) / 2, (1 + INTERVAL) / 2
@@ -84,7 +85,7 @@ def option_shares(idata, codebook: Codebook | None = None) -> pd.DataFrame:
     return frame
 
 
-def ordering_verdicts(idata, codebook: Codebook) -> pd.DataFrame:
+def ordering_verdicts(idata, codebook: Codebook, draws: xr.DataArray | None = None) -> pd.DataFrame:
     """Each published ordering, pair by pair: the posterior probability that the first option
     is chosen more often than the second by those asked, and a verdict.
 
@@ -92,12 +93,13 @@ def ordering_verdicts(idata, codebook: Codebook) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns question, finding, more, less, difference (posterior mean of the share
-        difference), p_holds and verdict ("agrees", "uncertain" or "contradicts").
+        difference), p_holds and verdict ("agrees", "uncertain" or "contradicts"). ``draws``
+        are :func:`share_draws` when the caller has them.
     """
     rows = []
     if not has_choices(idata):
         return pd.DataFrame(columns=ORDERING_COLUMNS)
-    draws = share_draws(idata)
+    draws = share_draws(idata) if draws is None else draws
     fitted = set(draws[dims.OPTION].values)
     for ordering in codebook.orderings:
         for more, less in ordering.pairs:

@@ -779,7 +779,8 @@ def _choices(idata, codebook, fig_dir: Path) -> dict:
     orderings' verdicts, and how choosing moves with latent support."""
     if not choices.has_choices(idata):
         return {"reasons": None, "_orderings": None}
-    shares = choices.option_shares(idata, codebook)
+    draws = choices.share_draws(idata)
+    shares = choices.option_shares(idata, codebook, draws)
     questions = {q.id: q for q in codebook.multiple_response}
     _, _, batteries_ = _labels(codebook)
 
@@ -803,7 +804,7 @@ def _choices(idata, codebook, fig_dir: Path) -> dict:
         .drop(columns=["lower", "upper", "option"])
     )
     labels = {o.id: o.label or o.id for q in codebook.multiple_response for o in q.options}
-    verdicts = choices.ordering_verdicts(idata, codebook)
+    verdicts = choices.ordering_verdicts(idata, codebook, draws)
     shown = (
         verdicts.assign(more=verdicts["more"].map(labels), less=verdicts["less"].map(labels))
         .drop(columns=["question"])

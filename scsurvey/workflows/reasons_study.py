@@ -49,8 +49,9 @@ def run_twin(seed: int, root: Path, population: int = 50_000) -> dict:
     )
     t0 = time.perf_counter()
     m.fit(progress=False)
-    shares = choices.option_shares(m.idata, codebook)
-    verdicts = choices.ordering_verdicts(m.idata, codebook)
+    draws = choices.share_draws(m.idata)
+    shares = choices.option_shares(m.idata, codebook, draws)
+    verdicts = choices.ordering_verdicts(m.idata, codebook, draws)
     return {
         "seed": seed,
         "seconds": time.perf_counter() - t0,

@@ -416,61 +416,58 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
         frame[item.column] = codes[:, j]
 
     pop_cuts = _thresholds(alpha, g)
-    calibration, index = _calibration_tables(codebook, frame, pop_eta, pop_cuts, spec.link)
+    answered = prepare(frame, codebook, source="twin sample").responses  # as the loader reads it
+    calibration, index = _calibration_tables(codebook, answered, pop_eta, pop_cuts, spec.link)
     config["_calibration"] = {"log_spacing_scale": float(log_scale), "index_mean": index}
     if codebook.multiple_response:
         pop_answers = ordinal_random(pop_eta, pop_cuts, link=spec.link, rng=rng_choices)
-        choices = _choices(codebook, config, (pop_theta, pop_answers, pop_frame), theta, frame, rng_choices)
+        population = (pop_theta, pop_answers, pop_frame)
+        choices, table = _choices(codebook, config, population, theta, answered, frame, rng_choices)
         truth.update(choices)
-        config["_calibration"]["multiple_response"] = _choice_calibration(codebook, config, frame, choices)
+        config["_calibration"]["multiple_response"] = table
     truth_out = {k: np.asarray(v) for k, v in truth.items()}
     return Twin(frame=frame, truth=truth_out, calibration=calibration, config=config)
 
 
-def _choices(codebook, config, population, theta, frame, rng) -> dict[str, np.ndarray]:
-    """The multiple-response columns (written into ``frame``) and their true values."""
+def _choices(codebook, config, population, theta, answered, frame, rng):
+    """The multiple-response columns (written into ``frame``), their true values, and per
+    option the assumed population share, the sample's true and observed shares and how many
+    were asked. ``answered`` are the sample's answers as the loader reads them (they route)."""
     try:
         settings = option_settings(codebook, config)
     except TwinChoiceError as err:
         raise TwinError(str(err)) from None
     pop_theta, pop_answers, pop_frame = population
     intercept = solve_intercepts(codebook, settings, pop_theta, pop_answers, pop_frame)
-    answered = prepare(frame, codebook, source="twin sample").responses  # routed as the loader reads it
-    columns, share, _ = simulate_choices(codebook, intercept, settings["slope"], theta, answered, frame, rng)
+    columns, share, observed, asked = simulate_choices(
+        codebook, intercept, settings["slope"], theta, answered, frame, rng
+    )
     for column, codes in columns.items():
         frame[column] = codes
-    return {
+    names = [f"{q.id}.{o}" for q in codebook.multiple_response for o in q.option_ids]
+    table = {
+        name: {
+            "population": float(settings["share"][k]),
+            "sample_true": float(share[k]),
+            "sample_observed": float(observed[k]),
+            "asked": int(asked[k]),
+        }
+        for k, name in enumerate(names)
+    }
+    truth = {
         "option_intercept": intercept,
         "option_slope": settings["slope"],
         "option_share": share,
         "option_share_population": settings["share"],
     }
+    return truth, table
 
 
-def _choice_calibration(codebook, config, frame, truth) -> dict:
-    """Per option: the assumed population share, the sample's true share, the sample's count."""
-    sample = prepare(frame, codebook, source="twin sample")
-    out, k = {}, 0
-    for q in codebook.multiple_response:
-        codes = sample.choices[q.id]
-        asked = codes[:, 0] != -2
-        for j, option in enumerate(q.options):
-            out[f"{q.id}.{option.id}"] = {
-                "population": float(truth["option_share_population"][k]),
-                "sample_true": float(truth["option_share"][k]),
-                "sample_observed": float((codes[asked, j] == 1).mean()),
-                "asked": int(asked.sum()),
-            }
-            k += 1
-    return out
-
-
-def _calibration_tables(codebook, frame: pd.DataFrame, pop_eta, pop_cuts, link: str):
+def _calibration_tables(codebook, answered: np.ndarray, pop_eta, pop_cuts, link: str):
     """Per item the published, population and sample support shares; per battery the index
-    mean in the population and in the sample (as the loader reads the sample)."""
+    mean in the population and in the sample (``answered``: as the loader reads the sample)."""
     support = np.array(codebook.scale.support_mask)
     pop_share = category_probs(pop_eta, pop_cuts, link)[..., support].sum(-1).mean(axis=0)
-    answered = prepare(frame, codebook, source="twin sample").responses  # as the loader reads it
     ok = answered != MISSING
     sample_share = (support[np.clip(answered, 0, None)] & ok).sum(0) / ok.sum(0)
     calibration = pd.DataFrame(

@@ -97,26 +97,29 @@ def solve_intercepts(codebook, settings, theta, responses, frame) -> np.ndarray:
 
 
 def simulate_choices(codebook, intercept, slope, theta, responses, frame, rng):
-    """Each question's option columns for a sample, and the true share among those asked.
+    """Each question's option columns for a sample, with the true and observed share among
+    those asked.
 
     Returns
     -------
     columns : dict
         Option column -> codes (``chosen``, ``not_chosen``; NaN where not asked).
-    share : ndarray, shape (option,)
-        Mean over the sample's asked respondents of each option's true probability.
-    asked_n : dict
-        Question id -> how many were asked.
+    share, observed : ndarray, shape (option,)
+        Mean over the sample's asked respondents of each option's true probability; the
+        share of them choosing it.
+    asked_n : ndarray of int, shape (option,)
+        How many were asked each option's question.
     """
-    columns, share, asked_n = {}, np.empty(len(intercept)), {}
+    columns, asked_n = {}, np.empty(len(intercept), dtype=int)
+    share, observed = np.empty(len(intercept)), np.empty(len(intercept))
     for q, sl, b in _question_slices(codebook):
         asked = asked_mask(q, frame, codebook, responses, "twin sample")
-        asked_n[q.id] = int(asked.sum())
+        asked_n[sl] = asked.sum()
         p = expit(intercept[sl] + slope[sl] * theta[:, b : b + 1])  # (respondent, option)
         draw = rng.random(p.shape) < p
-        share[sl] = p[asked].mean(axis=0)
+        share[sl], observed[sl] = p[asked].mean(axis=0), draw[asked].mean(axis=0)
         for k, option in enumerate(q.options):
             codes = np.where(draw[:, k], q.chosen, q.not_chosen).astype(object)
             codes[~asked] = np.nan
             columns[option.column] = pd.Series(codes).infer_objects()
-    return columns, share, asked_n
+    return columns, share, observed, asked_n
