@@ -336,6 +336,8 @@ def register_jax() -> None:
 
     jax_funcify.register(OrderedLogit)(_jax_ordered_logit)
     jax_funcify.register(ThresholdScatter)(_jax_threshold_scatter)
+    jax_funcify.register(SpreadOrderedLogit)(_jax_spread_ordered_logit)
+    jax_funcify.register(BernoulliLogit)(_jax_bernoulli_logit)
 
 
 def _jax_ordered_logit(op, **kwargs):
@@ -381,3 +383,280 @@ def _jax_threshold_scatter(op, **kwargs):
         return out[:, 1:-1]
 
     return threshold_scatter
+
+
+@numba.njit(**VECTOR)
+def logit_answers_spread(eta, cuts, log_spread, y):
+    """:func:`logit_answers` with each respondent's thresholds spread around the item's
+    centre (an extreme response style): ``c'_ik = m + exp(s_i) (c_k - m)``, ``m`` the mean of
+    the item's thresholds.
+
+    The thresholds' exps are per answer now: two vectorised exps (upper and lower bound), and
+    the gap term ``log(1 - e^(b - a))`` from their ratio by a second vectorised log.
+
+    Returns
+    -------
+    lp, d_eta, d_up, d_lo, d_spread : ndarray, shape (N, J)
+        The log-probability; its derivatives with respect to eta and to the answer's spread
+        upper and lower thresholds; and with respect to ``s_i``.
+    """
+    n, n_items = y.shape
+    k1 = cuts.shape[1]
+    size = n * n_items
+    centre = np.zeros(n_items)
+    for j in range(n_items):
+        for k in range(k1):
+            centre[j] += cuts[j, k]
+        centre[j] /= k1
+    factor = np.exp(log_spread)
+    flat_eta = np.ascontiguousarray(eta).reshape(size)
+    flat_y = np.ascontiguousarray(y).reshape(size)
+    arg_up, arg_lo = np.empty(size), np.empty(size)
+    dev_up, dev_lo = np.zeros(size), np.zeros(size)
+    lp = np.zeros(size)
+    for i in range(n):
+        for j in range(n_items):
+            f = i * n_items + j
+            k = flat_y[f]
+            up = k >= 0 and k < k1
+            lo = k > 0
+            if up:
+                dev_up[f] = factor[i] * (cuts[j, k] - centre[j])
+                lp[f] = centre[j] + dev_up[f] - flat_eta[f]
+            if lo:
+                dev_lo[f] = factor[i] * (cuts[j, k - 1] - centre[j])
+            arg_up[f] = centre[j] + dev_up[f] - flat_eta[f]
+            arg_lo[f] = centre[j] + dev_lo[f] - flat_eta[f]
+    e_up, e_lo, scratch = np.empty(size), np.empty(size), np.empty(size)
+    vector_exp(arg_up, e_up, scratch)
+    vector_exp(arg_lo, e_lo, scratch)
+    d_eta, d_up, d_lo, d_spread = np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size)
+    product, gap = np.empty(size), np.empty(size)
+    for f in range(size):
+        k = flat_y[f]
+        up = k >= 0 and k < k1
+        lo = k > 0
+        eu = e_up[f] if up else 0.0
+        el = e_lo[f] if lo else 0.0
+        s_a = eu / (1.0 + eu)
+        s_b = el / (1.0 + el)
+        interior = up and lo
+        ratio = el / eu if interior else 0.0  # e^(b - a): the spread gap, per answer
+        r_k = ratio / (1.0 - ratio) if interior else 0.0
+        gap[f] = 1.0 - ratio
+        product[f] = (1.0 + eu) * (1.0 + el)
+        d_eta[f] = (s_a - 1.0 if up else 0.0) + (s_b if lo else 0.0)
+        d_up[f] = 1.0 - s_a + r_k if up else 0.0
+        d_lo[f] = -s_b - r_k if lo else 0.0
+        d_spread[f] = d_up[f] * dev_up[f] + d_lo[f] * dev_lo[f]
+    logs, gap_logs, mantissa = np.empty(size), np.empty(size), np.empty(size)
+    vector_log(product, logs, mantissa, scratch)
+    vector_log(gap, gap_logs, mantissa, scratch)
+    for f in range(size):
+        lp[f] = lp[f] - logs[f] + gap_logs[f] if flat_y[f] >= 0 else 0.0
+    shape = (n, n_items)
+    return (
+        lp.reshape(shape),
+        d_eta.reshape(shape),
+        d_up.reshape(shape),
+        d_lo.reshape(shape),
+        d_spread.reshape(shape),
+    )
+
+
+class SpreadOrderedLogit(Op):
+    """``(eta, cuts, log_spread, y) -> (lp, d_eta, d_up, d_lo, d_spread)``, each ``(N, J)``:
+    the ordered logit with per-respondent spread thresholds (:func:`logit_answers_spread`)."""
+
+    __props__ = ()
+
+    def make_node(self, eta, cuts, log_spread, y):
+        eta = pt.as_tensor_variable(eta).astype("float64")
+        cuts = pt.as_tensor_variable(cuts).astype("float64")
+        log_spread = pt.as_tensor_variable(log_spread).astype("float64")
+        y = pt.as_tensor_variable(y).astype("int64")
+        if eta.ndim != 2 or cuts.ndim != 2 or log_spread.ndim != 1 or y.ndim != 2:
+            raise ValueError(
+                "SpreadOrderedLogit takes eta (N, J), cuts (J, K - 1), log_spread (N,) and answers (N, J)"
+            )
+        out = pt.matrix(dtype="float64", shape=y.type.shape)
+        return Apply(self, [eta, cuts, log_spread, y], [out.type() for _ in range(5)])
+
+    def perform(self, node, inputs, outputs):
+        eta, cuts, log_spread, y = inputs
+        results = logit_answers_spread(
+            np.ascontiguousarray(eta, dtype=np.float64),
+            np.ascontiguousarray(cuts, dtype=np.float64),
+            np.ascontiguousarray(log_spread, dtype=np.float64),
+            np.ascontiguousarray(y, dtype=np.int64),
+        )
+        for storage, value in zip(outputs, results, strict=True):
+            storage[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[3]] * 5
+
+    def grad(self, inputs, output_grads):
+        eta, cuts, log_spread, y = inputs
+        _, d_eta, d_up, d_lo, d_spread = self(eta, cuts, log_spread, y)
+        if any(not isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+            raise NotImplementedError("SpreadOrderedLogit's derivative outputs are not differentiable")
+        g = output_grads[0]
+        if isinstance(g.type, DisconnectedType):
+            return [pt.zeros_like(eta), pt.zeros_like(cuts), pt.zeros_like(log_spread), DisconnectedType()()]
+        factor = pt.exp(log_spread)[:, None]
+        # c'_k = m + f (c_k - m): f on the answer's own threshold, (1 - f) / (K - 1) on each
+        # of the item's thresholds through the centre m
+        own = ThresholdScatter()(g * factor * d_up, g * factor * d_lo, y, cuts)
+        through_centre = (g * (1.0 - factor) * (d_up + d_lo)).sum(axis=0) / cuts.shape[1]
+        return [
+            g * d_eta,
+            own + through_centre[:, None],
+            (g * d_spread).sum(axis=1),
+            DisconnectedType()(),
+        ]
+
+    def connection_pattern(self, node):
+        return [[True] * 5, [True] * 5, [True] * 5, [False] * 5]
+
+
+def spread_logit_logp(value, eta, cuts, log_spread):
+    """Elementwise ordered-logit log-probabilities with each respondent's thresholds spread
+    by ``exp(log_spread)`` around the item's centre (0 where missing), as one Op."""
+    eta = pt.as_tensor_variable(eta)
+    value = pt.as_tensor_variable(value)
+    if eta.ndim < 2:
+        eta = pt.broadcast_to(eta, value.shape)
+    return SpreadOrderedLogit()(eta, cuts, log_spread, value)[0]
+
+
+@register_funcify_default_op_cache_key(SpreadOrderedLogit)
+def _numba_spread_ordered_logit(op, node=None, **kwargs):
+    @numba.njit
+    def spread_ordered_logit(eta, cuts, log_spread, y):
+        return logit_answers_spread(
+            np.ascontiguousarray(eta),
+            np.ascontiguousarray(cuts),
+            np.ascontiguousarray(log_spread),
+            np.ascontiguousarray(y),
+        )
+
+    return spread_ordered_logit, KERNEL_VERSION
+
+
+def _jax_spread_ordered_logit(op, **kwargs):
+    import jax.numpy as jnp
+
+    def spread_ordered_logit(eta, cuts, log_spread, y):
+        n_items, k1 = cuts.shape
+        observed = y >= 0
+        up = observed & (y < k1)
+        lo = observed & (y > 0)
+        centre = cuts.mean(axis=1)[None, :]
+        items = jnp.arange(n_items)[None, :]
+        factor = jnp.exp(log_spread)[:, None]
+        dev_up = jnp.where(up, factor * (cuts[items, jnp.clip(y, 0, k1 - 1)] - centre), 0.0)
+        dev_lo = jnp.where(lo, factor * (cuts[items, jnp.clip(y - 1, 0, k1 - 1)] - centre), 0.0)
+        a, b = centre + dev_up - eta, centre + dev_lo - eta
+        eu = jnp.where(up, jnp.exp(jnp.clip(a, -700.0, 700.0)), 0.0)
+        el = jnp.where(lo, jnp.exp(jnp.clip(b, -700.0, 700.0)), 0.0)
+        s_a, s_b = eu / (1.0 + eu), el / (1.0 + el)
+        interior = up & lo
+        ratio = jnp.where(interior, el / jnp.where(interior, eu, 1.0), 0.0)
+        r_k = jnp.where(interior, ratio / (1.0 - ratio), 0.0)
+        lp = jnp.where(up, a, 0.0) - jnp.log((1.0 + eu) * (1.0 + el)) + jnp.log(1.0 - ratio)
+        d_eta = jnp.where(up, s_a - 1.0, 0.0) + jnp.where(lo, s_b, 0.0)
+        d_up = jnp.where(up, 1.0 - s_a + r_k, 0.0)
+        d_lo = jnp.where(lo, -s_b - r_k, 0.0)
+        keep = observed.astype(eta.dtype)
+        d_spread = d_up * dev_up + d_lo * dev_lo
+        return lp * keep, d_eta * keep, d_up * keep, d_lo * keep, d_spread * keep
+
+    return spread_ordered_logit
+
+
+@numba.njit(**VECTOR)
+def bernoulli_logit_cells(logit, d):
+    """``d x - log(1 + e^x)`` per cell and its derivative ``d - e^x / (1 + e^x)``, with the
+    vectorised exp and log (``x`` clipped to +-700 by the exp)."""
+    size = logit.size
+    flat = np.ascontiguousarray(logit).reshape(size)
+    flat_d = np.ascontiguousarray(d).reshape(size)
+    e, scratch = np.empty(size), np.empty(size)
+    vector_exp(flat, e, scratch)
+    one_plus = np.empty(size)
+    grad = np.empty(size)
+    for f in range(size):
+        one_plus[f] = 1.0 + e[f]
+        grad[f] = flat_d[f] - e[f] / one_plus[f]
+    logs, mantissa = np.empty(size), np.empty(size)
+    vector_log(one_plus, logs, mantissa, scratch)
+    lp = np.empty(size)
+    for f in range(size):
+        lp[f] = flat_d[f] * flat[f] - logs[f]
+    return lp.reshape(logit.shape), grad.reshape(logit.shape)
+
+
+class BernoulliLogit(Op):
+    """``(logit, d) -> (lp, d_logit)``, each ``(N, J)``: Bernoulli log-probabilities of the
+    0/1 cells ``d`` on the log-odds scale (:func:`bernoulli_logit_cells`)."""
+
+    __props__ = ()
+
+    def make_node(self, logit, d):
+        logit = pt.as_tensor_variable(logit).astype("float64")
+        d = pt.as_tensor_variable(d).astype("int64")
+        if logit.ndim != 2 or d.ndim != 2:
+            raise ValueError("BernoulliLogit takes log-odds (N, J) and 0/1 cells (N, J)")
+        out = pt.matrix(dtype="float64", shape=d.type.shape)
+        return Apply(self, [logit, d], [out.type(), out.type()])
+
+    def perform(self, node, inputs, outputs):
+        logit, d = inputs
+        results = bernoulli_logit_cells(
+            np.ascontiguousarray(logit, dtype=np.float64), np.ascontiguousarray(d, dtype=np.int64)
+        )
+        for storage, value in zip(outputs, results, strict=True):
+            storage[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [shapes[1]] * 2
+
+    def grad(self, inputs, output_grads):
+        logit, d = inputs
+        _, d_logit = self(logit, d)
+        if not isinstance(output_grads[1].type, DisconnectedType):
+            raise NotImplementedError("BernoulliLogit's derivative output is not differentiable")
+        g = output_grads[0]
+        if isinstance(g.type, DisconnectedType):
+            return [pt.zeros_like(logit), DisconnectedType()()]
+        return [g * d_logit, DisconnectedType()()]
+
+    def connection_pattern(self, node):
+        return [[True, True], [False, False]]
+
+
+def bernoulli_logit_logp(value, logit):
+    """Elementwise Bernoulli log-probabilities of 0/1 ``value`` at log-odds ``logit``, as one Op."""
+    value = pt.as_tensor_variable(value)
+    logit = pt.broadcast_to(pt.as_tensor_variable(logit), value.shape)
+    return BernoulliLogit()(logit, value)[0]
+
+
+@register_funcify_default_op_cache_key(BernoulliLogit)
+def _numba_bernoulli_logit(op, node=None, **kwargs):
+    @numba.njit
+    def bernoulli_logit(logit, d):
+        return bernoulli_logit_cells(np.ascontiguousarray(logit), np.ascontiguousarray(d))
+
+    return bernoulli_logit, KERNEL_VERSION
+
+
+def _jax_bernoulli_logit(op, **kwargs):
+    import jax
+    import jax.numpy as jnp
+
+    def bernoulli_logit(logit, d):
+        return d * logit - jnp.logaddexp(0.0, logit), d - jax.nn.sigmoid(logit)
+
+    return bernoulli_logit

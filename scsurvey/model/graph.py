@@ -36,6 +36,7 @@ from scsurvey.model.likelihood import answer_tables, ordinal_logp, ordinal_rando
 from scsurvey.model.parameterisation import Centering, group_weight, resolve
 from scsurvey.model.priors import sd_rms
 from scsurvey.model.spec import ModelSpec, SpecError, check_against_codebook
+from scsurvey.model.styles import NONRESPONSE_DATA, nonresponse_indicator, nonresponse_terms, style_terms
 
 PARTIAL_CORR = "partial_corr01"  # C-vine partial correlations of the batteries, on (0, 1)
 CENTERING_GAPS = "centering_gaps"  # pm.Data: per item, the centring weight of its gaps
@@ -116,6 +117,7 @@ def answer_data(responses: np.ndarray, codebook, model: pm.Model) -> dict[str, n
     """
     responses = np.asarray(responses, dtype=np.int64)
     tables = answer_tables(responses, codebook.scale.n_categories - 1)
+    tables[NONRESPONSE_DATA] = nonresponse_indicator(responses)
     return {OBSERVED_DATA: responses, **{k: v for k, v in tables.items() if k in model.named_vars}}
 
 
@@ -420,9 +422,13 @@ def build(
         weights = centering_values(centering, cb)
         cuts = _thresholds(spec.priors, battery_of_item, n_thresholds, weights)
         eta = _linear_predictor(model, spec, data, cols, weights, dif)
-        _answers(spec, eta, cuts, y_obs, tables, counts, (len(cb.items), n_thresholds), fused)
+        answer_eta, log_spread = style_terms(model, spec, data, eta, _data)
+        shape = (len(cb.items), n_thresholds)
+        _answers(spec, answer_eta, cuts, y_obs, tables, counts, shape, fused, log_spread)
         if choices is not None:
             choice_terms(model, spec, choices, model["theta"], _data)
+        if comp.nonresponse == "informative":
+            nonresponse_terms(model, spec, data, model["theta"], _data)
     sampling_model = None
     if not comp.residual and counts is None:
         distinct, n_same = aggregate(spec, data)
@@ -537,12 +543,27 @@ def _group_part(model, spec: ModelSpec, data: SurveyData, gid: str, weights):
     return u.T[index]
 
 
-def _answers(spec: ModelSpec, eta, cuts, y_obs, tables, counts, shape, fused: bool) -> None:
-    """The observed answers' graded-response likelihood (each row weighted by ``counts``)."""
+def _answers(spec: ModelSpec, eta, cuts, y_obs, tables, counts, shape, fused: bool, log_spread=None) -> None:
+    """The observed answers' graded-response likelihood (each row weighted by ``counts``;
+    thresholds spread per respondent by ``log_spread``, an extreme response style)."""
     logp = partial(ordinal_logp, link=spec.link, shape=shape, tables=tables, fused=fused)
     if counts is not None:
         count = _data("answer_count", counts, dims=dims.RESPONDENT)[:, None]
         logp = partial(_weighted, logp=logp, weight=count)
+    if log_spread is not None:
+        pm.CustomDist(
+            OBSERVED,
+            eta,
+            cuts,
+            log_spread[:, None],
+            logp=partial(_spread_logp, logp=logp),
+            random=partial(_spread_random, link=spec.link),
+            signature="(),(k),()->()",
+            dtype="int64",
+            observed=y_obs,
+            dims=(dims.RESPONDENT, dims.ITEM),
+        )
+        return
     pm.CustomDist(
         OBSERVED,
         eta,
@@ -558,6 +579,14 @@ def _answers(spec: ModelSpec, eta, cuts, y_obs, tables, counts, shape, fused: bo
 
 def _weighted(value, eta, cuts, logp, weight):
     return logp(value, eta, cuts) * weight
+
+
+def _spread_logp(value, eta, cuts, log_spread, logp):
+    return logp(value, eta, cuts, log_spread=log_spread)
+
+
+def _spread_random(eta, cuts, log_spread, link, rng=None, size=None):
+    return ordinal_random(eta, cuts, link, rng=rng, size=size, log_spread=log_spread)
 
 
 def build_model(spec: ModelSpec, data: SurveyData) -> pm.Model:

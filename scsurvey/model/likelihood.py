@@ -143,6 +143,7 @@ def ordinal_logp(
     shape: tuple[int, int] | None = None,
     tables=None,
     fused: bool = True,
+    log_spread=None,
 ):
     """Elementwise log-probability of ordinal answers; 0 for missing cells.
 
@@ -152,8 +153,8 @@ def ordinal_logp(
         0-based categories, -1 for missing.
     eta : tensor, shape (..., item)
         Linear predictor.
-    cuts : tensor, shape (item, K - 1)
-        Increasing thresholds.
+    cuts : tensor, shape (item, K - 1) or (respondent, item, K - 1)
+        Increasing thresholds, per item or per answer (a response style).
     link : {"logit", "probit"}
     shape : (int, int), optional
         Static ``(item, K - 1)`` size of ``cuts`` when the graph does not know it.
@@ -164,40 +165,63 @@ def ordinal_logp(
         The logit link as one operation with its own gradient
         (:mod:`scsurvey.model.fused_likelihood`); False: the graph form, the reference the
         tests hold it to.
+    log_spread : tensor, shape (respondent,) or (respondent, 1), optional
+        Each respondent's log threshold spread around the item's centre (an extreme
+        response style, :mod:`scsurvey.model.styles`).
 
     Returns
     -------
     tensor, shape of ``value``
     """
+    if link not in LINKS:
+        raise ValueError(f"link {link!r} is not one of {LINKS}")
+    while cuts.ndim > 2 and cuts.type.broadcastable[0]:  # CustomDist adds batch dims of 1
+        cuts = cuts[0]
+    if log_spread is not None:
+        log_spread = log_spread.reshape((-1,)) if log_spread.ndim > 1 else log_spread
+        if link == "logit" and fused:
+            from scsurvey.model.fused_likelihood import spread_logit_logp
+
+            return spread_logit_logp(value, eta, cuts, log_spread)
+        from scsurvey.model.styles import spread_thresholds
+
+        cuts = spread_thresholds(cuts, log_spread)
+    if cuts.ndim > 2:  # thresholds per answer: the bounds form
+        return _bounded_logp(value, eta, cuts, _log_sigmoid if link == "logit" else normal_lcdf)
     if link == "logit" and fused:
         from scsurvey.model.fused_likelihood import ordered_logit_logp
 
-        while cuts.ndim > 2 and cuts.type.broadcastable[0]:  # CustomDist adds batch dims of 1
-            cuts = cuts[0]
         return ordered_logit_logp(value, eta, cuts)
     if link == "logit":
         return _logit_logp(value, eta, cuts, shape, tables)
+    return _bounded_logp(value, eta, cuts, normal_lcdf)
+
+
+def _log_sigmoid(x):
+    return -pt.softplus(-x)
+
+
+def _bounded_logp(value, eta, cuts, lcdf):
+    """log(F(c_k - eta) - F(c_{k-1} - eta)) from the answer's two thresholds, ``cuts`` per
+    item or per answer, with ``lcdf`` the link's log-CDF (symmetric noise)."""
     observed, has_up, has_lo, c_up, c_lo = _bounds(value, cuts)
     a = c_up - eta  # F(a): probability of an answer at or below k
     b = c_lo - eta  # F(b): probability of an answer below k
     interior = has_up & has_lo
-    if link == "probit":
-        # Reflect into the lower tail, where the normal log-CDF is accurate.
-        flip = interior & (a + b > 0)
-        hi = pt.switch(flip, -b, a)
-        lo = pt.switch(flip, -a, b)
-        l_hi = normal_lcdf(hi)
-        l_lo = normal_lcdf(pt.switch(interior, lo, hi - 1.0))
-        mid = l_hi + log1mexp(pt.minimum(l_lo - l_hi, -1e-12))
-        top = normal_lcdf(-b)  # only a lower bound: P(y = K-1) = 1 - F(b)
-        bottom = normal_lcdf(a)  # only an upper bound: P(y = 0) = F(a)
-        lp = pt.switch(interior, mid, pt.switch(has_up, bottom, top))
-    else:
-        raise ValueError(f"link {link!r} is not one of {LINKS}")
+    # Reflect into the lower tail, where the log-CDF is accurate.
+    flip = interior & (a + b > 0)
+    hi = pt.switch(flip, -b, a)
+    lo = pt.switch(flip, -a, b)
+    l_hi = lcdf(hi)
+    l_lo = lcdf(pt.switch(interior, lo, hi - 1.0))
+    mid = l_hi + log1mexp(pt.minimum(l_lo - l_hi, -1e-12))
+    top = lcdf(-b)  # only a lower bound: P(y = K-1) = 1 - F(b)
+    bottom = lcdf(a)  # only an upper bound: P(y = 0) = F(a)
+    lp = pt.switch(interior, mid, pt.switch(has_up, bottom, top))
     return pt.switch(observed, lp, 0.0)
 
 
-def ordinal_random(eta, cuts, link: str = "logit", rng=None, size=None):
+def ordinal_random(eta, cuts, link: str = "logit", rng=None, size=None, log_spread=None):
     """Draw answers by thresholding a latent ``eta + noise`` (logistic or normal).
 
     Parameters
@@ -208,6 +232,8 @@ def ordinal_random(eta, cuts, link: str = "logit", rng=None, size=None):
     rng : numpy.random.Generator
     size : tuple, optional
         Batch shape; defaults to the broadcast shape of ``eta`` and ``cuts[..., 0]``.
+    log_spread : ndarray, shape (..., respondent, 1), optional
+        Each respondent's log threshold spread (an extreme response style).
 
     Returns
     -------
@@ -215,6 +241,9 @@ def ordinal_random(eta, cuts, link: str = "logit", rng=None, size=None):
         0-based categories.
     """
     rng = np.random.default_rng(rng)
+    if log_spread is not None:
+        centre = np.mean(cuts, axis=-1, keepdims=True)
+        cuts = centre + np.exp(np.asarray(log_spread))[..., None] * (cuts - centre)
     if size is None:
         size = np.broadcast_shapes(np.shape(eta), np.shape(cuts)[:-1])
     noise = rng.logistic(size=size) if link == "logit" else rng.standard_normal(size=size)

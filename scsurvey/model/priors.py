@@ -40,9 +40,24 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     "option_intercept": {"sigma": 1.0},
     "mu_option_slope": {"mu": 0.0, "sigma": 1.0},
     "option_slope": {"sigma": 0.5},
+    # response styles (scsurvey.model.styles), per respondent: the log of the factor that
+    # spreads the thresholds around each item's centre, Normal(0, style_sd); a shift towards
+    # agreeing, Normal(0, acquiescence_sd), on the latent scale. Gamma priors keep the sds
+    # off zero, where a style the data do not show would make a funnel
+    "style_sd": {"shape": 2.0, "rate": 8.0},
+    "acquiescence_sd": {"shape": 2.0, "rate": 8.0},
+    # informative non-response: logit P(no answer) = kappa_j + gamma_b theta_b + nu, with
+    # kappa_j ~ Normal(mu_kappa, sigma_kappa), gamma ~ Normal(0, sigma) per battery and a
+    # propensity of the respondent's own nu ~ Normal(0, propensity_sd)
+    "mu_kappa": {"mu": -3.0, "sigma": 1.5},
+    "sigma_kappa": {"shape": 2.0, "rate": 4.0},
+    "nonresponse_slope": {"sigma": 1.0},
+    "propensity_sd": {"shape": 2.0, "rate": 2.0},
 }
 # the priors of the multiple-response component: out of the hash of a spec that does not use it
 CHOICE_PRIORS = ("mu_option_intercept", "option_intercept", "mu_option_slope", "option_slope")
+STYLE_PRIORS = ("style_sd", "acquiescence_sd")
+NONRESPONSE_PRIORS = ("mu_kappa", "sigma_kappa", "nonresponse_slope", "propensity_sd")
 
 
 def merge_priors(overrides: dict | None, source: str = "<spec>") -> dict[str, dict[str, float]]:

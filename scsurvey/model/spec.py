@@ -19,7 +19,7 @@ from scsurvey.inputs.codebook import load_codebook
 from scsurvey.inputs.survey import SurveyData, load_survey
 from scsurvey.model.likelihood import LINKS
 from scsurvey.model.parameterisation import BLOCKS, DEFAULTS, parse_setting
-from scsurvey.model.priors import CHOICE_PRIORS, merge_priors
+from scsurvey.model.priors import CHOICE_PRIORS, NONRESPONSE_PRIORS, STYLE_PRIORS, merge_priors
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "advi")  # advi: approximate, scsurvey.inference.approximate
 NUTPIE_BACKENDS = ("numba", "jax")
@@ -52,10 +52,20 @@ class Components:
     # multiple-response questions of the codebook fitted jointly with the batteries
     # (scsurvey.model.choices): true for all, or their ids
     multiple_response: bool | tuple[str, ...] = False
+    # respondent-level response styles (scsurvey.model.styles): "extreme" (a spread of the
+    # thresholds around each item's centre) and "acquiescence" (a shift towards agreeing,
+    # identified by reverse-keyed items)
+    response_style: tuple[str, ...] = ()
+    # "ignorable" (missing answers carry no information) or "informative" (a selection model:
+    # each non-answer on a propensity that moves with the traits)
+    nonresponse: str = "ignorable"
 
 
 GROUP_MEANS = ("levels", "respondents")
 DIF_KINDS = ("uniform", "nonuniform")
+RESPONSE_STYLES = ("extreme", "acquiescence")
+INPUT_KEYS = ("codebook", "data", "twin", "baseline")
+NONRESPONSE = ("ignorable", "informative")
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,8 @@ class ModelSpec:
     codebook: str = ""
     data: str = ""
     twin: str = ""  # the twin settings file when ``data`` is a synthetic twin made from it
+    # the named model a fit of this one is read against (the report's sensitivity table)
+    baseline: str = ""
     link: str = "logit"
     description: str = ""
     components: Components = field(default_factory=Components)
@@ -113,7 +125,7 @@ class ModelSpec:
     def hash(self) -> str:
         """SHA-256 of everything that changes the posterior (not the description or paths)."""
         content = self.as_dict()
-        for key in ("description", "path", "name", "codebook", "data", "twin"):
+        for key in ("description", "path", "name", "codebook", "data", "twin", "baseline"):
             content.pop(key)
         if not self.components.dif:  # an unused component and its prior do not change the posterior
             content["priors"].pop("dif")
@@ -123,6 +135,15 @@ class ModelSpec:
             content["components"].pop("multiple_response")
             for key in CHOICE_PRIORS:
                 content["priors"].pop(key)
+        for on, keys, priors in (
+            (self.components.response_style, ("response_style",), STYLE_PRIORS),
+            (self.components.nonresponse != "ignorable", ("nonresponse",), NONRESPONSE_PRIORS),
+        ):
+            if not on:
+                for key in keys:
+                    content["components"].pop(key)
+                for key in priors:
+                    content["priors"].pop(key)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def model_config(self) -> dict:
@@ -142,6 +163,8 @@ class ModelSpec:
             "multiple_response": c.multiple_response
             if isinstance(c.multiple_response, bool)
             else list(c.multiple_response),
+            "response_style": list(c.response_style),
+            "nonresponse": c.nonresponse,
             "priors": copy.deepcopy(self.priors),
             "centering": dict(self.centering),
         }
@@ -156,7 +179,7 @@ class ModelSpec:
         comp = d.get("components", {})
         config = {"link": d.get("link", "logit"), **comp}
         config.update(priors=d.get("priors", {}), centering=d.get("centering", {}))
-        inputs = {k: d[k] for k in ("codebook", "data", "twin") if d.get(k)}
+        inputs = {k: d[k] for k in INPUT_KEYS if d.get(k)}
         return spec_from_configs(d["name"], config, d.get("sampler"), inputs, d.get("description", ""))
 
     def replace(self, **changes) -> ModelSpec:
@@ -205,6 +228,8 @@ MODEL_KEYS = (
     "dif",
     "dif_kind",
     "multiple_response",
+    "response_style",
+    "nonresponse",
     "priors",
     "centering",
 )
@@ -246,7 +271,10 @@ def _components(comp: dict, source: str) -> Components:
         dif=_names(comp.get("dif", []), source, "components.dif"),
         dif_kind=_typed(comp.get("dif_kind", "uniform"), str, source, "components.dif_kind"),
         multiple_response=_questions(comp.get("multiple_response", False), source),
+        response_style=_names(comp.get("response_style", []), source, "components.response_style"),
+        nonresponse=_typed(comp.get("nonresponse", "ignorable"), str, source, "components.nonresponse"),
     )
+    _check_styles(components, source)
     if components.dif_kind not in DIF_KINDS:
         raise SpecError(
             f"{source}: components.dif_kind = {components.dif_kind!r}: expected one of {DIF_KINDS}"
@@ -278,6 +306,30 @@ def _components(comp: dict, source: str) -> Components:
     if components.item_covariates and components.covariates is False:
         raise SpecError(f"{source}: components.item_covariates needs components.covariates")
     return components
+
+
+def _check_styles(components: Components, source: str) -> None:
+    """Response styles and informative non-response: known names, and a residual to act on."""
+    bad = [s for s in components.response_style if s not in RESPONSE_STYLES]
+    if bad:
+        raise SpecError(f"{source}: components.response_style: {bad}: expected some of {RESPONSE_STYLES}")
+    if len(set(components.response_style)) < len(components.response_style):
+        raise SpecError(
+            f"{source}: components.response_style = {list(components.response_style)}: a style twice"
+        )
+    if components.nonresponse not in NONRESPONSE:
+        raise SpecError(
+            f"{source}: components.nonresponse = {components.nonresponse!r}: expected one of {NONRESPONSE}"
+        )
+    for key, on in (
+        ("response_style", bool(components.response_style)),
+        ('nonresponse = "informative"', components.nonresponse == "informative"),
+    ):
+        if on and not components.residual:
+            raise SpecError(
+                f"{source}: components.{key} needs components.residual = true: a respondent's "
+                "style or propensity is read from several answers of the same respondent"
+            )
 
 
 def _sampler(samp: dict, source: str) -> Sampler:
@@ -356,9 +408,9 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>", require_inputs: b
         raise SpecError(f"{source}: codebook and data go in an [inputs] table (inputs.codebook, inputs.data)")
     check_keys(raw, TOP_LEVEL, source, SpecError)
     inputs = raw.get("inputs", {})
-    check_keys(inputs, ("codebook", "data", "twin"), source, SpecError, "inputs.")
-    for key in ("codebook", "data", "twin"):
-        if require_inputs and key not in inputs and key != "twin":
+    check_keys(inputs, INPUT_KEYS, source, SpecError, "inputs.")
+    for key in INPUT_KEYS:
+        if require_inputs and key in ("codebook", "data") and key not in inputs:
             raise SpecError(f"{source}: missing required key 'inputs.{key}'")
         _typed(inputs.get(key, ""), str, source, f"inputs.{key}")
     link = raw.get("link", "logit")
@@ -373,6 +425,7 @@ def parse_spec(raw: dict, name: str, source: str = "<memory>", require_inputs: b
         codebook=inputs.get("codebook", ""),
         data=inputs.get("data", ""),
         twin=inputs.get("twin", ""),
+        baseline=inputs.get("baseline", ""),
         link=link,
         description=_typed(raw.get("description", ""), str, source, "description"),
         components=_components(dict(raw.get("components", {})), source),
@@ -443,6 +496,20 @@ def check_against_codebook(spec: ModelSpec, codebook) -> None:
             raise SpecError(
                 f"{spec.path}: components.item_covariates {outside} are not in components.covariates"
             )
+    if "acquiescence" in comp.response_style:
+        keyed = {b: {i.reverse for i in codebook.items if i.battery == b} for b in codebook.battery_ids}
+        if not any(len(k) == 2 for k in keyed.values()):
+            raise SpecError(
+                f'{spec.path}: components.response_style: "acquiescence" is identified by a '
+                f"battery with items keyed both ways, and codebook {codebook.path} has none "
+                "(mark an item asked the other way round reverse = true, or drop the style)"
+            )
+    if "extreme" in comp.response_style and codebook.scale.n_categories < 3:
+        raise SpecError(
+            f'{spec.path}: components.response_style: "extreme" spreads an item\'s thresholds '
+            f"around their centre, and codebook {codebook.path}'s scale has two categories (one "
+            "threshold): drop the style"
+        )
     known_q = [q.id for q in codebook.multiple_response]
     if comp.multiple_response is True and not known_q:
         raise SpecError(
