@@ -38,6 +38,7 @@ from scsurvey.model import predictor
 from scsurvey.model.dif import DIF_DATA
 from scsurvey.model.dif import DISCRIMINATION as DIF_DISCRIMINATION
 from scsurvey.model.dif import LOCATION as DIF_LOCATION
+from scsurvey.model.styles import ACQUIESCENCE, ITEM_KEY, STYLE, spread_thresholds
 from scsurvey.posterior.draws import has_residual, posterior_draws, thin
 
 INTEGRATED_DRAWS = DRAWS.integrated  # thinned posterior draws the integrated likelihood is computed on
@@ -75,12 +76,30 @@ class Population:
     col: np.ndarray  # (item,): battery position of each item
     link: str
     lam_row: np.ndarray | None = None  # (respondent,): each one's row of ``lam`` (None: all 0)
+    # (sample, respondent): each respondent's log threshold spread (an extreme response style)
+    style: np.ndarray | None = None
+    # a respondent-level latent besides the traits (a response style): the leave-one-answer-out
+    # CDFs reweight the draws by each answer's likelihood (see :func:`_integrate`)
+    loo_draws: bool = False
 
     def __post_init__(self):
         if self.lam.ndim == 2:  # (sample, item): one pattern, every respondent's discriminations
             self.lam = self.lam[:, None, :]
         if self.lam_row is None:
             self.lam_row = np.zeros(self.offset.shape[1], dtype=np.int64)
+
+    def answer_cuts(self, samples=slice(None)) -> np.ndarray:
+        """The thresholds each answer is read against, (sample, respondent, item, threshold):
+        with no style the respondent axis has length 1."""
+        if self.style is None:
+            return self.cuts[samples][:, None]
+        return spread_thresholds(self.cuts[samples], self.style[samples])
+
+    def log_spread(self) -> np.ndarray:
+        """The kernels' form of :attr:`style`: zeros without one."""
+        if self.style is None:
+            return np.zeros((self.cuts.shape[0], self.offset.shape[1]))
+        return self.style
 
     def eta(self, theta: np.ndarray, samples=slice(None)) -> np.ndarray:
         """Linear predictor (sample, respondent, item) of the chosen ``samples`` at the traits
@@ -131,6 +150,10 @@ def population(idata) -> Population:
             ratio = posterior_draws(idata, DIF_DISCRIMINATION).values  # (s, dif_level, item)
             lam = lam * np.exp(np.einsum("pl,slj->spj", patterns, ratio))
             lam_row = lam_row.ravel().astype(np.int64)
+    styled = _has(idata, STYLE) or _has(idata, ACQUIESCENCE)
+    if _has(idata, ACQUIESCENCE):
+        key = const[ITEM_KEY].values
+        offset = offset + posterior_draws(idata, ACQUIESCENCE).values[:, :, None] * key
     return Population(
         mean=mean,
         chol=np.asarray(chol),
@@ -140,7 +163,16 @@ def population(idata) -> Population:
         col=col,
         link=post.attrs.get("link", "logit"),
         lam_row=lam_row,
+        style=posterior_draws(idata, STYLE).values if _has(idata, STYLE) else None,
+        loo_draws=styled,
     )
+
+
+def _has(idata, var: str) -> bool:
+    """Whether ``idata`` holds draws of ``var``, in the posterior or the respondent-level group."""
+    if var in idata.posterior:
+        return True
+    return dims.RESPONDENT_DRAWS in idata.groups() and var in idata[dims.RESPONDENT_DRAWS]
 
 
 @numba.njit(cache=True)
@@ -293,6 +325,8 @@ def _integrate(
     lam_row,
     offset,
     cuts,
+    log_spread,
+    loo_draws,
     col,
     y,
     centre,
@@ -319,9 +353,11 @@ def _integrate(
     loglik = np.empty((n_s, n_i))
     cdf_hi = np.zeros((n_i, n_j))
     cdf_lo = np.zeros((n_i, n_j))
+    draw_weight = np.zeros((n_i, n_j))
     half_log_2pi = 0.5 * n_b * math.log(2.0 * math.pi)
     exp_neg_cuts = np.exp(-cuts)
     for i in numba.prange(n_i):
+        local = np.empty(n_k)
         trait = np.empty((n_b, n_q))  # trait[b, p]: battery b's trait at prefix p
         prob = np.empty((n_j, n_q))
         tail_lp = np.empty((n_j, n_q))  # the log-probability of a tail answer, else NaN
@@ -353,10 +389,15 @@ def _integrate(
                     continue
                 b = col[j]
                 lam_sj, offset_sij = lam[s, lam_row[i], j], offset[s, i, j]
-                cuts_sj = cuts[s, j]
+                _spread(cuts[s, j], log_spread[s, i], local)
+                cuts_sj = local
                 # e^-c of the answer's thresholds; 0 and inf stand for the open ends
-                up = exp_neg_cuts[s, j, k] if k < n_k else 0.0
-                low = exp_neg_cuts[s, j, k - 1] if k >= 1 else np.inf
+                if log_spread[s, i] == 0.0:
+                    up = exp_neg_cuts[s, j, k] if k < n_k else 0.0
+                    low = exp_neg_cuts[s, j, k - 1] if k >= 1 else np.inf
+                else:
+                    up = math.exp(-local[k]) if k < n_k else 0.0
+                    low = math.exp(-local[k - 1]) if k >= 1 else np.inf
                 for p in range(n_prefix[b]):
                     eta = lam_sj * trait[b, p] + offset_sij
                     if probit:
@@ -440,9 +481,39 @@ def _integrate(
                             norm += w
                             hi_acc += w * f_hi[j, p]
                             lo_acc += w * f_lo[j, p]
-                    cdf_hi[i, j] += hi_acc / norm / n_s
-                    cdf_lo[i, j] += lo_acc / norm / n_s
+                    if loo_draws:  # weight norm / sum(weight): 1 / p(y_ij | y_i,-j, draw)
+                        total_w = 0.0
+                        for p in range(n_p):
+                            total_w += weight[p]
+                        w_s = norm / total_w
+                    else:
+                        w_s = 1.0
+                    draw_weight[i, j] += w_s
+                    cdf_hi[i, j] += w_s * hi_acc / norm
+                    cdf_lo[i, j] += w_s * lo_acc / norm
+    for i in range(n_i):
+        for j in range(n_j):
+            if draw_weight[i, j] > 0:
+                cdf_hi[i, j] /= draw_weight[i, j]
+                cdf_lo[i, j] /= draw_weight[i, j]
     return loglik, cdf_hi, cdf_lo
+
+
+@numba.njit(cache=True, inline="always")
+def _spread(cuts, log_spread, out):
+    """An item's thresholds spread by ``exp(log_spread)`` around their mean, into ``out``."""
+    n_k = cuts.shape[0]
+    if log_spread == 0.0:
+        for k in range(n_k):
+            out[k] = cuts[k]
+        return
+    centre = 0.0
+    for k in range(n_k):
+        centre += cuts[k]
+    centre /= n_k
+    factor = math.exp(log_spread)
+    for k in range(n_k):
+        out[k] = centre + factor * (cuts[k] - centre)
 
 
 def integrate(
@@ -493,6 +564,8 @@ def _integrate_args(pop, y, centre, scale, per_dim=None, prune=None) -> tuple:
         f(pop.lam_row, dtype=np.int64),
         f(pop.offset, dtype=float),
         f(pop.cuts, dtype=float),
+        f(pop.log_spread(), dtype=float),
+        bool(pop.loo_draws),
         f(pop.col, dtype=np.int64),
         f(y, dtype=np.int64),
         f(centre, dtype=float),
@@ -508,22 +581,24 @@ def _integrate_args(pop, y, centre, scale, per_dim=None, prune=None) -> tuple:
 
 
 @numba.njit(cache=True, parallel=True)
-def _conditional(mean, lam, lam_row, offset, cuts, col, y, probit):
-    """:func:`_integrate` for a model without a residual: the traits are the population
-    part, so each answer's log-likelihood and CDF are read at it directly."""
+def _conditional(mean, lam, lam_row, offset, cuts, log_spread, col, y, probit):
+    """:func:`_integrate` at given traits (a model without a residual: the population
+    part), so each answer's log-likelihood and CDF are read at them directly."""
     n_s, n_i, _ = mean.shape
     n_j, n_k = y.shape[1], cuts.shape[2]
     loglik = np.zeros((n_s, n_i))
     cdf_hi = np.zeros((n_i, n_j))
     cdf_lo = np.zeros((n_i, n_j))
     for i in numba.prange(n_i):
+        local = np.empty(n_k)
         for s in range(n_s):
             for j in range(n_j):
                 k = y[i, j]
                 if k < 0:
                     continue
                 eta = lam[s, lam_row[i], j] * mean[s, i, col[j]] + offset[s, i, j]
-                lp, fh, fl = _answer(cuts[s, j], k, n_k, eta, probit)
+                _spread(cuts[s, j], log_spread[s, i], local)
+                lp, fh, fl = _answer(local, k, n_k, eta, probit)
                 loglik[s, i] += lp
                 cdf_hi[i, j] += fh / n_s
                 cdf_lo[i, j] += fl / n_s
@@ -561,6 +636,7 @@ def _conditional_args(pop: Population, theta: np.ndarray, y: np.ndarray) -> tupl
         f(pop.lam_row, dtype=np.int64),
         f(pop.offset, dtype=float),
         f(pop.cuts, dtype=float),
+        f(pop.log_spread(), dtype=float),
         f(pop.col, dtype=np.int64),
         f(y, dtype=np.int64),
         pop.link == "probit",

@@ -55,7 +55,7 @@ def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
     idata = _aligned(idata)
     pop = population(idata)  # item parameters and item-specific covariate effects per draw
     theta = posterior_draws(idata, "theta").values[draws]  # (s, i, b)
-    return category_probs(pop.eta(theta, draws), pop.cuts[draws][:, None], pop.link)
+    return category_probs(pop.eta(theta, draws), pop.answer_cuts(draws), pop.link)
 
 
 def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:

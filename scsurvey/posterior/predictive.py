@@ -16,6 +16,7 @@ from scsurvey.model.dif import contrasts
 from scsurvey.model.graph import BuiltModel
 from scsurvey.model.likelihood import ordinal_random
 from scsurvey.model.spec import ModelSpec
+from scsurvey.model.styles import ITEM_KEY, KAPPA, NONRESPONSE, PROPENSITY, item_key, nonresponse_indicator
 from scsurvey.posterior.choices import on_cells, replicate_choices
 from scsurvey.posterior.draws import thin
 from scsurvey.posterior.integrated_likelihood import Population, conditional, population
@@ -32,7 +33,30 @@ def respondent_log_likelihood(idata: az.InferenceData, model: pm.Model) -> xr.Da
 
 
 def _as_int8(ds: xr.Dataset) -> xr.Dataset:
-    return ds.assign({k: ds[k].astype(np.int8) for k in (OBSERVED, CHOICE) if k in ds})
+    return ds.assign({k: ds[k].astype(np.int8) for k in (OBSERVED, CHOICE, NONRESPONSE) if k in ds})
+
+
+def replicate_nonresponse(idata, seed: int) -> xr.Dataset:
+    """Posterior predictive non-answers of an informative non-response fit: ``nonresponse``
+    (chain, draw, respondent, item) as int8, at the draws of ``idata``."""
+    kappa = idata.posterior[KAPPA]  # (chain, draw, item)
+    propensity = idata.posterior.get(PROPENSITY)
+    if propensity is None:
+        propensity = idata[dims.RESPONDENT_DRAWS][PROPENSITY].sel(
+            chain=kappa["chain"].values, draw=kappa["draw"].values
+        )
+    logit = kappa.values[:, :, None, :] + propensity.values[..., None]
+    rng = np.random.default_rng(seed)
+    rep = (rng.random(logit.shape) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    return xr.Dataset(
+        {NONRESPONSE: (("chain", "draw", dims.RESPONDENT, dims.ITEM), rep)},
+        coords={
+            "chain": kappa["chain"].values,
+            "draw": kappa["draw"].values,
+            dims.RESPONDENT: propensity[dims.RESPONDENT].values,
+            dims.ITEM: kappa[dims.ITEM].values,
+        },
+    )
 
 
 def traits(idata: az.InferenceData, pop: Population | None = None) -> xr.DataArray:
@@ -93,7 +117,8 @@ def replicate(
     rng = np.random.default_rng(seed)
     rep = np.empty((t.shape[0], *y.shape), dtype=np.int8)
     for s in range(t.shape[0]):  # a draw at a time bounds memory on large surveys
-        rep[s] = ordinal_random(pop.eta(t[s : s + 1], slice(s, s + 1))[0], pop.cuts[s], pop.link, rng)
+        one = slice(s, s + 1)
+        rep[s] = ordinal_random(pop.eta(t[one], one)[0], pop.answer_cuts(one)[0], pop.link, rng)
     sizes = (theta.sizes["chain"], theta.sizes["draw"])
     coords = {
         "chain": theta["chain"].values,
@@ -162,6 +187,15 @@ def add_predictive(
     if dif is not None:
         constants = constants.assign(dif.constants()).assign_coords({dims.DIF_LEVEL: dif.names})
     observed = observed_dataset(data)
+    if spec.components.nonresponse == "informative":
+        observed = observed.assign(
+            {
+                NONRESPONSE: (
+                    (dims.RESPONDENT, dims.ITEM),
+                    nonresponse_indicator(data.responses).astype(np.int8),
+                )
+            }
+        )
     choices = layout(spec, data)
     if choices is not None:
         constants = constants.assign(choices.constants()).assign_coords({dims.OPTION: choices.options})
@@ -176,6 +210,8 @@ def add_predictive(
     post_pred, log_lik = replicate(thinned, theta, seed + 2, pop)
     if choices is not None:
         post_pred = post_pred.assign(replicate_choices(thinned, theta, seed + 3))
+    if KAPPA in thinned.posterior:
+        post_pred = post_pred.assign(replicate_nonresponse(thinned, seed + 4))
     prior_predictive = prior.prior_predictive
     if choices is not None:  # the model's answers, one per answered cell, back on their cells
         prior_predictive = prior_predictive.assign(
@@ -215,6 +251,7 @@ def survey_constants(data: SurveyData) -> xr.Dataset:
         "covariate_center": ((dims.ALL_COVARIATES,), data.covariate_center),
         "covariate_scale": ((dims.ALL_COVARIATES,), data.covariate_scale),
         "battery_of_item": ((dims.ITEM,), np.array([i.battery for i in cb.items])),
+        ITEM_KEY: ((dims.ITEM,), item_key(cb)),
         "support": ((dims.CATEGORY,), np.array(cb.scale.support_mask)),
         "category_code": ((dims.CATEGORY,), np.asarray(cb.scale.codes)),
     }
