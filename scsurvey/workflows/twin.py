@@ -335,17 +335,28 @@ def _threshold_hyper(codebook, alpha, g) -> dict[str, np.ndarray]:
     return out
 
 
-def _apply_missingness(cat: np.ndarray, codebook, config, rng) -> np.ndarray:
-    """Survey codes with blanks (NaN), don't-know and refused codes; nobody left empty."""
+def _apply_missingness(cat: np.ndarray, codebook, config, rng, theta=None) -> np.ndarray:
+    """Survey codes with blanks (NaN), don't-know and refused codes; nobody left empty.
+
+    With ``[twin] nonresponse_slope`` (default 0: missing completely at random) the chance
+    of each non-answer moves with the respondent's trait on the item's battery: its log-odds
+    change by the slope per unit of latent support (from the trait's mean), the three kinds
+    in their rates' proportions.
+    """
     tw = config["twin"]
     levels = np.asarray(codebook.scale.levels, dtype=float)
     codes = levels[cat]
     u = rng.random(codes.shape)
-    blank = u < tw["missing_rate"]
-    dk = (u >= tw["missing_rate"]) & (u < tw["missing_rate"] + tw["dont_know_rate"])
-    refused = (u >= tw["missing_rate"] + tw["dont_know_rate"]) & (
-        u < tw["missing_rate"] + tw["dont_know_rate"] + tw["refused_rate"]
-    )
+    rates = np.array([tw["missing_rate"], tw["dont_know_rate"], tw["refused_rate"]])
+    slope = float(tw.get("nonresponse_slope", 0.0))
+    if slope and theta is not None:
+        total = rates.sum()
+        trait = theta[:, codebook.item_battery_index]
+        logit = np.log(total / (1.0 - total)) + slope * (trait - trait.mean(axis=0))
+        u = u * total * (1.0 + np.exp(-logit))  # u < p_ij total / total: the same cuts below
+    blank = u < rates[0]
+    dk = (u >= rates[0]) & (u < rates[0] + rates[1])
+    refused = (u >= rates[0] + rates[1]) & (u < rates.sum())
     lost = blank | dk | refused
     # A respondent with no answer at all would be rejected by the loader; keep one answer.
     empty = lost.all(axis=1)
@@ -411,7 +422,7 @@ def make_twin(twin_path: Path | str, root: Path | str = ".", overrides: dict | N
     truth["z_respondent"] = rng_sample.standard_normal((sample.n_respondents, len(codebook.batteries)))
     eta, cuts, theta = evaluate_graph(build(spec, sample, noncentred), truth, ("theta",))
     cat = ordinal_random(eta, cuts, link=spec.link, rng=rng_answers)
-    codes = _apply_missingness(cat, codebook, config, rng_answers)
+    codes = _apply_missingness(cat, codebook, config, rng_answers, theta)
     for j, item in enumerate(codebook.items):
         frame[item.column] = codes[:, j]
 
