@@ -16,7 +16,7 @@ from scsurvey.core.paths import model_paths
 from scsurvey.inference.diagnostics import ESS_MIN, RHAT_MAX
 from scsurvey.inputs.codebook import load_codebook
 from scsurvey.model.spec import load_spec
-from scsurvey.posterior import checks, choices, dif, draws, item_person_fit, summaries
+from scsurvey.posterior import checks, choices, dif, draws, item_person_fit, styles, summaries
 from scsurvey.report import plots
 from scsurvey.report.rendering import environment, safe
 from scsurvey.storage.reader import StalePosteriorError, load_posterior
@@ -703,6 +703,7 @@ def _render(idata, spec, codebook, run, out_dir: Path, others, population) -> Pa
         _groups(idata, codebook, fig_dir),
         _dif(idata, codebook, fig_dir, others or {}),
         _choices(idata, codebook, fig_dir),
+        _styles(idata, spec, codebook, fig_dir, others or {}),
         _checks(idata, codebook, fig_dir),
         _population(population, idata, codebook, fig_dir),
     ]
@@ -829,3 +830,87 @@ def _choices(idata, codebook, fig_dir: Path) -> dict:
         "_orderings": verdicts,
         "figures": {"reasons": _save(fig, fig_dir, "reasons.png")},
     }
+
+
+def _styles(idata, spec, codebook, fig_dir: Path, others: dict) -> dict:
+    """Answers not taken at face value: the response styles' spread, how non-response moves
+    with support per battery, and the plain model's answers beside this one's."""
+    if not styles.has_styles(idata):
+        return {"styles": None, "_sensitivity": None}
+    _, _, batteries_ = _labels(codebook)
+    style = styles.style_estimates(idata)
+    style_table = None
+    if not style.empty:
+        style_table = pd.DataFrame(
+            {
+                "style": style["style"],
+                "sd across respondents": style["sd_mean"],
+                f"{INTERVAL_PCT}% interval": _intervals_plain(style["sd_low"], style["sd_high"]),
+            }
+        )
+    nonresp = styles.nonresponse_estimates(idata)
+    nonresp_table, figures = None, {}
+    if not nonresp.empty:
+        nonresp_table = pd.DataFrame(
+            {
+                "observed rate": nonresp["observed_rate"].map(_pct),
+                "slope": nonresp["slope_mean"],
+                f"slope {INTERVAL_PCT}% interval": _intervals_plain(
+                    nonresp["slope_low"], nonresp["slope_high"]
+                ),
+                "P(opponents answer less)": nonresp["p_negative"],
+                "correlation of propensity and support": nonresp["corr_mean"],
+            },
+            index=pd.Index([batteries_.get(b, b) for b in nonresp.index], name="battery"),
+        )
+        fig = plots.nonresponse_by_trait(styles.nonresponse_by_trait(idata), batteries_)
+        figures["nonresponse"] = _save(fig, fig_dir, "nonresponse.png")
+    baseline = others.get(spec.baseline) if spec.baseline else None
+    shares_html = verdicts_html = ""
+    sensitivity = None
+    if baseline is not None:
+        shares, verdicts = styles.sensitivity(baseline, idata, codebook)
+        sensitivity = (shares, verdicts)
+        shown = pd.DataFrame(
+            {
+                "battery": [batteries_.get(b, b) for b in shares["battery"]],
+                "item": shares["label"],
+                "observed": shares["observed"].map(_pct),
+                f"{spec.baseline}": shares["plain"].map(_pct),
+                f"{spec.baseline} {INTERVAL_PCT}% interval": _intervals(
+                    shares["plain_low"], shares["plain_high"]
+                ),
+                f"{spec.name}": shares["rich"].map(_pct),
+                f"{spec.name} {INTERVAL_PCT}% interval": _intervals(shares["rich_low"], shares["rich_high"]),
+                "change (points)": (100 * shares["rich - plain"]).round(1),
+            }
+        )
+        shares_html = _html(shown, 1)
+        verdicts_html = _html(
+            verdicts.rename(columns={"plain": f"{spec.baseline}", "rich": f"{spec.name}"}).drop(
+                columns=["plain_mean", "rich_mean"]
+            ),
+            3,
+        )
+    return {
+        "styles": {
+            "components": [*spec.components.response_style]
+            + (["informative non-response"] if spec.components.nonresponse == "informative" else []),
+            "style_table": _html(style_table, 3) if style_table is not None else "",
+            "nonresponse_table": _html(nonresp_table, 3) if nonresp_table is not None else "",
+            "baseline": spec.baseline,
+            "baseline_found": baseline is not None,
+            "shares": shares_html,
+            "verdicts": verdicts_html,
+            "changed": int(sensitivity[1]["changed"].sum()) if sensitivity else None,
+            "findings": len(sensitivity[1]) if sensitivity else None,
+            "largest_move": float(sensitivity[0]["rich - plain"].abs().max()) if sensitivity else None,
+        },
+        "_sensitivity": sensitivity,
+        "figures": figures,
+    }
+
+
+def _intervals_plain(low, high) -> list[str]:
+    """``"-0.41 to -0.12"`` per pair of bounds, on the scale of the numbers."""
+    return [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(low, high, strict=True)]

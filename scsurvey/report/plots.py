@@ -648,3 +648,33 @@ def choice_curves(
         ax.set_ylabel("probability of choosing")
         ax.legend(fontsize=7, loc="upper left", frameon=False)
     return fig
+
+
+def nonresponse_by_trait(frame: pd.DataFrame, battery_labels: dict | None = None):
+    """Non-answer rate against latent support, per battery: observed in tenths of the
+    respondents' estimated support, beside the rate the model fits at the same tenths.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`scsurvey.posterior.styles.nonresponse_by_trait`.
+    battery_labels : dict, optional
+        Battery id -> label.
+    """
+    battery_labels = battery_labels or {}
+    batteries = list(pd.unique(frame["battery"]))
+    fig, axes = _figure(
+        1, len(batteries), figsize=(4.6 * len(batteries), 3.6), layout="constrained", squeeze=False
+    )
+    for ax, b in zip(axes[0], batteries, strict=True):
+        f = frame[frame["battery"] == b]
+        ax.fill_between(f["support"], f["model_low"], f["model_high"], color="#7570b3", alpha=0.2, lw=0)
+        ax.plot(f["support"], f["model"], color="#7570b3", label="model")
+        ax.plot(f["support"], f["observed"], "o", color="#333333", ms=4, label="observed")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_ylim(bottom=0)
+        ax.set_title(_wrap(str(battery_labels.get(b, b)), 50), fontsize=9, loc="left")
+        ax.set_xlabel("latent support (posterior mean), tenths of respondents")
+        ax.set_ylabel("items left unanswered")
+        ax.legend(fontsize=7, frameon=False)
+    return fig
