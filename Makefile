@@ -26,7 +26,7 @@ ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
-.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc dif-study reasons-study test-reasons-study test test-sbc test-dif-study test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc dif-study reasons-study test-reasons-study styles-study test-styles-study test test-sbc test-dif-study test-slow bench lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -150,6 +150,12 @@ reasons-study: | $(STAMP) ## reasons recovered on 8 fresh twins: 90% interval co
 
 test-reasons-study: $(STAMP) ## the reasons study as a test of its targets (pytest -m reasons_study)
 	$(PY) -m pytest -m reasons_study $(PYTEST_ARGS)
+
+styles-study: $(DATA) | $(STAMP) ## planted response styles and informative non-response, 20 surveys each: recovered? (resumes)
+	$(PY) -m scsurvey styles-study
+
+test-styles-study: $(DATA) | $(STAMP) ## the styles study as a test of its targets (pytest -m styles_study)
+	$(PY) -m pytest -m styles_study $(PYTEST_ARGS)
 
 test-dif-study: $(STAMP) ## the DIF study as a test of its targets (pytest -m dif_study)
 	$(PY) -m pytest -m dif_study $(PYTEST_ARGS)

@@ -261,6 +261,16 @@ def cmd_reasons_study(args) -> int:
     return 0 if all(summary["passes"].values()) else 1
 
 
+def cmd_styles_study(args) -> int:
+    from scsurvey.workflows import styles_study
+
+    conditions = styles_study.CONDITIONS if args.condition == "all" else (args.condition,)
+    records = styles_study.run(args.surveys, args.seed, root=args.root, conditions=conditions)
+    summary = styles_study.summarize(records)
+    print(styles_study.format_summary(summary))
+    return 0 if all(summary["passes"].values()) else 1
+
+
 def cmd_bench(args) -> int:
     from scsurvey.workflows.benchmark import run_bench
 
@@ -299,6 +309,8 @@ def cmd_deps(args) -> int:
         return EXIT_USAGE
     files = " ".join(inputs.get(k, "") for k in ("codebook", "data")).strip()
     print(f"models/{args.model}/posterior.nc: {files}")
+    if inputs.get("baseline"):  # the report reads this model against its baseline's fit
+        print(f"reports/{args.model}/index.html: models/{inputs['baseline']}/posterior.nc")
     return 0
 
 
@@ -419,6 +431,15 @@ def _study_commands(sub) -> None:
     p.add_argument("--twins", type=int, default=8, help="twins simulated and fitted (default 8)")
     p.add_argument("--seed", type=int, default=3601, help="seed of the first twin (default 3601)")
     p.set_defaults(func=cmd_reasons_study)
+
+    p = sub.add_parser(
+        "styles-study",
+        help="are planted response styles and informative non-response recovered? (simulation)",
+    )
+    p.add_argument("--surveys", type=int, default=20, help="surveys per condition (default 20)")
+    p.add_argument("--seed", type=int, default=3701, help="seed of the first survey (default 3701)")
+    p.add_argument("--condition", choices=("all", "style", "nonresponse"), default="all")
+    p.set_defaults(func=cmd_styles_study)
 
     p = sub.add_parser("bench", help="benchmark the model against a naive baseline")
     p.add_argument("--sizes", type=int, nargs="*", default=[1173, 5000, 20000, 100000])

@@ -49,6 +49,7 @@ from scsurvey.model.graph import RAW, answer_data, build, centering_data
 from scsurvey.model.likelihood import ordinal_logp, support_share
 from scsurvey.model.parameterisation import resolve
 from scsurvey.model.spec import ModelSpec, SpecError, load_inputs, load_spec
+from scsurvey.model.styles import NONRESPONSE
 from scsurvey.posterior.predictive import PRIOR_COMPILE
 from scsurvey.report.sbc_page import write_page
 from scsurvey.storage.files import write_json_atomic
@@ -154,7 +155,8 @@ def _prepare(settings: Settings, root: str):
 def simulate(settings: Settings, root: str) -> tuple[list[dict], np.ndarray]:
     """Draw S parameter sets from the prior and a survey from each.
 
-    Missing cells of the real survey stay missing in every simulated one.
+    Missing cells of the real survey stay missing in every simulated one; with informative
+    non-response the simulated non-answers are missing instead.
 
     Returns
     -------
@@ -176,7 +178,10 @@ def simulate(settings: Settings, root: str) -> tuple[list[dict], np.ndarray]:
     )
     post_vars = [v for v in prior.prior.data_vars]
     surveys = prior.prior_predictive[OBSERVED].values[0].astype(np.int64)
-    surveys[:, ~data.mask] = -1
+    if NONRESPONSE in prior.prior_predictive:  # informative: the model says which are missing
+        surveys[prior.prior_predictive[NONRESPONSE].values[0] == 1] = -1
+    else:
+        surveys[:, ~data.mask] = -1
     truths = [{v: prior.prior[v].values[0, s] for v in post_vars} for s in range(settings.n_sims)]
     return truths, surveys
 
