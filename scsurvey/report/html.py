@@ -874,7 +874,7 @@ def _styles(idata, spec, codebook, fig_dir: Path, others: dict) -> dict:
         shown = pd.DataFrame(
             {
                 "battery": [batteries_.get(b, b) for b in shares["battery"]],
-                "item": shares["label"],
+                "label": shares["label"],
                 "observed": shares["observed"].map(_pct),
                 f"{spec.baseline}": shares["plain"].map(_pct),
                 f"{spec.baseline} {INTERVAL_PCT}% interval": _intervals(
