@@ -298,6 +298,7 @@ def test_the_report_sets_the_rich_fit_beside_the_plain_one(planted_fits, tmp_pat
     page = page.read_text()
     section = page.split('id="styles"')[1].split("<h2")[0]
     assert "Answers not taken at face value" in page
+    assert "Beside plain, which reads every answer at face value" in page.split('id="styles"')[0]
     assert "<b>fair</b>" not in page and "&lt;b&gt;fair&lt;/b&gt; &amp; square" in section
     assert "&lt;i&gt;more&lt;/i&gt; x1" in section
     assert section.count("<tr>") >= 7 + 2 + 2 + 1  # items, styles, batteries, a finding (and headers)

@@ -90,11 +90,14 @@ def headline(
     loo_reliable,
     approximate: str = "",
     orderings: pd.DataFrame | None = None,
+    sensitivity: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    baseline: str = "",
 ) -> str:
-    """Two to five sentences from the numbers: the range of support per battery, the
+    """Two to six sentences from the numbers: the range of support per battery, the
     published findings (and orderings of reasons) the model agrees with, is uncertain about
-    or contradicts, and whether the diagnostics and checks passed. An approximate posterior
-    is named first."""
+    or contradicts, how far the answers move from the ``baseline`` fit (``sensitivity``,
+    :func:`scsurvey.posterior.styles.sensitivity`), and whether the diagnostics and checks
+    passed. An approximate posterior is named first."""
     labels = _labels(codebook)[0]
     sentences = []
     if approximate:
@@ -131,6 +134,13 @@ def headline(
             f"Of {len(orderings)} pairs in the published orderings of reasons it agrees with "
             f"{counts.get('agrees', 0)}, is uncertain about {counts.get('uncertain', 0)} and "
             f"contradicts {counts.get('contradicts', 0)}."
+        )
+    if sensitivity is not None:
+        shares, verdicts = sensitivity
+        sentences.append(
+            f"Beside {baseline}, which reads every answer at face value, {int(verdicts['changed'].sum())} "
+            f"of {len(verdicts)} verdicts change and no item's support share moves by more than "
+            f"{100 * shares['rich - plain'].abs().max():.1f} points."
         )
     flagged = list(pit.index[pit["p_item"] < 0.05]) if "p_item" in pit else []
     state = "passed" if diagnostics_ok else "FAILED"
@@ -722,6 +732,8 @@ def _render(idata, spec, codebook, run, out_dir: Path, others, population) -> Pa
         context["loo_reliable"],
         context["approximate"],
         context.get("_orderings"),
+        context.get("_sensitivity"),
+        spec.baseline,
     )
     context["title"] = codebook.title or codebook.name
     context["residual"] = draws.has_residual(idata)
@@ -853,13 +865,13 @@ def _styles(idata, spec, codebook, fig_dir: Path, others: dict) -> dict:
     if not nonresp.empty:
         nonresp_table = pd.DataFrame(
             {
-                "observed rate": nonresp["observed_rate"].map(_pct),
-                "slope": nonresp["slope_mean"],
+                "observed rate": nonresp["observed_rate"].map(_pct).to_numpy(),
+                "slope": nonresp["slope_mean"].to_numpy(),
                 f"slope {INTERVAL_PCT}% interval": _intervals_plain(
                     nonresp["slope_low"], nonresp["slope_high"]
                 ),
-                "P(opponents answer less)": nonresp["p_negative"],
-                "correlation of propensity and support": nonresp["corr_mean"],
+                "P(opponents answer less)": nonresp["p_negative"].to_numpy(),
+                "correlation of propensity and support": nonresp["corr_mean"].to_numpy(),
             },
             index=pd.Index([batteries_.get(b, b) for b in nonresp.index], name="battery"),
         )
@@ -894,7 +906,7 @@ def _styles(idata, spec, codebook, fig_dir: Path, others: dict) -> dict:
         )
     return {
         "styles": {
-            "components": [*spec.components.response_style]
+            "components": [STYLE_WORDS[s] for s in spec.components.response_style]
             + (["informative non-response"] if spec.components.nonresponse == "informative" else []),
             "style_table": _html(style_table, 3) if style_table is not None else "",
             "nonresponse_table": _html(nonresp_table, 3) if nonresp_table is not None else "",
@@ -909,6 +921,9 @@ def _styles(idata, spec, codebook, fig_dir: Path, others: dict) -> dict:
         "_sensitivity": sensitivity,
         "figures": figures,
     }
+
+
+STYLE_WORDS = {"extreme": "an extreme response style", "acquiescence": "acquiescence"}
 
 
 def _intervals_plain(low, high) -> list[str]:
