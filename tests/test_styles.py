@@ -340,3 +340,23 @@ def test_sbc_of_each_component_passes(root, name):
     assert set(SBC_OF_COMPONENTS[name]) <= set(summary.index), sorted(summary.index)
     converged = summary["verdict_converged"]
     assert (converged == "pass").all(), summary[converged != "pass"]
+
+
+def test_sbc_simulates_the_non_answers_of_an_informative_spec(tmp_path, small_twin):
+    """SBC of an informative spec leaves missing exactly the cells the model made non-answers
+    (not the file's own missing cells), so that the fits see the selection they are judged on."""
+    from conftest import make_project
+
+    from scsurvey.workflows import sbc
+
+    _, csv, _ = small_twin
+    project = make_project(tmp_path, csv, spec="full_styles")
+    settings = sbc.Settings(model="full_styles", n_sims=3, n_respondents=80, seed=4)
+    truths, surveys = sbc.simulate(settings, str(project))
+    file_mask = sbc._prepare(settings, str(project))["data"].mask
+    assert surveys.shape == (3, 80, 13)
+    for truth, survey in zip(truths, surveys, strict=True):
+        assert "nonresponse_slope" in truth and "style_sd" in truth
+        assert not np.array_equal(survey < 0, ~file_mask)
+    rates = (surveys < 0).mean(axis=(1, 2))
+    assert (rates > 0).all() and (rates < 0.9).all(), rates
