@@ -16,7 +16,7 @@ from scsurvey.model.spec import SpecError, parse_spec, spec_from_configs
 from scsurvey.model.styles import item_key, kappa_centred, spread_thresholds
 
 
-def _data(n=150, reverse=("a1",), n_categories=5, seed=0, missing=0.08):
+def _data(n=150, reverse=("a1", "b2"), n_categories=5, seed=0, missing=0.08):
     raw = generic_codebook(n_categories=n_categories, reverse=reverse, groups=False)
     return prepare(generic_frame(raw, n=n, seed=seed, missing=missing), parse_codebook(raw))
 
@@ -47,8 +47,11 @@ def test_bad_components_are_refused_naming_the_key(components, message):
 
 
 def test_acquiescence_needs_a_battery_keyed_both_ways_and_extreme_more_than_two_categories():
-    with pytest.raises(SpecError, match=r"acquiescence.*keyed both ways.*has none"):
+    with pytest.raises(SpecError, match=r"acquiescence.*has 0 reverse-keyed and 0 other"):
         build(spec_from_configs("m", {"response_style": ["acquiescence"]}), _data(reverse=()))
+    # one reverse-keyed item: its discrimination and the acquiescence's variance trade
+    with pytest.raises(SpecError, match=r"at least two each way.*has 1 reverse-keyed and 3 other"):
+        build(spec_from_configs("m", {"response_style": ["acquiescence"]}), _data(reverse=("a1",)))
     with pytest.raises(SpecError, match=r"extreme.*two categories"):
         build(spec_from_configs("m", {"response_style": ["extreme"]}), _data(n_categories=2))
 
@@ -310,11 +313,11 @@ def test_the_report_sets_the_rich_fit_beside_the_plain_one(planted_fits, tmp_pat
 @pytest.mark.styles_study
 def test_the_styles_study_meets_its_targets(root):
     """make styles-study: 20 surveys with a planted style and 12 with planted non-response,
-    simulated from the model on the twin's items. Targets: the median correlation of estimated and true styles at least 0.6;
-    style_sd's 90% interval covering the planted value in at least 85% of surveys; the
-    calibrated check flagging at least 80% of the plain fits and at most 10% of the style
-    fits; the informative model's 90% intervals of the support shares covering the truth
-    at least 85% of the time."""
+    simulated from the model on the twin's items. Targets: the median correlation of
+    estimated and true styles at least 0.6; style_sd's 90% interval covering the planted
+    value in at least 85% of surveys; the calibrated check flagging at least 80% of the plain
+    fits and at most 10% of the style fits; the informative model's 90% intervals of the
+    support shares covering the truth at least 85% of the time."""
     from scsurvey.workflows import styles_study
 
     summary = styles_study.summarize(styles_study.run(root=root))
@@ -324,7 +327,7 @@ def test_the_styles_study_meets_its_targets(root):
 # the components' SBC (make sbc MODEL=<spec> SBC_ARGS="--sims 100"): 100 surveys of 300
 # respondents simulated from each rich spec's prior, styles and non-answers included
 SBC_OF_COMPONENTS = {
-    "bfi_agreeableness_styles": ("style_sd", "acquiescence_sd"),
+    "bfi_keyed_styles": ("style_sd", "acquiescence_sd"),
     "gss_spending_nonresponse": ("nonresponse_slope[0]", "propensity_sd", "mu_kappa", "sigma_kappa"),
 }
 

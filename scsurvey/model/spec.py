@@ -497,12 +497,18 @@ def check_against_codebook(spec: ModelSpec, codebook) -> None:
                 f"{spec.path}: components.item_covariates {outside} are not in components.covariates"
             )
     if "acquiescence" in comp.response_style:
-        keyed = {b: {i.reverse for i in codebook.items if i.battery == b} for b in codebook.battery_ids}
-        if not any(len(k) == 2 for k in keyed.values()):
+        mixed = [
+            b for b in codebook.battery_ids if len({i.reverse for i in codebook.items if i.battery == b}) == 2
+        ]
+        keyed = [i.reverse for i in codebook.items if i.battery in mixed]
+        if min(keyed.count(True), keyed.count(False)) < 2:
             raise SpecError(
-                f'{spec.path}: components.response_style: "acquiescence" is identified by a '
-                f"battery with items keyed both ways, and codebook {codebook.path} has none "
-                "(mark an item asked the other way round reverse = true, or drop the style)"
+                f'{spec.path}: components.response_style: "acquiescence" is identified by '
+                "items keyed both ways in the same battery, at least two each way (with one "
+                "reverse-keyed item its variance trades with that item's discrimination); "
+                f"codebook {codebook.path} has {keyed.count(True)} reverse-keyed and "
+                f"{keyed.count(False)} other items in such batteries: mark items asked the other "
+                "way round reverse = true, or drop the style"
             )
     if "extreme" in comp.response_style and codebook.scale.n_categories < 3:
         raise SpecError(
