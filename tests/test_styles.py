@@ -363,3 +363,38 @@ def test_sbc_simulates_the_non_answers_of_an_informative_spec(tmp_path, small_tw
         assert not np.array_equal(survey < 0, ~file_mask)
     rates = (surveys < 0).mean(axis=(1, 2))
     assert (rates > 0).all() and (rates < 0.9).all(), rates
+
+
+def test_the_leave_one_answer_out_cdfs_reweight_the_draws_by_the_answer():
+    """With a style the draws of the respondent-level latents were fitted to the answer being
+    checked: across draws its CDF is averaged with weights 1 / p(y_ij | y_i,-j, draw). With
+    one item there are no other answers, so each draw's weight is 1 / p(y_ij | draw), its
+    integrated likelihood, and each draw's own CDF is the kernel's on that draw alone."""
+    from scsurvey.posterior.integrated_likelihood import Population, integrate
+
+    rng = np.random.default_rng(8)
+    n_s, n = 6, 5
+    cuts = np.sort(rng.normal(0, 1.0, (n_s, 1, 4)), axis=-1)
+    style = rng.normal(0, 0.8, (n_s, n))
+
+    def pop(s, loo):
+        return Population(
+            mean=np.zeros((len(s), n, 1)),
+            chol=np.ones((len(s), 1, 1)),
+            lam=np.ones((len(s), 1)),
+            offset=np.zeros((len(s), n, 1)),
+            cuts=cuts[s],
+            col=np.zeros(1, dtype=np.int64),
+            link="logit",
+            style=style[s],
+            loo_draws=loo,
+        )
+
+    y = rng.integers(0, 5, (n, 1))
+    centre, scale = np.zeros((n, 1)), np.ones((n, 1, 1))
+    loglik, cdf_hi, _ = integrate(pop(np.arange(n_s), True), y, centre, scale)
+    per_draw = np.array([integrate(pop([s], False), y, centre, scale)[1][:, 0] for s in range(n_s)])
+    weight = np.exp(-loglik)  # (sample, respondent)
+    np.testing.assert_allclose(cdf_hi[:, 0], (weight * per_draw).sum(0) / weight.sum(0), rtol=1e-10)
+    _, unweighted, _ = integrate(pop(np.arange(n_s), False), y, centre, scale)
+    assert not np.allclose(unweighted[:, 0], cdf_hi[:, 0])  # the weights matter here

@@ -463,6 +463,7 @@ def _integrate(
                     norm = 0.0
                     hi_acc = 0.0
                     lo_acc = 0.0
+                    norm_scale = 0.0  # log of norm's unit against the weights' (exp(top))
                     if exact:
                         for p in range(n_p):
                             w = weight[p] / prob[j, p]
@@ -481,11 +482,12 @@ def _integrate(
                             norm += w
                             hi_acc += w * f_hi[j, p]
                             lo_acc += w * f_lo[j, p]
-                    if loo_draws:  # weight norm / sum(weight): 1 / p(y_ij | y_i,-j, draw)
+                        norm_scale = rest_top - top
+                    if loo_draws:  # norm / sum(weight), in one unit: 1 / p(y_ij | y_i,-j, draw)
                         total_w = 0.0
                         for p in range(n_p):
                             total_w += weight[p]
-                        w_s = norm / total_w
+                        w_s = math.exp(min(math.log(norm) + norm_scale - math.log(total_w), 700.0))
                     else:
                         w_s = 1.0
                     draw_weight[i, j] += w_s
