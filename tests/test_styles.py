@@ -312,7 +312,7 @@ def test_the_report_sets_the_rich_fit_beside_the_plain_one(planted_fits, tmp_pat
 
 @pytest.mark.styles_study
 def test_the_styles_study_meets_its_targets(root):
-    """make styles-study: 20 surveys with a planted style and 12 with planted non-response,
+    """make styles-study: 20 surveys with a planted style and 10 with planted non-response,
     simulated from the model on the twin's items. Targets: the median correlation of
     estimated and true styles at least 0.6; style_sd's 90% interval covering the planted
     value in at least 85% of surveys; the calibrated check flagging at least 80% of the plain
@@ -324,7 +324,7 @@ def test_the_styles_study_meets_its_targets(root):
     assert all(summary["passes"].values()), styles_study.format_summary(summary)
 
 
-# the components' SBC (make sbc MODEL=<spec> SBC_ARGS="--sims 100"): 100 surveys of 300
+# the components' SBC (make sbc MODEL=<spec> SBC_ARGS="--sims 60 --respondents 200"): 60 surveys of 200
 # respondents simulated from each rich spec's prior, styles and non-answers included
 SBC_OF_COMPONENTS = {
     "bfi_keyed_styles": ("style_sd", "acquiescence_sd"),
@@ -339,7 +339,7 @@ def test_sbc_of_each_component_passes(root, name):
     study's own verdict), the components' population-level quantities among them."""
     from scsurvey.workflows import sbc
 
-    summary = sbc.run_study(name, root=root, progress=False, n_sims=100)
+    summary = sbc.run_study(name, root=root, progress=False, n_sims=60, n_respondents=200)
     assert set(SBC_OF_COMPONENTS[name]) <= set(summary.index), sorted(summary.index)
     converged = summary["verdict_converged"]
     assert (converged == "pass").all(), summary[converged != "pass"]

@@ -47,8 +47,8 @@ FIRST_SEED = 3701
 ALPHA = 0.05  # the check flags a survey when its Bonferroni-adjusted dispersion p is below this
 SAMPLER = {"chains": 2, "draws": 1000, "tune": 300, "rhat_target": 1.01, "rounds": 2, "prior_draws": 50}
 # surveys per condition: the non-response fits mix slowest (two rounds, about twice the time of a
-# style fit), and 12 surveys of 13 items give 156 intervals, a coverage to within 3 points
-SURVEYS = {"style": 20, "nonresponse": 12}
+# style fit), and 10 surveys of 13 items give 130 intervals, a coverage to within 3 points
+SURVEYS = {"style": 20, "nonresponse": 10}
 BASE = {"residual": True, "correlated": True}
 
 
