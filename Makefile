@@ -151,7 +151,7 @@ reasons-study: | $(STAMP) ## reasons recovered on 8 fresh twins: 90% interval co
 test-reasons-study: $(STAMP) ## the reasons study as a test of its targets (pytest -m reasons_study)
 	$(PY) -m pytest -m reasons_study $(PYTEST_ARGS)
 
-styles-study: $(DATA) | $(STAMP) ## planted response styles (20 surveys) and informative non-response (10): recovered? (resumes)
+styles-study: $(DATA) | $(STAMP) ## planted response styles (20 surveys) and informative non-response (8): recovered? (resumes)
 	$(PY) -m scsurvey styles-study
 
 test-styles-study: $(DATA) | $(STAMP) ## the styles study as a test of its targets (pytest -m styles_study)

@@ -436,7 +436,7 @@ def _study_commands(sub) -> None:
         "styles-study",
         help="are planted response styles and informative non-response recovered? (simulation)",
     )
-    p.add_argument("--surveys", type=int, help="surveys per condition (default: 20 style, 10 non-response)")
+    p.add_argument("--surveys", type=int, help="surveys per condition (default: 20 style, 8 non-response)")
     p.add_argument("--seed", type=int, default=3701, help="seed of the first survey (default 3701)")
     p.add_argument("--condition", choices=("all", "style", "nonresponse"), default="all")
     p.set_defaults(func=cmd_styles_study)

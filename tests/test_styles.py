@@ -312,7 +312,7 @@ def test_the_report_sets_the_rich_fit_beside_the_plain_one(planted_fits, tmp_pat
 
 @pytest.mark.styles_study
 def test_the_styles_study_meets_its_targets(root):
-    """make styles-study: 20 surveys with a planted style and 10 with planted non-response,
+    """make styles-study: 20 surveys with a planted style and 8 with planted non-response,
     simulated from the model on the twin's items. Targets: the median correlation of
     estimated and true styles at least 0.6; style_sd's 90% interval covering the planted
     value in at least 85% of surveys; the calibrated check flagging at least 80% of the plain
