@@ -107,6 +107,26 @@ def posterior_draws(idata, var: str) -> xr.DataArray:
     return da.stack({dims.STACKED: dims.SAMPLE}).transpose(dims.STACKED, ...)
 
 
+def has_draws(idata, var: str) -> bool:
+    """Whether ``idata`` holds draws of ``var``, in the posterior or the respondent-level group."""
+    if var in idata.posterior:
+        return True
+    return dims.RESPONDENT_DRAWS in idata.groups() and var in idata[dims.RESPONDENT_DRAWS]
+
+
+def at_predictive_draws(idata) -> az.InferenceData:
+    """The posterior (with the constants and respondent-level draws) at the draws the posterior
+    predictive was drawn from, which may be thinned; the whole posterior without one."""
+    post = idata.posterior
+    if "posterior_predictive" in idata.groups():
+        rep = idata.posterior_predictive
+        post = post.sel(chain=rep["chain"].values, draw=rep["draw"].values)
+    out = az.InferenceData(posterior=post, constant_data=idata.constant_data)
+    if dims.RESPONDENT_DRAWS in idata.groups():
+        out.add_groups({dims.RESPONDENT_DRAWS: idata[dims.RESPONDENT_DRAWS]})
+    return out
+
+
 def thin(idata, max_draws: int | None) -> az.InferenceData:
     """Every k-th draw of every chain, keeping at most about ``max_draws`` in all."""
     post = idata.posterior

@@ -39,7 +39,7 @@ from scsurvey.model.dif import DIF_DATA
 from scsurvey.model.dif import DISCRIMINATION as DIF_DISCRIMINATION
 from scsurvey.model.dif import LOCATION as DIF_LOCATION
 from scsurvey.model.styles import ACQUIESCENCE, ITEM_KEY, STYLE, spread_thresholds
-from scsurvey.posterior.draws import has_residual, posterior_draws, thin
+from scsurvey.posterior.draws import has_draws, has_residual, posterior_draws, thin
 
 INTEGRATED_DRAWS = DRAWS.integrated  # thinned posterior draws the integrated likelihood is computed on
 NODES_PER_DIM = {1: 25, 2: 15, 3: 7}  # product grids of 25, 225 and 343 nodes before pruning
@@ -108,8 +108,9 @@ class Population:
         return predictor.eta(lam, theta, self.col, self.offset[samples])
 
 
-def population(idata) -> Population:
-    """The population-level part of every posterior sample of ``idata``."""
+def population(idata, styles: bool = True) -> Population:
+    """The population-level part of every posterior sample of ``idata``; with ``styles``
+    false, the response styles set aside (thresholds at the items' own, no acquiescence)."""
     post, const = idata.posterior, idata.constant_data
     n_s = post.sizes["chain"] * post.sizes["draw"]
     n_i = const.sizes[dims.RESPONDENT]
@@ -150,8 +151,9 @@ def population(idata) -> Population:
             ratio = posterior_draws(idata, DIF_DISCRIMINATION).values  # (s, dif_level, item)
             lam = lam * np.exp(np.einsum("pl,slj->spj", patterns, ratio))
             lam_row = lam_row.ravel().astype(np.int64)
-    styled = _has(idata, STYLE) or _has(idata, ACQUIESCENCE)
-    if _has(idata, ACQUIESCENCE):
+    style = styles and has_draws(idata, STYLE)
+    acquiescence = styles and has_draws(idata, ACQUIESCENCE)
+    if acquiescence:
         key = const[ITEM_KEY].values
         offset = offset + posterior_draws(idata, ACQUIESCENCE).values[:, :, None] * key
     return Population(
@@ -163,16 +165,9 @@ def population(idata) -> Population:
         col=col,
         link=post.attrs.get("link", "logit"),
         lam_row=lam_row,
-        style=posterior_draws(idata, STYLE).values if _has(idata, STYLE) else None,
-        loo_draws=styled,
+        style=posterior_draws(idata, STYLE).values if style else None,
+        loo_draws=style or acquiescence,
     )
-
-
-def _has(idata, var: str) -> bool:
-    """Whether ``idata`` holds draws of ``var``, in the posterior or the respondent-level group."""
-    if var in idata.posterior:
-        return True
-    return dims.RESPONDENT_DRAWS in idata.groups() and var in idata[dims.RESPONDENT_DRAWS]
 
 
 @numba.njit(cache=True)

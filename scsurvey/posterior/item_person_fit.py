@@ -18,7 +18,6 @@ information. Marginal reliability: ``var(E[theta | y]) / (var(E[theta | y]) + E[
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -26,7 +25,12 @@ import xarray as xr
 from scsurvey.core import dims
 from scsurvey.core.defaults import DRAWS
 from scsurvey.model.likelihood import category_probs, link_cdf
-from scsurvey.posterior.draws import observed_answers, posterior_draws, replicated_answers
+from scsurvey.posterior.draws import (
+    at_predictive_draws,
+    observed_answers,
+    posterior_draws,
+    replicated_answers,
+)
 from scsurvey.posterior.integrated_likelihood import population, require
 
 FLAG = 0.05  # two-sided PPP flag: below FLAG or above 1 - FLAG
@@ -39,20 +43,10 @@ def _thin(n: int, max_draws: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, max_draws, replace=False))
 
 
-def _aligned(idata):
-    """The posterior at the draws the posterior predictive was drawn from (it may be thinned)."""
-    rep = idata.posterior_predictive
-    post = idata.posterior.sel(chain=rep["chain"].values, draw=rep["draw"].values)
-    out = az.InferenceData(posterior=post, constant_data=idata.constant_data)
-    if dims.RESPONDENT_DRAWS in idata.groups():
-        out.add_groups({dims.RESPONDENT_DRAWS: idata[dims.RESPONDENT_DRAWS]})
-    return out
-
-
 def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
     """Category probabilities of every cell under each chosen draw, (sample, respondent, item, K),
     ``draws`` indexing the stacked posterior predictive."""
-    idata = _aligned(idata)
+    idata = at_predictive_draws(idata)
     pop = population(idata)  # item parameters and item-specific covariate effects per draw
     theta = posterior_draws(idata, "theta").values[draws]  # (s, i, b)
     return category_probs(pop.eta(theta, draws), pop.answer_cuts(draws), pop.link)

@@ -10,14 +10,22 @@ stand side by side (:func:`sensitivity`).
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
 from scsurvey.core import dims
 from scsurvey.model.likelihood import support_share
 from scsurvey.model.styles import ACQUIESCENCE, KAPPA, NONRESPONSE_SLOPE, PROPENSITY, STYLE
-from scsurvey.posterior.draws import HIGH, LOW, observed_answers, posterior_draws, support_mask, thin
+from scsurvey.posterior.draws import (
+    HIGH,
+    LOW,
+    at_predictive_draws,
+    has_draws,
+    observed_answers,
+    posterior_draws,
+    support_mask,
+    thin,
+)
 from scsurvey.posterior.integrated_likelihood import population
 
 STYLE_SDS = {"extreme": "style_sd", "acquiescence": "acquiescence_sd"}
@@ -29,50 +37,21 @@ def has_styles(idata) -> bool:
     return any(v in idata.posterior for v in (*STYLE_SDS.values(), KAPPA))
 
 
-def _respondent_draws(idata, var: str) -> np.ndarray:
-    """(sample, respondent) draws of a respondent-level quantity."""
-    return posterior_draws(idata, var).values
-
-
 def support_draws(idata, max_draws: int = MAX_DRAWS) -> np.ndarray:
     """Each item's style-free support share over all respondents, per draw: (sample, item).
 
     Reads the traits at the draws the respondent-level group holds (the posterior predictive
     ones); a fit without a residual reads the population part.
     """
-    rep = idata.posterior_predictive if "posterior_predictive" in idata.groups() else None
-    post = idata.posterior
-    if rep is not None:
-        post = post.sel(chain=rep["chain"].values, draw=rep["draw"].values)
-    small = az.InferenceData(posterior=post, constant_data=idata.constant_data)
-    for group in (dims.RESPONDENT_DRAWS,):
-        if group in idata.groups():
-            small.add_groups({group: idata[group]})
-    small = thin(small, max_draws)
-    pop = population(small)
-    pop.style, pop.offset = None, _without_acquiescence(small, pop.offset)
-    theta = _respondent_draws(small, "theta") if _stored(small, "theta") else pop.mean
+    small = thin(at_predictive_draws(idata), max_draws)
+    pop = population(small, styles=False)
+    theta = posterior_draws(small, "theta").values if has_draws(small, "theta") else pop.mean
     out = np.empty((theta.shape[0], pop.cuts.shape[1]))
     mask = support_mask(idata)
     for s in range(theta.shape[0]):
         one = slice(s, s + 1)
         out[s] = support_share(pop.eta(theta[one], one)[0], pop.cuts[s], mask, pop.link).mean(axis=0)
     return out
-
-
-def _stored(idata, var: str) -> bool:
-    try:
-        posterior_draws(idata, var)
-    except KeyError:
-        return False
-    return True
-
-
-def _without_acquiescence(idata, offset: np.ndarray) -> np.ndarray:
-    if not _stored(idata, ACQUIESCENCE):
-        return offset
-    key = idata.constant_data["item_key"].values
-    return offset - _respondent_draws(idata, ACQUIESCENCE)[:, :, None] * key
 
 
 def support_shares(idata, max_draws: int = MAX_DRAWS) -> pd.DataFrame:
@@ -170,8 +149,8 @@ def respondent_styles(idata) -> pd.DataFrame:
     threshold spread, negative towards the ends; ``acquiescence``, the shift towards agreeing)."""
     out = {}
     for name, var in (("extreme", STYLE), ("acquiescence", ACQUIESCENCE)):
-        if _stored(idata, var):
-            out[name] = _respondent_draws(idata, var).mean(0)
+        if has_draws(idata, var):
+            out[name] = posterior_draws(idata, var).values.mean(0)
     return pd.DataFrame(out, index=pd.Index(idata.observed_data[dims.RESPONDENT].values, name="respondent"))
 
 
