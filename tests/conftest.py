@@ -99,6 +99,15 @@ def generic_frame(raw: dict, n=60, seed=0, missing=0.05) -> pd.DataFrame:
     return out
 
 
+def density_function(model, names, mode):
+    """One compiled function of a point: the model's log-density and its gradient with
+    respect to the free variables ``names``, in that order (a model with frozen data lists
+    its variables in another order). Both in one compile: a Numba or JAX compile of the
+    density alone and another of its gradient would take about twice as long."""
+    wrt = [model[name] for name in names]
+    return model.compile_fn([model.logp(), model.dlogp(vars=wrt)], mode=mode)
+
+
 @pytest.fixture(scope="session")
 def small_twin(tmp_path_factory, root):
     """A small calibrated twin (n = 240, population 20,000) written to a temp folder."""
