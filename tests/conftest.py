@@ -99,6 +99,15 @@ def generic_frame(raw: dict, n=60, seed=0, missing=0.05) -> pd.DataFrame:
     return out
 
 
+# Two fits that plant a component and read it back (the styles, the choices) test the model,
+# not the backend, on a few hundred respondents: they sample on nutpie's JAX backend, whose
+# cold compile of such a model takes seconds where Numba's takes about a minute (the pair of
+# style fits: 54 s against 146 s). Larger fits (the DIF and integrated-LOO ones) sample
+# faster on Numba than they compile, and keep it; so do the session's shared fit
+# (``tiny_fit``), the README's example and the backend tests.
+PLANTED_BACKEND = {"nutpie_backend": "jax"}
+
+
 def density_function(model, names, mode):
     """One compiled function of a point: the model's log-density and its gradient with
     respect to the free variables ``names``, in that order (a model with frozen data lists

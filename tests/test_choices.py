@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytensor
 import pytest
-from conftest import density_function, generic_codebook
+from conftest import PLANTED_BACKEND, density_function, generic_codebook
 from scipy.special import expit
 
 import scsurvey as ss
@@ -244,7 +244,7 @@ def planted_fit():
         frame,
         parse_codebook(raw),
         model_config={"multiple_response": True},
-        sampler_config={"draws": 400, "tune": 400, "chains": 2, "rounds": 2},
+        sampler_config={"draws": 400, "tune": 400, "chains": 2, "rounds": 2, **PLANTED_BACKEND},
     )
     m.fit(progress=False)
     return truth, m

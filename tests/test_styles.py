@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import density_function, generic_codebook, generic_frame
+from conftest import PLANTED_BACKEND, density_function, generic_codebook, generic_frame
 
 from scsurvey.inputs.codebook import parse_codebook
 from scsurvey.inputs.survey import prepare
@@ -268,7 +268,7 @@ def planted_fits():
     import scsurvey as ss
 
     raw, frame, truth = _planted_survey()
-    sampler = {"draws": 300, "tune": 300, "chains": 2, "rounds": 1}
+    sampler = {"draws": 300, "tune": 300, "chains": 2, "rounds": 1, **PLANTED_BACKEND}
     fits = {}
     for name, extra in (("plain", {}), ("rich", RICH)):
         m = ss.SurveyModel(
