@@ -26,7 +26,7 @@ ALLOW_UNCLEAN ?=
 UNCLEAN_FLAG := $(if $(ALLOW_UNCLEAN),--allow-unclean,)
 REPORT_CODE := $(shell $(PYTHON) -m scsurvey sources report)
 
-.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc dif-study reasons-study test-reasons-study styles-study test-styles-study test test-sbc test-dif-study test-slow bench lint clean clean-all
+.PHONY: help setup data fit report run ppc mrp mrp-validate screenshots notebook seeds sbc dif-study reasons-study test-reasons-study styles-study test-styles-study test test-sbc test-dif-study test-slow bench bench-targets lint clean clean-all
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%/.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
@@ -132,6 +132,10 @@ sbc: $(DATA) | $(STAMP) ## full simulation-based calibration of MODEL (S=200, 30
 BENCH_ARGS ?=
 bench: $(DATA) | $(STAMP) $(PEERS)/.installed ## benchmark `full` against plain PyMC and bambi, by survey size, and ADVI beside NUTS (BENCH_ARGS="--sections fits"); JSON to reports/bench/
 	$(PY) -m scsurvey bench --peers-python $(PEERS)/bin/python $(BENCH_ARGS)
+
+TARGETS ?=
+bench-targets: $(DATA) | $(STAMP) ## the speed targets of `full` beside the figures they replace (TARGETS=all: also SBC, the large twins, a fresh clone's run and test); exits 1 if one is missed
+	$(PY) -m scsurvey bench-targets $(if $(TARGETS),--targets $(TARGETS))
 
 # Two pytest-xdist workers: the suite's time is mostly single-threaded compilation
 # (tests/conftest.py keeps tests that share a fixture on one worker).

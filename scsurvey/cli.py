@@ -292,6 +292,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_bench_targets(args) -> int:
+    from scsurvey.workflows.bench_targets import run_targets
+
+    results = run_targets(root=args.root, keys=args.targets or ("gradient", "compile_cold", "fit_cached"))
+    return 0 if all(r["met"] for r in results.values()) else 1
+
+
 def cmd_deps(args) -> int:
     """Print the Make prerequisites of a model's posterior: its codebook and data file.
 
@@ -347,6 +354,16 @@ def _data_and_fit_commands(sub) -> None:
     p.add_argument("--twin", default="data/codebook/scs2020.twin.toml")
     p.add_argument("--out", default="data/synthetic")
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("bench-targets", help="the speed targets of `full`, beside the figures they replace")
+    p.add_argument(
+        "--targets",
+        nargs="*",
+        default=None,
+        help="which targets, or 'all' (default: gradient compile_cold fit_cached; "
+        "the others take ten minutes to an hour each)",
+    )
+    p.set_defaults(func=cmd_bench_targets)
 
     p = sub.add_parser("fit", help="fit a model spec and store its posterior")
     p.add_argument("model")

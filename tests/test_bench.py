@@ -44,3 +44,27 @@ def test_a_size_of_the_sweep_fits_the_draws_asked_in_one_round(root, monkeypatch
         assert (seen["sampler"].draws, seen["sampler"].rounds) == (draws, rounds)
     else:
         assert (seen["sampler"].draws, seen["sampler"].rounds) == (spec.draws, spec.rounds)
+
+
+def test_the_targets_are_printed_beside_the_figures_they_replace(tmp_path, monkeypatch, capsys):
+    """`make bench-targets`: each measured figure against the one it replaces and its goal,
+    as ratios; a target missed, or a fit that is fast but not clean, is not met."""
+    import json
+
+    from scsurvey.workflows import bench_targets
+
+    measured = {
+        "gradient": {"value": 260.0},
+        "compile_cold": {"value": 40.0},
+        "twin_5000": {"value": 400.0, "clean": False},
+    }
+    monkeypatch.setattr(bench_targets, "_measure", lambda key, root, tmp: measured[key])
+    results = bench_targets.run_targets(tmp_path, keys=("gradient", "compile_cold", "twin_5000"))
+    assert [results[k]["met"] for k in ("gradient", "compile_cold", "twin_5000")] == [False, True, False]
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("gradient"))
+    assert line.split()[-5:] == ["520us", "260us", "0.50", "200us", "1.30"]  # 260/520, 260/200
+    assert "(not clean)" in out
+    assert json.loads((tmp_path / "reports" / "bench" / "targets.json").read_text()) == results
+    with pytest.raises(ValueError, match=r"\['speed'\].*compile_cold"):
+        bench_targets.run_targets(tmp_path, keys=("speed",))
