@@ -87,7 +87,8 @@ def _timed(cmd, cwd, env=None) -> float:
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}: {done.stderr[-2000:]}")
+        tail = (done.stdout[-3000:] + done.stderr[-2000:]).strip()
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n{tail}")
     return time.perf_counter() - t
 
 
