@@ -65,6 +65,13 @@ def test_the_targets_are_printed_beside_the_figures_they_replace(tmp_path, monke
     line = next(row for row in out.splitlines() if row.startswith("gradient"))
     assert line.split()[-5:] == ["520us", "260us", "0.50", "200us", "1.30"]  # 260/520, 260/200
     assert "(not clean)" in out
-    assert json.loads((tmp_path / "reports" / "bench" / "targets.json").read_text()) == results
+    stored = json.loads((tmp_path / "reports" / "bench" / "targets.json").read_text())
+    assert stored == results
+    measured["fit_cached"] = {"value": 50.0}
+    bench_targets.run_targets(tmp_path, keys=("fit_cached",))  # a later run adds to the record
+    stored = json.loads((tmp_path / "reports" / "bench" / "targets.json").read_text())
+    assert (
+        set(stored) == {"gradient", "compile_cold", "twin_5000", "fit_cached"} and stored["fit_cached"]["met"]
+    )
     with pytest.raises(ValueError, match=r"\['speed'\].*compile_cold"):
         bench_targets.run_targets(tmp_path, keys=("speed",))

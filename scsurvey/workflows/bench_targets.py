@@ -146,13 +146,14 @@ def _twin(root: Path, n: int, tmp: Path) -> dict:
 
 def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
     """Measure the targets ``keys`` (default :data:`QUICK`; "all" for every one), print each
-    beside the figure it replaces and its target as ratios, and write
-    ``reports/bench/targets.json``.
+    beside the figure it replaces and its target as ratios, and record them in
+    ``reports/bench/targets.json`` (beside the targets of earlier runs not measured in this one).
 
     Returns
     -------
     dict
-        Per target: the measured value, the figure replaced, the target, and whether it is met.
+        Per target of this run: the measured value, the figure replaced, the target, whether
+        it is met, and when it was measured.
     """
     root = Path(root).resolve()
     known = {t.key: t for t in TARGETS}
@@ -161,6 +162,8 @@ def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
     if unknown:
         raise ValueError(f"bench targets {unknown}: expected some of {sorted(known)} or 'all'")
     path = root / "reports" / "bench" / "targets.json"
+    # earlier runs' other targets stay in the file, each with the time it was measured
+    stored = json.loads(path.read_text()) if path.exists() else {}
     results = {}
     print(f"{'target':<66} {'before':>9} {'now':>9} {'now/before':>10} {'goal':>7} {'now/goal':>8}")
     with tempfile.TemporaryDirectory() as scratch:
@@ -169,12 +172,13 @@ def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
             r = _measure(key, root, Path(scratch) / key)
             met = r["value"] <= t.target and r.get("clean", True)
             results[key] = {**r, "before": t.before, "target": t.target, "unit": t.unit, "met": met}
+            results[key]["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
             print(
                 f"{t.label:<66} {t.before:>7.0f}{t.unit:<2} {r['value']:>7.0f}{t.unit:<2} "
                 f"{r['value'] / t.before:>10.2f} {t.target:>5.0f}{t.unit:<2} {r['value'] / t.target:>8.2f}"
                 + ("" if r.get("clean", True) else "  (not clean)"),
                 flush=True,
             )
-            write_json_atomic(results, path)  # after each, so a stopped run keeps what it measured
+            write_json_atomic({**stored, **results}, path)  # after each: a stopped run keeps what it measured
     print(f"-> {path}")
     return results
