@@ -25,6 +25,8 @@ from scsurvey.storage.files import write_json_atomic
 
 @dataclass(frozen=True)
 class Target:
+    """A speed target: its goal and the figure it replaces, in ``unit``."""
+
     key: str
     label: str
     unit: str  # "us" or "s"
@@ -171,7 +173,14 @@ def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
             t = known[key]
             r = _measure(key, root, Path(scratch) / key)
             met = r["value"] <= t.target and r.get("clean", True)
-            results[key] = {**r, "before": t.before, "target": t.target, "unit": t.unit, "met": met}
+            results[key] = {
+                **r,
+                "before": t.before,
+                "before_note": t.before_note,
+                "target": t.target,
+                "unit": t.unit,
+                "met": met,
+            }
             results[key]["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
             print(
                 f"{t.label:<66} {t.before:>7.0f}{t.unit:<2} {r['value']:>7.0f}{t.unit:<2} "
