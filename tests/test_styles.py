@@ -128,7 +128,8 @@ def test_the_fused_operations_equal_the_graph_form(mode):
         point = {k: v + rng.normal(0, 0.4, np.shape(v)) for k, v in rich.initial_point().items()}
         got = density_function(freeze_dims_and_data(rich), names, mode)(point)
         want = density_function(graph, names, "FAST_COMPILE")(point)
-        assert _relative(got[0], want[0]) < 1e-8 and _relative(got[1], want[1]) < 1e-8
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-8)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-8, atol=1e-10)
 
 
 def test_the_style_likelihood_reads_each_answer_against_its_respondents_thresholds():
