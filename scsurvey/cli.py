@@ -295,7 +295,7 @@ def cmd_bench(args) -> int:
 def cmd_bench_targets(args) -> int:
     from scsurvey.workflows.bench_targets import run_targets
 
-    results = run_targets(root=args.root, keys=args.targets or ("gradient", "compile_cold", "fit_cached"))
+    results = run_targets(root=args.root, keys=args.targets)
     return 0 if all(r["met"] for r in results.values()) else 1
 
 

@@ -108,6 +108,12 @@ def generic_frame(raw: dict, n=60, seed=0, missing=0.05) -> pd.DataFrame:
 PLANTED_BACKEND = {"nutpie_backend": "jax"}
 
 
+def relative_error(a, b) -> float:
+    """Largest elementwise ``|a - b| / |b|``, with ``|b|`` floored at 1e-12."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
+
+
 def density_function(model, names, mode):
     """One compiled function of a point: the model's log-density and its gradient with
     respect to the free variables ``names``, in that order (a model with frozen data lists

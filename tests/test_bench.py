@@ -73,5 +73,6 @@ def test_the_targets_are_printed_beside_the_figures_they_replace(tmp_path, monke
     assert (
         set(stored) == {"gradient", "compile_cold", "twin_5000", "fit_cached"} and stored["fit_cached"]["met"]
     )
+    assert tuple(bench_targets.run_targets(tmp_path)) == bench_targets.QUICK  # the default: the quick ones
     with pytest.raises(ValueError, match=r"\['speed'\].*compile_cold"):
         bench_targets.run_targets(tmp_path, keys=("speed",))

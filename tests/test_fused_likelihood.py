@@ -15,7 +15,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from conftest import ROOT
+from conftest import ROOT, relative_error
 
 from scsurvey.inference.rounds import ONE_EVALUATION
 from scsurvey.inputs.codebook import load_codebook
@@ -29,17 +29,12 @@ from scsurvey.model.spec import load_spec
 RTOL = 1e-8
 
 
-def _relative(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
-
-
 def test_vector_exp_and_log_match_libm_to_the_last_digits():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 30, 20_000), [-700.0, -1e-300, 0.0, 1e-300, 700.0]])
     out, scratch = np.empty_like(x), np.empty_like(x)
     vector_exp(x, out, scratch)
-    assert _relative(out, np.exp(x)) < 1e-14
+    assert relative_error(out, np.exp(x)) < 1e-14
     y = np.exp(rng.uniform(-700, 700, 20_000))
     out, mantissa, exponent = np.empty_like(y), np.empty_like(y), np.empty_like(y)
     vector_log(y, out, mantissa, exponent)
@@ -75,7 +70,7 @@ def test_value_and_gradient_equal_the_graph_form_on_every_backend(mode):
             pytensor.function([eta, cuts], [lp, *pytensor.grad(cost, [eta, cuts])], mode=mode)(eta_v, cuts_v)
         )
     for mine, ref in zip(*outs, strict=True):
-        assert _relative(mine, ref) < RTOL
+        assert relative_error(mine, ref) < RTOL
     assert np.all(outs[0][0][y < 0] == 0) and np.all(outs[0][1][y < 0] == 0)  # missing cells: nothing
 
 
@@ -85,7 +80,7 @@ def test_a_wrong_formula_would_be_caught():
     y, eta, cuts = _answers(n=50)
     lp, *_ = logit_answers(eta, cuts, y)
     shifted, *_ = logit_answers(eta, cuts + np.array([0.0, 0.0, 0.1, 0.0]), y)
-    assert _relative(shifted, lp) > 1e3 * RTOL
+    assert relative_error(shifted, lp) > 1e3 * RTOL
 
 
 def _data_for(name: str, spec, small_twin, rows=250):
@@ -121,5 +116,5 @@ def test_every_spec_has_the_same_log_density_and_gradient_at_50_points(name, sma
     for _ in range(50):
         point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in start.items()}
         logp = [sum(float(np.sum(t)) for t in f(point)) for f in terms]
-        assert _relative(logp[0], logp[1]) < RTOL
-        assert _relative(dlogp[0](point), dlogp[1](point)) < RTOL
+        assert relative_error(logp[0], logp[1]) < RTOL
+        assert relative_error(dlogp[0](point), dlogp[1](point)) < RTOL

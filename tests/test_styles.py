@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import PLANTED_BACKEND, density_function, generic_codebook, generic_frame
+from conftest import PLANTED_BACKEND, density_function, generic_codebook, generic_frame, relative_error
 
 from scsurvey.inputs.codebook import parse_codebook
 from scsurvey.inputs.survey import prepare
@@ -65,11 +65,6 @@ def test_unused_components_and_their_priors_leave_the_hash_alone():
     assert rich.hash() not in (plain.hash(), rich_moved.hash())
 
 
-def _relative(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
-
-
 @pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA", "JAX"])
 def test_the_fused_operations_equal_the_graph_form(mode):
     """The spread ordered logit and the non-response cells, each one Op with its own
@@ -99,7 +94,7 @@ def test_the_fused_operations_equal_the_graph_form(mode):
         grads = pytensor.grad((lp * weights).sum(), [eta, cuts, spread])
         outs.append(pytensor.function([eta, cuts, spread], [lp, *grads], mode=mode)(*values))
     for mine, reference in zip(*outs, strict=True):
-        assert _relative(mine, reference) < 1e-8
+        assert relative_error(mine, reference) < 1e-8
     assert np.all(outs[0][0][y < 0] == 0)
     # the non-response cells
     logit = pt.matrix(shape=(n, items), dtype="float64")
@@ -117,7 +112,7 @@ def test_the_fused_operations_equal_the_graph_form(mode):
         for c in cells
     ]
     for mine, reference in zip(*outs, strict=True):
-        assert _relative(mine, reference) < 1e-8
+        assert relative_error(mine, reference) < 1e-8
     if mode == "JAX":  # nutpie's JAX backend compiles the whole model, its data frozen
         from pymc.model.transform.optimization import freeze_dims_and_data
 

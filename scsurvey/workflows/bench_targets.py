@@ -86,13 +86,19 @@ def _scratch_root(root: Path, tmp: Path) -> Path:
     return tmp
 
 
-def _timed(cmd, cwd, env=None) -> float:
-    """Wall seconds of ``cmd``; its output is kept only to name a failure."""
-    t = time.perf_counter()
+def _run(cmd, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """Run ``cmd``, its output captured; a failure raises with the output's end."""
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode:
         tail = (done.stdout[-3000:] + done.stderr[-2000:]).strip()
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}:\n{tail}")
+    return done
+
+
+def _timed(cmd, cwd, env=None) -> float:
+    """Wall seconds of ``cmd``."""
+    t = time.perf_counter()
+    _run(cmd, cwd, env)
     return time.perf_counter() - t
 
 
@@ -113,13 +119,7 @@ def _measure(key: str, root: Path, tmp: Path) -> dict:
             "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pytensor",
             "NUMBA_CACHE_DIR": f"{tmp}/numba",
         }
-        out = subprocess.run(
-            [sys.executable, "-c", _COLD_COMPILE, str(root)],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        out = _run([sys.executable, "-c", _COLD_COMPILE, str(root)], env=env)
         return {"value": json.loads(out.stdout.strip().splitlines()[-1])["seconds"]}
     if key in ("fit_cached", "sbc"):
         scratch = _scratch_root(root, tmp / "project")
@@ -131,7 +131,7 @@ def _measure(key: str, root: Path, tmp: Path) -> dict:
         return _twin(root, int(key.split("_")[1]), tmp)
     clone = tmp / "clone"
     if not clone.exists():
-        subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+        _run(["git", "clone", "-q", str(root), str(clone)])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "VIRTUAL_ENV", "MAKEFLAGS")}
     return {"value": _timed(["make", "run" if key == "run_fresh" else "test"], clone, env)}
 
@@ -148,8 +148,8 @@ def _twin(root: Path, n: int, tmp: Path) -> dict:
     return {"value": r["wall_s"], "clean": r["clean"], "max_rhat": r["max_rhat"], "rounds": r["rounds"]}
 
 
-def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
-    """Measure the targets ``keys`` (default :data:`QUICK`; "all" for every one), print each
+def run_targets(root: Path | str = ".", keys=None) -> dict:
+    """Measure the targets ``keys`` (None: :data:`QUICK`; "all": every one), print each
     beside the figure it replaces and its target as ratios, and record them in
     ``reports/bench/targets.json`` (beside the targets of earlier runs not measured in this one).
 
@@ -161,7 +161,7 @@ def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
     """
     root = Path(root).resolve()
     known = {t.key: t for t in TARGETS}
-    keys = tuple(known) if tuple(keys) == ("all",) else tuple(keys)
+    keys = QUICK if not keys else tuple(known) if tuple(keys) == ("all",) else tuple(keys)
     unknown = sorted(set(keys) - set(known))
     if unknown:
         raise ValueError(f"bench targets {unknown}: expected some of {sorted(known)} or 'all'")
@@ -182,8 +182,8 @@ def run_targets(root: Path | str = ".", keys=QUICK) -> dict:
                 "target": t.target,
                 "unit": t.unit,
                 "met": met,
+                "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
-            results[key]["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
             print(
                 f"{t.label:<66} {t.before:>7.0f}{t.unit:<2} {r['value']:>7.0f}{t.unit:<2} "
                 f"{r['value'] / t.before:>10.2f} {t.target:>5.0f}{t.unit:<2} {r['value'] / t.target:>8.2f}"
