@@ -1,6 +1,7 @@
 """nutpie's Numba C wrappers, cached on disk: same log-density and gradient as the model."""
 
 import ctypes
+import inspect
 
 import numpy as np
 import pymc as pm
@@ -58,6 +59,32 @@ def test_cached_wrapper_gives_the_models_logp_and_gradient(small_model):
     )
     # and a wrong dimension is refused, as in nutpie's own wrapper
     assert _call_logp(compiled, x[:-1])[0] == -1
+
+
+def test_the_wrappers_take_pytensors_graph_function_inline(small_model):
+    compiled = compile_nutpie(small_model, "numba")
+    for wrapper in (compiled.compiled_logp_func, compiled.compiled_expand_func):
+        inner = wrapper._pyfunc.__globals__["inner"]
+        # the graph function itself (named arguments), not PyTensor's *args cache shim
+        assert inner.targetoptions.get("inline") == "always"
+        assert inner.py_func.__name__ == "numba_funcified_fgraph"
+        assert "*args" not in str(inspect.signature(inner.py_func))
+
+
+def test_a_function_of_another_shape_is_called_not_inlined():
+    import numba
+
+    @numba.njit
+    def shim(*args):
+        return args[0]
+
+    @numba.njit
+    def plain(x):
+        return x
+
+    assert nutpie_cache.inlined(shim) is shim  # *args, no graph function behind it
+    assert nutpie_cache.inlined(plain).targetoptions.get("inline") == "always"
+    assert nutpie_cache.inlined(len) is len  # not a Numba function at all
 
 
 def test_cached_wrappers_are_written_to_the_numba_cache(small_model):

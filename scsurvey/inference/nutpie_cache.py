@@ -15,6 +15,12 @@ user-data record at run time, so new answers of the same shape (a corrected file
 seed of the twin, an SBC simulation) reuse both the PyTensor function and the wrappers.
 Anything the key cannot cover, or a nutpie or PyTensor without the pieces used here, falls
 back to nutpie's own wrappers, which give the same posterior and only compile slower.
+
+Each wrapper takes PyTensor's function into its own body (Numba's ``inline="always"``)
+rather than calling it. Called, the function is a Numba library of its own: PyTensor's
+graph function and the cache shim around it were each optimised and turned into machine
+code with every node's code linked in, and then the wrapper did it a third time. Inlined,
+the whole log-density is optimised and emitted once, in the wrapper (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-WRAPPER_VERSION = "2"  # bump to invalidate cached wrappers after editing the sources below
+WRAPPER_VERSION = "3"  # bump to invalidate cached wrappers after editing the sources below
 
 _LOGP_SRC = """
 def logp_numba(dim, x_, out_, logp_, user_data_):
@@ -108,6 +114,30 @@ def _cache_key(kind: str, inner, src: str, *sizes: int) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def inlined(inner):
+    """PyTensor's graph function behind ``inner``, to be inlined into the caller's body.
+
+    ``inner`` is what PyTensor's Numba linker returns: with its cache on, a shim
+    ``def f(*args): return jitable_func(*args)`` around the graph function. Numba cannot
+    inline a function of ``*args``, so the graph function itself is taken; when the shape is
+    not that (another PyTensor), ``inner`` is returned and called as before.
+    """
+    import inspect
+
+    import numba
+
+    graph = getattr(inner, "py_func", None)
+    graph = getattr(graph, "__globals__", {}).get("jitable_func", inner)
+    py_func = getattr(graph, "py_func", None)
+    if py_func is None:
+        return inner
+    params = inspect.signature(py_func).parameters.values()
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return inner
+    # never compiled on its own: its IR is compiled under the caller's options
+    return numba.njit(inline="always", no_cpython_wrapper=True, no_cfunc_wrapper=True)(py_func)
+
+
 def _compile_src(src: str, name: str, key: str, **env):
     import numba
     from nutpie.compile_pymc import address_as_void_pointer
@@ -156,7 +186,7 @@ def cached_wrappers():
         key = src and _cache_key("logp", logp_fn, src, n_dim)
         if key is None:
             return stock_logp(n_dim, logp_fn, user_data, shared_logp, shared_data)
-        fn = _compile_src(src, "logp_numba", key, inner=logp_fn, N_DIM=n_dim)
+        fn = _compile_src(src, "logp_numba", key, inner=inlined(logp_fn), N_DIM=n_dim)
         return fn, _signature(t.uint64, dbl, dbl, dbl, t.voidptr)
 
     def expand_func(n_dim, n_expanded, expand_fn, user_data, shared_vars, shared_data):
@@ -164,7 +194,9 @@ def cached_wrappers():
         key = src and _cache_key("expand", expand_fn, src, n_dim, n_expanded)
         if key is None:
             return stock_expand(n_dim, n_expanded, expand_fn, user_data, shared_vars, shared_data)
-        fn = _compile_src(src, "expand_numba", key, inner=expand_fn, N_DIM=n_dim, N_EXPANDED=n_expanded)
+        fn = _compile_src(
+            src, "expand_numba", key, inner=inlined(expand_fn), N_DIM=n_dim, N_EXPANDED=n_expanded
+        )
         return fn, _signature(t.uint64, t.uint64, dbl, dbl, t.voidptr)
 
     ncp._make_c_logp_func, ncp._make_c_expand_func = logp_func, expand_func
