@@ -47,16 +47,18 @@ def _threshold_tables(cuts):
     two for interior categories."""
     n_items, k1 = cuts.shape
     c = np.zeros((n_items, k1 + 1))  # a column past the last threshold: every gather in bounds
-    c[:, :k1] = cuts
-    e = np.exp(c)
     gap_log = np.zeros((n_items, k1 + 1))
     r = np.zeros((n_items, k1 + 1))
     for j in range(n_items):
+        # element by element: a slice assignment would compile Numba's shape-mismatch error
+        # message (string formatting), seconds of a cold compile
+        for k in range(k1):
+            c[j, k] = cuts[j, k]
         for k in range(1, k1):
             gap = cuts[j, k] - cuts[j, k - 1]
             gap_log[j, k] = np.log(-np.expm1(-gap))
             r[j, k] = 1.0 / np.expm1(gap)
-    return c, e, gap_log, r
+    return c, np.exp(c), gap_log, r
 
 
 # LLVM vectorises a loop of plain arithmetic, not one that calls libm's exp and log, and

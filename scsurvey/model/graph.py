@@ -179,14 +179,17 @@ def _thresholds(priors, battery_of_item, n_thresholds, weights):
         w = _data(CENTERING_GAPS, weights[CENTERING_GAPS], dims=dims.ITEM)[:, None]
         sd = sigma_g[battery_of_item][:, None]
         g = _partially_centred("g", gbar[battery_of_item], sd, w, (dims.ITEM, dims.GAP))
-    return _cuts(alpha, g)
+    return _cuts(alpha, g, n_thresholds)
 
 
-def _cuts(alpha, g):
+def _cuts(alpha, g, n_thresholds):
     """Thresholds from the first one and the log gaps: ordered by construction."""
     cuts = alpha[:, None]
     if g is not None:
-        cuts = pt.concatenate([cuts, alpha[:, None] + pt.cumsum(pt.exp(g), axis=1)], axis=1)
+        # the running sum of the gaps as a product with a triangle of ones: the same sums,
+        # and no cumulative-sum Op, whose Numba code is slow to compile
+        running = pt.exp(g) @ np.triu(np.ones((n_thresholds - 1, n_thresholds - 1)))
+        cuts = pt.concatenate([cuts, alpha[:, None] + running], axis=1)
     return pm.Deterministic("cuts", cuts, dims=(dims.ITEM, dims.THRESHOLD))
 
 
@@ -204,7 +207,7 @@ def _unpooled_thresholds(p, n_thresholds):
     if n_thresholds > 1:
         sd = np.hypot(p["gbar"]["sigma"], sd_rms(p["sigma_g"]))
         g = pm.Normal("g", p["gbar"]["mu"], sd, dims=(dims.ITEM, dims.GAP))
-    return _cuts(alpha, g)
+    return _cuts(alpha, g, n_thresholds)
 
 
 def lkj_partial_alphas(n: int, eta: float) -> np.ndarray:
