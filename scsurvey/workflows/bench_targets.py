@@ -124,7 +124,8 @@ def _measure(key: str, root: Path, tmp: Path) -> dict:
     if key in ("fit_cached", "sbc"):
         scratch = _scratch_root(root, tmp / "project")
         if key == "sbc":
-            return {"value": _timed([*py, "--root", str(scratch), "sbc", "full"], root)}
+            seconds = _timed([*py, "--root", str(scratch), "sbc", "full"], root)
+            return {"value": seconds, **sbc_verdict(scratch / "models" / "full" / "sbc")}
         _timed([*py, "--root", str(scratch), "warm", "full"], root)
         return {"value": _timed([*py, "--root", str(scratch), "fit", "full"], root)}
     if key.startswith("twin_"):
@@ -134,6 +135,32 @@ def _measure(key: str, root: Path, tmp: Path) -> dict:
         _run(["git", "clone", "-q", str(root), str(clone)])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTENSOR_FLAGS", "VIRTUAL_ENV", "MAKEFLAGS")}
     return {"value": _timed(["make", "run" if key == "run_fresh" else "test"], clone, env)}
+
+
+def sbc_verdict(studies: Path) -> dict:
+    """The verdict of the one SBC study under ``studies``: a study that runs fast but does not
+    calibrate does not meet its target.
+
+    Returns
+    -------
+    dict
+        ``clean`` (every ranked quantity passes, on all fits and on the converged ones),
+        ``failed`` (the quantities that do not), ``converged`` and ``sims``.
+    """
+    from scsurvey.workflows.sbc import load_results, side_by_side, summarize
+
+    folders = [p for p in studies.iterdir() if p.is_dir()]
+    if len(folders) != 1:
+        raise RuntimeError(f"{studies}: expected one SBC study, found {len(folders)}")
+    ranks, diag = load_results(folders[0])
+    summary = side_by_side(summarize(ranks, diag), ranks, diag)
+    bad = (summary["verdict"] != "pass") | (summary["verdict_converged"] != "pass")
+    return {
+        "clean": not bool(bad.any()),
+        "failed": sorted(map(str, summary.index[bad])),
+        "converged": int(diag["converged"].sum()),
+        "sims": len(diag),
+    }
 
 
 def _twin(root: Path, n: int, tmp: Path) -> dict:
@@ -146,6 +173,10 @@ def _twin(root: Path, n: int, tmp: Path) -> dict:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         r = pool.submit(fit_size, str(root), "full", n, "nutpie", str(tmp)).result()
     return {"value": r["wall_s"], "clean": r["clean"], "max_rhat": r["max_rhat"], "rounds": r["rounds"]}
+
+
+def _named(failed) -> str:
+    return f": {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}" if failed else ""
 
 
 def run_targets(root: Path | str = ".", keys=None) -> dict:
@@ -187,7 +218,7 @@ def run_targets(root: Path | str = ".", keys=None) -> dict:
             print(
                 f"{t.label:<66} {t.before:>7.0f}{t.unit:<2} {r['value']:>7.0f}{t.unit:<2} "
                 f"{r['value'] / t.before:>10.2f} {t.target:>5.0f}{t.unit:<2} {r['value'] / t.target:>8.2f}"
-                + ("" if r.get("clean", True) else "  (not clean)"),
+                + ("" if r.get("clean", True) else "  (not clean" + _named(r.get("failed")) + ")"),
                 flush=True,
             )
             write_json_atomic({**stored, **results}, path)  # after each: a stopped run keeps what it measured
