@@ -121,6 +121,16 @@ def inlined(inner):
     ``def f(*args): return jitable_func(*args)`` around the graph function. Numba cannot
     inline a function of ``*args``, so the graph function itself is taken; when the shape is
     not that (another PyTensor), ``inner`` is returned and called as before.
+
+    Parameters
+    ----------
+    inner : numba dispatcher
+        The compiled PyTensor function's ``vm.jit_fn``.
+
+    Returns
+    -------
+    numba dispatcher
+        The graph function marked ``inline="always"``, or ``inner`` itself.
     """
     import inspect
 
