@@ -1,5 +1,7 @@
 """`make bench`'s arguments: what it is asked to run is checked before anything runs."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,8 +52,6 @@ def test_a_size_of_the_sweep_fits_the_draws_asked_in_one_round(root, monkeypatch
 def test_the_targets_are_printed_beside_the_figures_they_replace(tmp_path, monkeypatch, capsys):
     """`make bench-targets`: each measured figure against the one it replaces and its goal,
     as ratios; a target missed, or a fit that is fast but not clean, is not met."""
-    import json
-
     from scsurvey.workflows import bench_targets
 
     measured = {
@@ -81,8 +81,6 @@ def test_the_targets_are_printed_beside_the_figures_they_replace(tmp_path, monke
 
 
 def _write_study(folder, ranks_of, n_sims=200, L=99, seed=0):
-    import json
-
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     for sim in range(n_sims):

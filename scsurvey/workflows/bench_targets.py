@@ -147,13 +147,12 @@ def sbc_verdict(studies: Path) -> dict:
         ``clean`` (every ranked quantity passes, on all fits and on the converged ones),
         ``failed`` (the quantities that do not), ``converged`` and ``sims``.
     """
-    from scsurvey.workflows.sbc import load_results, side_by_side, summarize
+    from scsurvey.workflows.sbc import study_summary
 
     folders = [p for p in studies.iterdir() if p.is_dir()]
     if len(folders) != 1:
         raise RuntimeError(f"{studies}: expected one SBC study, found {len(folders)}")
-    ranks, diag = load_results(folders[0])
-    summary = side_by_side(summarize(ranks, diag), ranks, diag)
+    summary, _, diag = study_summary(folders[0])
     bad = (summary["verdict"] != "pass") | (summary["verdict_converged"] != "pass")
     return {
         "clean": not bool(bad.any()),

@@ -563,15 +563,20 @@ def run_study(
     prior_overrides = settings.prior_overrides
     t0 = time.perf_counter()
     folder = run(settings, root, scheduler, workers, progress)
-    ranks, diag = load_results(folder)
-    summary = summarize(ranks, diag)
-    summary = side_by_side(summary, ranks, diag)
+    summary, ranks, diag = study_summary(folder)
     summary.attrs["study_wall_s"] = time.perf_counter() - t0
     suffix = "" if not prior_overrides else "-mismatched"
     pit = pd.DataFrame({q: pit_values(ranks[q], ranks.attrs["L"]) for q in ranks.columns})
     band = ecdf_band(len(ranks), 0.95)
     write_page(model, folder, summary, pit, band, diag, Path(root) / "reports" / model / f"sbc{suffix}")
     return summary
+
+
+def study_summary(folder: Path | str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The summary of the study in ``folder`` (:func:`summarize`, with :func:`side_by_side`'s
+    verdicts on the converged fits), and its ranks and diagnostics (:func:`load_results`)."""
+    ranks, diag = load_results(folder)
+    return side_by_side(summarize(ranks, diag), ranks, diag), ranks, diag
 
 
 def side_by_side(summary: pd.DataFrame, ranks: pd.DataFrame, diag: pd.DataFrame) -> pd.DataFrame:
