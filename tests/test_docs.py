@@ -7,7 +7,14 @@ import re
 import pytest
 
 # modules whose Examples need no stored posterior or data file
-MODULES = ["core.tomlfile", "model.spec", "inputs.codebook", "model.likelihood", "inference.diagnostics"]
+MODULES = [
+    "core.tomlfile",
+    "model.spec",
+    "inputs.codebook",
+    "model.likelihood",
+    "inference.diagnostics",
+    "inference.rounds",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

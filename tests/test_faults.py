@@ -358,3 +358,28 @@ def test_a_probit_model_samples_on_each_backend(backend):
     assert idata.posterior.attrs["link"] == "probit"
     assert idata.posterior.sizes["draw"] == 30
     assert np.isfinite(idata.log_likelihood["y"].values).all()
+
+
+def test_trace_values_counts_what_a_sampler_keeps_per_draw():
+    """The memory check's count: every free variable on its own scale and its unconstrained
+    copy (as large or smaller), and every deterministic, whether its size comes from dims, a static
+    shape or the initial point (a shape that depends on a parameter)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from scsurvey.inference.rounds import ONE_EVALUATION, trace_values
+
+    with pm.Model(coords={"item": range(4)}) as model:
+        sd = pm.HalfNormal("sd")
+        x = pm.ZeroSumNormal("x", sigma=sd, dims="item")
+        pm.LKJCholeskyCov("c", n=2, eta=2.0, sd_dist=pm.Exponential.dist(1.0))
+        pm.Deterministic("twice", 2 * x, dims="item")
+        pm.Deterministic("joined", pt.concatenate([x, x[:1]]))  # no dims
+        pm.Deterministic("ramp", pt.arange(pt.cast(pt.floor(sd), "int64") + 5))  # value-dependent
+    point = model.initial_point()
+    outs = model.unobserved_value_vars
+    kept = model.compile_fn(outs, **ONE_EVALUATION)(point)
+    sizes = {v.name: np.size(k) for v, k in zip(outs, kept, strict=True)}
+    assert sizes["ramp"] == 6  # sd = 1 at the initial point
+    # the unconstrained copies are counted at the constrained sizes: x's is one value more
+    assert trace_values(model) == sum(sizes.values()) + 1

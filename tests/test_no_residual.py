@@ -4,6 +4,8 @@ gather, and the integrated likelihood's no-residual path."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ from conftest import generic_codebook, generic_frame
 from scipy.special import expit
 
 from scsurvey.core import dims
-from scsurvey.inference.rounds import ONE_EVALUATION
+from scsurvey.inference.rounds import ONE_EVALUATION, check_memory, trace_values
 from scsurvey.inputs.codebook import parse_codebook
 from scsurvey.inputs.survey import DataError, prepare
 from scsurvey.model import graph as model_module
@@ -239,3 +241,21 @@ def test_a_fit_of_the_distinct_respondents_stores_every_respondents_traits():
         idata.log_likelihood[dims.OBSERVED].values,
         rtol=1e-4,
     )
+
+
+def test_the_memory_check_counts_the_model_sampled_not_every_respondent():
+    """Without a residual NUTS samples one term per distinct respondent: the draws it keeps
+    are the groups' and the distinct respondents', so a survey of 184,924 one-item answers
+    (the shipped `wvs_immig`) fits in memory; counting two values per respondent and
+    battery refused it (33 GiB)."""
+    data = one_item_data(n=4000)
+    built = build(no_residual_spec(), data)
+    assert built.sampling_model is not None
+    sampled = trace_values(built.sampling_model)
+    # 4 answers x 9 country-waves: at most 36 distinct respondents, and a few dozen parameters
+    assert sampled < 200, sampled
+    assert trace_values(built.model) > data.n_respondents  # the full model's per-respondent theta
+    sampler = parse_spec({"components": NO_RESIDUAL, "sampler": {"draws": 1000}}, "t", "spec.toml").sampler
+    check_memory(trace_values(built.sampling_model), sampler)
+    with pytest.raises(SpecError, match=r"sampler\.draws = 10000000000000 .* GiB, more than"):
+        check_memory(trace_values(built.sampling_model), replace(sampler, draws=10**13))

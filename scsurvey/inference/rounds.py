@@ -19,6 +19,7 @@ from typing import Protocol
 import arviz as az
 import numpy as np
 import pymc as pm
+import pytensor
 import xarray as xr
 from pymc.model.transform.optimization import freeze_dims_and_data
 
@@ -147,6 +148,47 @@ def swap_data(compiled, values: dict):
     if not known:
         raise ValueError(f"the compiled model reads none of {sorted(values)} (its inputs: {sorted(inputs)})")
     return compiled.with_data(**known)
+
+
+def _dim_length(model: pm.Model, dim: str) -> int:
+    length = model.dim_lengths[dim]
+    return int(length.get_value() if hasattr(length, "get_value") else length.data)
+
+
+def trace_values(model: pm.Model) -> int:
+    """Values per draw in the trace a sampler keeps of ``model``: every free variable on its
+    own scale and (at most as many) unconstrained, and every deterministic.
+
+    Sizes come from the variables' dims, else their static shapes, else their shapes
+    evaluated at the initial point.
+
+    Examples
+    --------
+    >>> import pymc as pm
+    >>> with pm.Model(coords={"item": range(3)}) as m:
+    ...     sd = pm.HalfNormal("sd")
+    ...     x = pm.Normal("x", 0, sd, dims="item")
+    ...     _ = pm.Deterministic("x2", 2 * x, dims="item")
+    >>> trace_values(m)
+    11
+    """
+    sizes, unknown = {}, []
+    for var in [*model.free_RVs, *model.deterministics]:
+        dims = model.named_vars_to_dims.get(var.name) or ()
+        if len(dims) == var.type.ndim and None not in dims:
+            sizes[var.name] = int(np.prod([_dim_length(model, d) for d in dims]))
+        elif None not in var.type.shape:
+            sizes[var.name] = int(np.prod(var.type.shape))
+        else:
+            unknown.append(var)
+    if unknown:
+        point = model.initial_point()
+        at_values = model.replace_rvs_by_values([v.shape for v in unknown])  # not prior draws
+        shapes = pytensor.function(model.value_vars, at_values, on_unused_input="ignore", **ONE_EVALUATION)(
+            *(point[v.name] for v in model.value_vars)
+        )
+        sizes.update({v.name: int(np.prod(s)) for v, s in zip(unknown, shapes, strict=True)})
+    return sum(sizes.values()) + sum(sizes[v.name] for v in model.free_RVs)
 
 
 def check_memory(n_quantities: int, sampler) -> None:

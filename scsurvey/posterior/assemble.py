@@ -12,7 +12,7 @@ import arviz as az
 
 from scsurvey.core import dims
 from scsurvey.inference.diagnostics import diagnose
-from scsurvey.inference.rounds import check_memory, frees_python, sample
+from scsurvey.inference.rounds import check_memory, frees_python, sample, trace_values
 from scsurvey.inputs.survey import SurveyData
 from scsurvey.model.graph import BuiltModel, build
 from scsurvey.model.spec import ModelSpec
@@ -70,11 +70,9 @@ def fit_survey(
     run : dict
         What ``run.json`` records: sampler settings, timings, rounds, diagnostics, centring.
     """
-    # respondent-level traits and their residuals are most of a draw
-    check_memory(
-        2 * data.n_respondents * len(data.codebook.batteries) + 50 * len(data.codebook.items), spec.sampler
-    )
     built = built or build(spec, data)
+    sampled_model = built.model if built.sampling_model is None else built.sampling_model
+    check_memory(trace_values(sampled_model), spec.sampler)
     t0 = time.perf_counter()
     sampled, prior, beside_s = _sample_with_prior(built, data, spec, progress, log)
     idata, diag = sampled.idata, sampled.diagnostics
