@@ -17,7 +17,7 @@ import pytensor.tensor as pt
 import pytest
 from conftest import ROOT, relative_error
 
-from scsurvey.inference.rounds import ONE_EVALUATION
+from scsurvey.inference.rounds import ONE_EVALUATION, check_memory, trace_values
 from scsurvey.inputs.codebook import load_codebook
 from scsurvey.inputs.examples import read_example
 from scsurvey.inputs.survey import load_survey, prepare
@@ -107,6 +107,9 @@ def test_every_spec_has_the_same_log_density_and_gradient_at_50_points(name, sma
     data = _data_for(name, spec, small_twin)
     models = [build(spec, data, fused=fused) for fused in (True, False)]
     models = [b.sampling_model or b.model for b in models]
+    # the spec's draws fit in memory (the one-item survey without a residual at its full
+    # 184,924 respondents, which a count of two values per respondent refused)
+    check_memory(trace_values(models[0]), spec.sampler)
     # the terms summed here, not in the graph: PyTensor's Python Add of more than 32 terms
     # (NumPy's operand limit) fails, and the rich specs have 33
     terms = [m.compile_logp(sum=False, **ONE_EVALUATION) for m in models]

@@ -259,3 +259,19 @@ def test_the_memory_check_counts_the_model_sampled_not_every_respondent():
     check_memory(trace_values(built.sampling_model), sampler)
     with pytest.raises(SpecError, match=r"sampler\.draws = 10000000000000 .* GiB, more than"):
         check_memory(trace_values(built.sampling_model), replace(sampler, draws=10**13))
+
+
+def test_a_fit_checks_the_memory_of_the_model_it_samples(monkeypatch):
+    """fit_survey passes the check the distinct respondents' count, before sampling."""
+    from scsurvey.posterior import assemble
+
+    class Checked(Exception):
+        pass
+
+    def check(n_quantities, sampler):
+        raise Checked(n_quantities)
+
+    monkeypatch.setattr(assemble, "check_memory", check)
+    with pytest.raises(Checked) as caught:
+        assemble.fit_survey(no_residual_spec(), one_item_data(n=4000), progress=False)
+    assert caught.value.args[0] < 200  # two values per respondent would be 8,000
