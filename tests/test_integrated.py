@@ -366,3 +366,20 @@ def test_the_pruned_grid_keeps_all_but_a_negligible_weight(n_batteries):
     assert heavy.sum() == len(g.digits) < len(every)
     with pytest.raises(ValueError, match="no node"):
         integrated_likelihood.grid(n_batteries, n, prune=1.0)
+
+
+def test_item_rest_correlation_skips_respondents_without_other_answers_quietly():
+    """A respondent who answered one item of a battery has no rest score: left out of that
+    item's correlation, with no warning (a real battery, `anes_prochoice`, has such people)."""
+    import warnings
+
+    from scsurvey.posterior.item_person_fit import _item_rest_corr
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, size=(200, 3)).astype(float)
+    y[:5, 1:] = np.nan  # five respondents answered only the first item
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _item_rest_corr(y, [0, 0, 0])
+    expected = np.corrcoef(y[5:, 0], y[5:, 1:].mean(axis=1))[0, 1]
+    assert abs(got[0] - expected) < 1e-12

@@ -60,8 +60,10 @@ def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:
         others = np.flatnonzero((battery_of_item == battery_of_item[j]) & (np.arange(y.shape[-1]) != j))
         if not len(others):
             continue
-        with np.errstate(invalid="ignore"):
-            rest = np.nanmean(y[..., others], axis=-1)
+        block = y[..., others]
+        answered = np.isfinite(block)
+        with np.errstate(invalid="ignore"):  # no other answer: NaN, without nanmean's warning
+            rest = np.where(answered, block, 0.0).sum(-1) / answered.sum(-1)
         a, b = y[..., j], rest
         ok = np.isfinite(a) & np.isfinite(b)
         a = np.where(ok, a, 0.0)
