@@ -368,12 +368,13 @@ def test_the_pruned_grid_keeps_all_but_a_negligible_weight(n_batteries):
         integrated_likelihood.grid(n_batteries, n, prune=1.0)
 
 
-def test_item_rest_correlation_skips_respondents_without_other_answers_quietly():
+def test_item_rest_correlation_skips_what_has_no_rest_score_quietly():
     """A respondent who answered one item of a battery has no rest score: left out of that
-    item's correlation, with no warning (a real battery, `anes_prochoice`, has such people)."""
+    item's correlation, with no warning (a real battery, `anes_prochoice`, has such people);
+    an item alone in its battery has none at all."""
     import warnings
 
-    from scsurvey.posterior.item_person_fit import _item_rest_corr
+    from scsurvey.posterior.item_person_fit import _finite_mean, _item_rest_corr
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 4, size=(200, 3)).astype(float)
@@ -383,3 +384,9 @@ def test_item_rest_correlation_skips_respondents_without_other_answers_quietly()
         got = _item_rest_corr(y, [0, 0, 0])
     expected = np.corrcoef(y[5:, 0], y[5:, 1:].mean(axis=1))[0, 1]
     assert abs(got[0] - expected) < 1e-12
+    # an item alone in its battery (wvs_immig's one item): no rest score, NaN, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alone = _item_rest_corr(y[None], [0, 0, 1])  # a draw axis in front, as the replicates
+        mean_over_draws = _finite_mean(alone, axis=0)
+    assert np.isnan(alone[0, 2]) and np.isnan(mean_over_draws[2]) and np.isfinite(mean_over_draws[:2]).all()

@@ -52,6 +52,14 @@ def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
     return category_probs(pop.eta(theta, draws), pop.answer_cuts(draws), pop.link)
 
 
+def _finite_mean(x: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without its warning: NaN where ``axis`` has no finite value (a respondent
+    with no other answer in the battery, an item alone in its battery)."""
+    finite = np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        return np.where(finite, x, 0.0).sum(axis) / finite.sum(axis)
+
+
 def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:
     """Item-rest correlation per item; y (..., respondent, item) with NaN for missing."""
     out = np.full((*y.shape[:-2], y.shape[-1]), np.nan)
@@ -60,10 +68,7 @@ def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:
         others = np.flatnonzero((battery_of_item == battery_of_item[j]) & (np.arange(y.shape[-1]) != j))
         if not len(others):
             continue
-        block = y[..., others]
-        answered = np.isfinite(block)
-        with np.errstate(invalid="ignore"):  # no other answer: NaN, without nanmean's warning
-            rest = np.where(answered, block, 0.0).sum(-1) / answered.sum(-1)
+        rest = _finite_mean(y[..., others], axis=-1)
         a, b = y[..., j], rest
         ok = np.isfinite(a) & np.isfinite(b)
         a = np.where(ok, a, 0.0)
@@ -123,7 +128,7 @@ def item_fit(idata, max_draws: int | None = DRAWS.fit_statistics, seed: int = 0)
             "battery": battery,
             "ppp_categories": (chi_rep >= chi_obs).mean(axis=0),
             "item_rest_observed": r_obs,
-            "item_rest_replicated": np.nanmean(r_rep, axis=0),
+            "item_rest_replicated": _finite_mean(r_rep, axis=0),
             # an item alone in its battery has no rest score: no p-value, not a p-value of 0
             "ppp_item_rest": np.where(np.isfinite(r_obs), (r_rep >= r_obs[None]).mean(axis=0), np.nan),
         },
