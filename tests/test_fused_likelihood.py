@@ -106,7 +106,7 @@ def test_every_spec_has_the_same_log_density_and_gradient_at_50_points(name, sma
     spec = load_spec(ROOT / "models" / f"{name}.toml")
     data = _data_for(name, spec, small_twin)
     models = [build(spec, data, fused=fused) for fused in (True, False)]
-    models = [b.sampling_model or b.model for b in models]
+    models = [b.sampled for b in models]
     # the spec's draws fit in memory (the one-item survey without a residual at its full
     # 184,924 respondents, which a count of two values per respondent refused)
     check_memory(trace_values(models[0]), spec.sampler)

@@ -374,7 +374,7 @@ def test_item_rest_correlation_skips_what_has_no_rest_score_quietly():
     an item alone in its battery has none at all."""
     import warnings
 
-    from scsurvey.posterior.item_person_fit import _finite_mean, _item_rest_corr
+    from scsurvey.posterior.item_person_fit import _item_rest_corr, _nanmean
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 4, size=(200, 3)).astype(float)
@@ -388,5 +388,5 @@ def test_item_rest_correlation_skips_what_has_no_rest_score_quietly():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         alone = _item_rest_corr(y[None], [0, 0, 1])  # a draw axis in front, as the replicates
-        mean_over_draws = _finite_mean(alone, axis=0)
+        mean_over_draws = _nanmean(alone, axis=0)
     assert np.isnan(alone[0, 2]) and np.isnan(mean_over_draws[2]) and np.isfinite(mean_over_draws[:2]).all()

@@ -63,6 +63,11 @@ class BuiltModel:
     # residual, :func:`aggregate`): what NUTS samples; ``model`` serves everything else.
     sampling_model: pm.Model | None = None
 
+    @property
+    def sampled(self) -> pm.Model:
+        """The model NUTS samples: ``sampling_model`` when there is one, else ``model``."""
+        return self.model if self.sampling_model is None else self.sampling_model
+
 
 def _data(name: str, value, dims):
     """A data container with its static shape: the sizes are part of the compiled model

@@ -71,8 +71,7 @@ def fit_survey(
         What ``run.json`` records: sampler settings, timings, rounds, diagnostics, centring.
     """
     built = built or build(spec, data)
-    sampled_model = built.model if built.sampling_model is None else built.sampling_model
-    check_memory(trace_values(sampled_model), spec.sampler)
+    check_memory(trace_values(built.sampled), spec.sampler)
     t0 = time.perf_counter()
     sampled, prior, beside_s = _sample_with_prior(built, data, spec, progress, log)
     idata, diag = sampled.idata, sampled.diagnostics
@@ -115,7 +114,7 @@ def _sample_with_prior(built: BuiltModel, data: SurveyData, spec: ModelSpec, pro
             pending.append(pool.submit(_timed, prior_draws, built, data, spec))
 
         beside = start_beside if frees_python(spec.sampler) else None
-        sampled = sample(built.sampling_model or built.model, spec, progress, log=log, on_compiled=beside)
+        sampled = sample(built.sampled, spec, progress, log=log, on_compiled=beside)
         (_, kernels_s), (prior, prior_s) = [p.result() for p in pending] or [(None, None)] * 2
     return sampled, prior, (kernels_s, prior_s)
 

@@ -18,6 +18,8 @@ information. Marginal reliability: ``var(E[theta | y]) / (var(E[theta | y]) + E[
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -52,12 +54,12 @@ def _cell_probs(idata, draws: np.ndarray) -> np.ndarray:
     return category_probs(pop.eta(theta, draws), pop.answer_cuts(draws), pop.link)
 
 
-def _finite_mean(x: np.ndarray, axis: int) -> np.ndarray:
-    """``np.nanmean`` without its warning: NaN where ``axis`` has no finite value (a respondent
-    with no other answer in the battery, an item alone in its battery)."""
-    finite = np.isfinite(x)
-    with np.errstate(invalid="ignore"):
-        return np.where(finite, x, 0.0).sum(axis) / finite.sum(axis)
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean``, NaN without a warning where ``axis`` holds nothing (a respondent with no
+    other answer in the battery, an item alone in its battery)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        return np.nanmean(x, axis=axis)
 
 
 def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:
@@ -68,7 +70,7 @@ def _item_rest_corr(y: np.ndarray, battery_of_item) -> np.ndarray:
         others = np.flatnonzero((battery_of_item == battery_of_item[j]) & (np.arange(y.shape[-1]) != j))
         if not len(others):
             continue
-        rest = _finite_mean(y[..., others], axis=-1)
+        rest = _nanmean(y[..., others], axis=-1)
         a, b = y[..., j], rest
         ok = np.isfinite(a) & np.isfinite(b)
         a = np.where(ok, a, 0.0)
@@ -128,7 +130,7 @@ def item_fit(idata, max_draws: int | None = DRAWS.fit_statistics, seed: int = 0)
             "battery": battery,
             "ppp_categories": (chi_rep >= chi_obs).mean(axis=0),
             "item_rest_observed": r_obs,
-            "item_rest_replicated": _finite_mean(r_rep, axis=0),
+            "item_rest_replicated": _nanmean(r_rep, axis=0),
             # an item alone in its battery has no rest score: no p-value, not a p-value of 0
             "ppp_item_rest": np.where(np.isfinite(r_obs), (r_rep >= r_obs[None]).mean(axis=0), np.nan),
         },
